@@ -1,0 +1,251 @@
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::phase::{HookPhase, Operation};
+
+/// A boxed error from a lower layer (the database driver, a user's hook).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What a hook returns to halt an operation.
+///
+/// Two kinds, so callers can tell "not saved on purpose" from "broken":
+///
+/// - [`HookError::abort`]: a deliberate halt (the model declined the write);
+///   [`Error::is_abort`] is `true`.
+/// - A failure: [`HookError::invalid`] for a field that failed validation, or
+///   any `std::error::Error` converted with `?` / `.into()`.
+///
+/// ```
+/// use earn_core::HookError;
+///
+/// fn check(email: &str) -> Result<(), HookError> {
+///     if !email.contains('@') {
+///         return Err(HookError::invalid("email", "must contain '@'"));
+///     }
+///     let _port: u16 = "8080".parse()?; // any std error converts
+///     Ok(())
+/// }
+/// assert!(check("nobody").is_err());
+/// ```
+///
+/// `HookError` deliberately does not implement `std::error::Error` itself,
+/// which is what lets every error type convert into it with `?`.
+pub enum HookError {
+    /// A deliberate halt with the reason given.
+    Abort(Cow<'static, str>),
+    /// A field failed validation.
+    Invalid {
+        /// The field at fault.
+        field: Cow<'static, str>,
+        /// What is wrong with it.
+        message: Cow<'static, str>,
+    },
+    /// Any other failure.
+    Failed(BoxError),
+}
+
+impl HookError {
+    /// A deliberate halt: the operation is cancelled and the caller can see it
+    /// was on purpose ([`Error::is_abort`]).
+    pub fn abort(reason: impl Into<Cow<'static, str>>) -> Self {
+        HookError::Abort(reason.into())
+    }
+
+    /// A validation failure of `field`.
+    pub fn invalid(
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        HookError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// A failure described by a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        HookError::Failed(message.to_string().into())
+    }
+
+    /// Whether this is a deliberate [`abort`](HookError::abort).
+    pub fn is_abort(&self) -> bool {
+        matches!(self, HookError::Abort(_))
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for HookError {
+    fn from(error: E) -> Self {
+        HookError::Failed(Box::new(error))
+    }
+}
+
+impl fmt::Display for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookError::Abort(reason) => f.write_str(reason),
+            HookError::Invalid { field, message } => write!(f, "{field}: {message}"),
+            HookError::Failed(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl fmt::Debug for HookError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HookError::Abort(reason) => f.debug_tuple("Abort").field(reason).finish(),
+            HookError::Invalid { field, message } => f
+                .debug_struct("Invalid")
+                .field("field", field)
+                .field("message", message)
+                .finish(),
+            HookError::Failed(error) => f.debug_tuple("Failed").field(error).finish(),
+        }
+    }
+}
+
+/// A hook that halted an operation: which model, phase and function, and why.
+///
+/// Displays as `User::validate (before_save) failed: email: must contain '@'`
+/// or `User::guard (before_delete) aborted: <reason>`.
+#[derive(Debug)]
+pub struct HookFailure {
+    /// The model's type name.
+    pub model: &'static str,
+    /// The phase the hook ran in.
+    pub phase: HookPhase,
+    /// The hook's function name.
+    pub hook: &'static str,
+    /// What the hook returned.
+    pub error: HookError,
+}
+
+impl fmt::Display for HookFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.error.is_abort() { "aborted" } else { "failed" };
+        write!(
+            f,
+            "{}::{} ({}) {verb}: {}",
+            self.model, self.hook, self.phase, self.error
+        )
+    }
+}
+
+impl std::error::Error for HookFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.error {
+            HookError::Failed(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+/// The one error type of earn. Its message says what failed and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A hook halted the operation; nothing was written.
+    #[error(transparent)]
+    Hook(Box<HookFailure>),
+
+    /// The database refused a statement. `source` is the driver's error
+    /// (a `sqlx::Error` for earn-sqlx; reach it with `downcast_ref`).
+    #[error("database error on table `{table}` during {operation}: {source}")]
+    Database {
+        /// The table involved.
+        table: Cow<'static, str>,
+        /// What earn was doing: `insert`, `update`, `delete`, `select`, …
+        operation: &'static str,
+        /// The driver's error.
+        source: BoxError,
+    },
+
+    /// A connection or transaction-level failure that involves no table.
+    #[error("database error during {operation}: {source}")]
+    Connection {
+        /// What earn was doing: `connect`, `begin`, `commit`, …
+        operation: &'static str,
+        /// The driver's error.
+        source: BoxError,
+    },
+
+    /// A database URL earn cannot use.
+    #[error("cannot use database URL `{url}`: {reason}")]
+    Url {
+        /// The URL, with any password removed.
+        url: String,
+        /// Why it cannot be used and what to do instead.
+        reason: Cow<'static, str>,
+    },
+
+    /// An update or delete found no row with the model's key.
+    #[error("{operation} of {model}: no row with key {key} in table `{table}`")]
+    NotFound {
+        /// The model's type name.
+        model: &'static str,
+        /// The table searched.
+        table: &'static str,
+        /// The key, formatted with `Debug`.
+        key: String,
+        /// `update` or `delete`.
+        operation: Operation,
+    },
+
+    /// An update or delete of a model that has no key value (never saved).
+    #[error("{operation} of {model}: the model has no primary key value; save it first")]
+    MissingKey {
+        /// The model's type name.
+        model: &'static str,
+        /// `update` or `delete`.
+        operation: Operation,
+    },
+
+    /// A hook wrote the model it is running for, which would loop forever.
+    #[error(
+        "re-entrant {operation} of {model}{key}: a hook wrote the same model while its own write \
+         was in progress; change the model in a before_* hook instead of saving it again"
+    )]
+    Reentrant {
+        /// The model's type name.
+        model: &'static str,
+        /// The operation that re-entered.
+        operation: Operation,
+        /// ` with key …`, or empty for a new model.
+        key: String,
+    },
+
+    /// An earlier write in this transaction failed after it had changed the
+    /// database, so the transaction can only be rolled back.
+    #[error(
+        "the transaction cannot commit because an earlier write in it failed: {reason}; \
+         it was rolled back (use a savepoint, `tx.begin()`, to recover from a failed write)"
+    )]
+    TransactionAborted {
+        /// The message of the error that poisoned the transaction.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A hook failure.
+    pub fn hook(model: &'static str, phase: HookPhase, hook: &'static str, error: HookError) -> Self {
+        Error::Hook(Box::new(HookFailure {
+            model,
+            phase,
+            hook,
+            error,
+        }))
+    }
+
+    /// Whether a hook deliberately halted the operation with [`HookError::abort`].
+    pub fn is_abort(&self) -> bool {
+        matches!(self, Error::Hook(failure) if failure.error.is_abort())
+    }
+
+    /// The hook failure, if a hook halted the operation.
+    pub fn as_hook_failure(&self) -> Option<&HookFailure> {
+        match self {
+            Error::Hook(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}

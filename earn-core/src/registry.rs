@@ -1,0 +1,134 @@
+//! Hooks registered at link time with `inventory`, sorted once per model.
+
+use std::any::{Any, TypeId};
+use std::cmp::Reverse;
+use std::fmt;
+
+use crate::phase::HookPhase;
+
+/// One hook, as submitted by `#[hooks]` at link time.
+///
+/// Users never build this by hand; [`registry`] lists them for debugging.
+pub struct HookRegistration {
+    /// The model's `TypeId`, as a function because `TypeId::of` is not const.
+    pub model: fn() -> TypeId,
+    /// The model's type name.
+    pub model_name: &'static str,
+    /// The phase the hook runs in.
+    pub phase: HookPhase,
+    /// Higher runs first.
+    pub priority: i32,
+    /// The hook's function name.
+    pub function: &'static str,
+    /// `module_path!()` of the `#[hooks]` block.
+    pub module: &'static str,
+    /// `file!()` of the hook.
+    pub file: &'static str,
+    /// `line!()` of the hook.
+    pub line: u32,
+    /// Position of the hook within its `#[hooks]` block.
+    pub index: u32,
+    /// The typed hook (`earn_sqlx::Hook<Model>`), downcast when the model's
+    /// table is built.
+    pub hook: &'static (dyn Any + Send + Sync),
+}
+
+inventory::collect!(HookRegistration);
+
+impl HookRegistration {
+    /// The order hooks of one phase run in: priority (higher first), then
+    /// declaration order (module, line, position). Never link order.
+    fn sort_key(&self) -> (Reverse<i32>, &'static str, &'static str, u32, u32) {
+        (
+            Reverse(self.priority),
+            self.module,
+            self.file,
+            self.line,
+            self.index,
+        )
+    }
+}
+
+impl fmt::Debug for HookRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookRegistration")
+            .field("model", &self.model_name)
+            .field("phase", &self.phase)
+            .field("priority", &self.priority)
+            .field("function", &self.function)
+            .field("module", &self.module)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish()
+    }
+}
+
+impl fmt::Display for HookRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}::{} ({}, priority {}) at {}:{}",
+            self.model_name, self.function, self.phase, self.priority, self.file, self.line
+        )
+    }
+}
+
+/// Every registered hook of every model, sorted by model, phase and run order.
+///
+/// ```
+/// for hook in earn_core::registry() {
+///     println!("{hook}"); // User::normalize (before_save, priority 0) at src/user.rs:12
+/// }
+/// ```
+pub fn registry() -> Vec<&'static HookRegistration> {
+    let mut all: Vec<_> = inventory::iter::<HookRegistration>.into_iter().collect();
+    all.sort_by_key(|r| (r.model_name, r.phase, r.sort_key()));
+    all
+}
+
+/// The hooks of one model, by phase, in run order. Built once per model.
+pub struct HookTable<H: 'static> {
+    phases: [Vec<&'static H>; HookPhase::ALL.len()],
+    names: [Vec<&'static str>; HookPhase::ALL.len()],
+}
+
+impl<H: Any> HookTable<H> {
+    /// Collects the hooks registered for the model `model` whose typed hook
+    /// is an `H`.
+    pub fn collect(model: TypeId) -> Self {
+        let mut found: Vec<&'static HookRegistration> = inventory::iter::<HookRegistration>
+            .into_iter()
+            .filter(|r| (r.model)() == model)
+            .collect();
+        found.sort_by_key(|r| r.sort_key());
+        let mut table = HookTable {
+            phases: Default::default(),
+            names: Default::default(),
+        };
+        for registration in found {
+            if let Some(hook) = (registration.hook as &dyn Any).downcast_ref::<H>() {
+                table.phases[registration.phase.index()].push(hook);
+                table.names[registration.phase.index()].push(registration.function);
+            }
+        }
+        table
+    }
+
+    /// The hooks of `phase`, in run order, with their function names.
+    #[inline]
+    pub fn phase(&self, phase: HookPhase) -> impl ExactSizeIterator<Item = (&'static H, &'static str)> + '_ {
+        let i = phase.index();
+        self.phases[i].iter().copied().zip(self.names[i].iter().copied())
+    }
+
+    /// Whether `phase` has any hook.
+    #[inline]
+    pub fn has(&self, phase: HookPhase) -> bool {
+        !self.phases[phase.index()].is_empty()
+    }
+
+    /// Whether the model has any hook at all.
+    pub fn is_empty(&self) -> bool {
+        self.phases.iter().all(Vec::is_empty)
+    }
+}

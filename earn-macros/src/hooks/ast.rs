@@ -1,0 +1,274 @@
+//! A typed model of a `#[hooks]` impl block: each hook method and its options.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+
+use crate::attr::{self, Opt};
+use crate::ctxt::Ctxt;
+
+/// The lifecycle phases, by attribute name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    BeforeSave,
+    BeforeCreate,
+    BeforeUpdate,
+    BeforeDelete,
+    AfterCreate,
+    AfterUpdate,
+    AfterDelete,
+    AfterSave,
+    AfterCommit,
+    AfterRollback,
+    AfterLoad,
+}
+
+pub(crate) const PHASES: [(&str, Phase); 11] = [
+    ("before_save", Phase::BeforeSave),
+    ("before_create", Phase::BeforeCreate),
+    ("before_update", Phase::BeforeUpdate),
+    ("before_delete", Phase::BeforeDelete),
+    ("after_create", Phase::AfterCreate),
+    ("after_update", Phase::AfterUpdate),
+    ("after_delete", Phase::AfterDelete),
+    ("after_save", Phase::AfterSave),
+    ("after_commit", Phase::AfterCommit),
+    ("after_rollback", Phase::AfterRollback),
+    ("after_load", Phase::AfterLoad),
+];
+
+impl Phase {
+    pub(crate) fn name(self) -> &'static str {
+        PHASES.iter().find(|(_, p)| *p == self).map_or("", |(n, _)| n)
+    }
+
+    /// The `earn::HookPhase` variant.
+    pub(crate) fn variant(self) -> syn::Ident {
+        let camel: String = self
+            .name()
+            .split('_')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        syn::Ident::new(&camel, Span::call_site())
+    }
+
+    /// Runs inside the write's transaction (may take a `HookContext`).
+    pub(crate) fn in_transaction(self) -> bool {
+        !matches!(self, Phase::AfterCommit | Phase::AfterRollback | Phase::AfterLoad)
+    }
+
+    /// May take `&mut self`: runs before the write, or on a freshly loaded row.
+    pub(crate) fn may_mutate(self) -> bool {
+        matches!(
+            self,
+            Phase::BeforeSave | Phase::BeforeCreate | Phase::BeforeUpdate | Phase::AfterLoad
+        )
+    }
+
+    /// The operations `on = "…"` may name for this phase.
+    pub(crate) fn on_choices(self) -> &'static [&'static str] {
+        match self {
+            Phase::BeforeSave | Phase::AfterSave => &["create", "update"],
+            Phase::AfterCommit | Phase::AfterRollback => &["create", "update", "delete"],
+            _ => &[],
+        }
+    }
+
+    /// Whether `when_changed` makes sense: the phase can run on update.
+    pub(crate) fn tracks_changes(self) -> bool {
+        matches!(
+            self,
+            Phase::BeforeSave | Phase::AfterSave | Phase::BeforeUpdate | Phase::AfterUpdate
+        )
+    }
+}
+
+/// One hook attribute on one method.
+pub(crate) struct HookAttr {
+    pub(crate) phase: Phase,
+    pub(crate) span: Span,
+    pub(crate) priority: i32,
+    pub(crate) on: Option<String>,
+    pub(crate) condition: Option<syn::Path>,
+    pub(crate) when_changed: Option<syn::LitStr>,
+}
+
+/// Parses `#[phase(priority = N, on = "…", if = path, when_changed = "…")]`.
+pub(crate) fn parse_hook_attr(cx: &mut Ctxt, phase: Phase, attr: &syn::Attribute) -> HookAttr {
+    let mut priority = Opt::none("priority");
+    let mut on = Opt::none("on");
+    let mut condition = Opt::none("if");
+    let mut when_changed = Opt::none("when_changed");
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        let parsed = attr.parse_nested_meta(|meta| {
+            let path = &meta.path;
+            if path.is_ident("priority") {
+                let value = parse_priority(&meta.value()?.parse::<syn::Expr>()?)?;
+                priority.set(cx, path, value);
+            } else if path.is_ident("on") {
+                let value = attr::string(&meta)?;
+                let choices = phase.on_choices();
+                if choices.is_empty() {
+                    return Err(syn::Error::new(
+                        path.span(),
+                        format!(
+                            "`on` does not apply to {} hooks: they already run for one operation; \
+                             `on` filters before_save / after_save (\"create\" | \"update\") and \
+                             after_commit / after_rollback (\"create\" | \"update\" | \"delete\")",
+                            phase.name()
+                        ),
+                    ));
+                }
+                if !choices.contains(&value.value().as_str()) {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        format!("`on` must be one of {:?} for {} hooks", choices, phase.name()),
+                    ));
+                }
+                on.set(cx, path, value.value());
+            } else if path.is_ident("if") {
+                let value: syn::Path = meta.value()?.parse()?;
+                condition.set(cx, path, value);
+            } else if path.is_ident("when_changed") {
+                let value = attr::string(&meta)?;
+                if !phase.tracks_changes() {
+                    return Err(syn::Error::new(
+                        path.span(),
+                        format!(
+                            "`when_changed` does not apply to {} hooks; it filters hooks that run \
+                             on update: before_save, after_save, before_update, after_update",
+                            phase.name()
+                        ),
+                    ));
+                }
+                when_changed.set(cx, path, value);
+            } else {
+                return Err(attr::unknown(
+                    &meta,
+                    "hook",
+                    "`priority = N`, `on = \"…\"`, `if = path`, `when_changed = \"field\"`",
+                ));
+            }
+            Ok(())
+        });
+        if let Err(error) = parsed {
+            cx.push(error);
+        }
+    }
+    HookAttr {
+        phase,
+        span: attr.span(),
+        priority: priority.take().unwrap_or(0),
+        on: on.take(),
+        condition: condition.take(),
+        when_changed: when_changed.take(),
+    }
+}
+
+fn parse_priority(expr: &syn::Expr) -> syn::Result<i32> {
+    let (negative, lit) = match expr {
+        syn::Expr::Lit(lit) => (false, lit),
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => match &**expr {
+            syn::Expr::Lit(lit) => (true, lit),
+            _ => return Err(priority_error(expr)),
+        },
+        _ => return Err(priority_error(expr)),
+    };
+    let syn::Lit::Int(int) = &lit.lit else {
+        return Err(priority_error(expr));
+    };
+    let value: i64 = int.base10_parse()?;
+    let value = if negative { -value } else { value };
+    i32::try_from(value).map_err(|_| syn::Error::new_spanned(expr, "`priority` must fit in an i32"))
+}
+
+fn priority_error(expr: &syn::Expr) -> syn::Error {
+    syn::Error::new_spanned(
+        expr,
+        "`priority` takes an integer literal, e.g. `priority = 10` (higher runs first)",
+    )
+}
+
+/// The shape of a hook method's signature.
+pub(crate) struct Signature {
+    pub(crate) takes_context: bool,
+    pub(crate) is_async: bool,
+}
+
+/// Checks a hook method's signature against its phases.
+pub(crate) fn parse_signature(cx: &mut Ctxt, method: &syn::ImplItemFn, hooks: &[HookAttr]) -> Option<Signature> {
+    let sig = &method.sig;
+    if !sig.generics.params.is_empty() {
+        cx.error(&sig.generics, "hook methods cannot be generic");
+    }
+    let mut inputs = sig.inputs.iter();
+    let mutable = match inputs.next() {
+        Some(syn::FnArg::Receiver(receiver)) if receiver.reference.is_some() => receiver.mutability.is_some(),
+        Some(syn::FnArg::Receiver(receiver)) => {
+            cx.error(receiver, "hooks borrow the model: take `&self` or `&mut self`, not `self`");
+            return None;
+        }
+        _ => {
+            cx.error(
+                &sig.ident,
+                "a hook is a method: its first parameter must be `&self` or `&mut self`",
+            );
+            return None;
+        }
+    };
+    if mutable {
+        if let Some(hook) = hooks.iter().find(|h| !h.phase.may_mutate()) {
+            let receiver = sig.inputs.first();
+            cx.error(
+                receiver,
+                format!(
+                    "{} hooks take `&self`: the write has already happened, so changes to the \
+                     model would not be saved; change fields in a before_save hook",
+                    hook.phase.name()
+                ),
+            );
+        }
+    }
+    let mut takes_context = false;
+    if let Some(arg) = inputs.next() {
+        if is_context(arg) {
+            takes_context = true;
+            if let Some(hook) = hooks.iter().find(|h| !h.phase.in_transaction()) {
+                cx.error(
+                    arg,
+                    format!(
+                        "{} hooks run outside the transaction and take no HookContext; \
+                         declare the method as `fn {}(&self)`",
+                        hook.phase.name(),
+                        sig.ident
+                    ),
+                );
+            }
+        } else {
+            cx.error(
+                arg,
+                "a hook's only optional parameter is `ctx: &mut HookContext<'_>`",
+            );
+        }
+    }
+    for extra in inputs {
+        cx.error(extra, "too many parameters: a hook takes `&self` or `&mut self`, then optionally `ctx: &mut HookContext<'_>`");
+    }
+    Some(Signature {
+        takes_context,
+        is_async: sig.asyncness.is_some(),
+    })
+}
+
+fn is_context(arg: &syn::FnArg) -> bool {
+    let syn::FnArg::Typed(typed) = arg else { return false };
+    let syn::Type::Reference(reference) = &*typed.ty else { return false };
+    if reference.mutability.is_none() {
+        return false;
+    }
+    matches!(&*reference.elem, syn::Type::Path(p)
+        if p.path.segments.last().is_some_and(|s| s.ident == "HookContext"))
+}

@@ -1,0 +1,133 @@
+//! Generates the shims and `inventory` registrations of a `#[hooks]` block.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+
+use super::ast::{HookAttr, Signature};
+
+pub(crate) struct HookMethod {
+    pub(crate) ident: syn::Ident,
+    pub(crate) sig_span: Span,
+    pub(crate) signature: Signature,
+    pub(crate) attrs: Vec<HookAttr>,
+}
+
+pub(crate) fn registrations(root: &TokenStream, model: &syn::Type, hooks: &[HookMethod]) -> TokenStream {
+    let mut out = TokenStream::new();
+    let mut index: u32 = 0;
+    for hook in hooks {
+        for attr in &hook.attrs {
+            out.extend(registration(root, model, hook, attr, index));
+            index += 1;
+        }
+    }
+    out
+}
+
+fn registration(root: &TokenStream, model: &syn::Type, hook: &HookMethod, attr: &HookAttr, index: u32) -> TokenStream {
+    let method = &hook.ident;
+    let function = method.to_string();
+    let phase = attr.phase.variant();
+    let priority = attr.priority;
+    let span = hook.sig_span;
+
+    let args = if hook.signature.takes_context {
+        quote!(model, ctx)
+    } else {
+        quote!(model)
+    };
+    // Spanned at the user's signature, so a future that is not `Send` or a
+    // return type that is not a hook result is reported on their code.
+    let step = if hook.signature.is_async {
+        quote_spanned! {span=>
+            __earn::HookStep::Pending(::std::boxed::Box::pin(async move {
+                __earn::IntoHookResult::into_hook_result(<#model>::#method(#args).await)
+            }))
+        }
+    } else {
+        quote_spanned! {span=>
+            __earn::HookStep::Ready(__earn::IntoHookResult::into_hook_result(<#model>::#method(#args)))
+        }
+    };
+    // `&self` methods receive the `&mut` reborrowed as shared.
+    let model_param = quote!(model: &'a mut #model);
+    let shim = format_ident!("__earn_{}_{}", attr.phase.name(), method);
+    let (shim_fn, call) = if attr.phase.in_transaction() {
+        (
+            quote! {
+                #[allow(unused_variables)]
+                fn #shim<'a, 'b>(#model_param, ctx: &'a mut __earn::HookContext<'b>) -> __earn::HookStep<'a> {
+                    #step
+                }
+            },
+            quote!(__earn::HookFn::InTx(#shim)),
+        )
+    } else {
+        (
+            quote! {
+                fn #shim<'a>(#model_param) -> __earn::HookStep<'a> {
+                    #step
+                }
+            },
+            quote!(__earn::HookFn::Detached(#shim)),
+        )
+    };
+    let on = match attr.on.as_deref() {
+        Some("create") => quote!(::core::option::Option::Some(__earn::Operation::Create)),
+        Some("update") => quote!(::core::option::Option::Some(__earn::Operation::Update)),
+        Some("delete") => quote!(::core::option::Option::Some(__earn::Operation::Delete)),
+        _ => quote!(::core::option::Option::None),
+    };
+    let condition = match &attr.condition {
+        Some(path) => {
+            let span = syn::spanned::Spanned::span(path);
+            quote_spanned!(span=> ::core::option::Option::Some(#path as fn(&#model) -> bool))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let (when_changed, field_check) = match &attr.when_changed {
+        Some(field) => {
+            let name = field.value();
+            let ident = syn::Ident::new(&name, field.span());
+            (
+                quote!(&[#name]),
+                // Fails to compile, on the string, if the model has no such field.
+                quote!(let _ = |model: &#model| { let _ = &model.#ident; };),
+            )
+        }
+        None => (quote!(&[]), quote!()),
+    };
+    let line = quote_spanned!(attr.span=> ::core::line!());
+    quote! {
+        #[doc(hidden)]
+        const _: () = {
+            use #root::__private as __earn;
+
+            #shim_fn
+
+            const _: () = { #field_check };
+
+            static HOOK: __earn::Hook<#model> = __earn::Hook {
+                call: #call,
+                on: #on,
+                condition: #condition,
+                when_changed: #when_changed,
+            };
+
+            __earn::inventory::submit! {
+                __earn::HookRegistration {
+                    model: __earn::type_id::<#model>,
+                    model_name: <#model as __earn::Entity>::INFO.name,
+                    phase: __earn::HookPhase::#phase,
+                    priority: #priority,
+                    function: #function,
+                    module: ::core::module_path!(),
+                    file: ::core::file!(),
+                    line: #line,
+                    index: #index,
+                    hook: &HOOK,
+                }
+            }
+        };
+    }
+}

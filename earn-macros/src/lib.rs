@@ -1,0 +1,49 @@
+//! Procedural macros of [earn](https://docs.rs/earn). Use them through the
+//! facade (`use earn::prelude::*`); the generated code names only `::earn`.
+
+mod attr;
+mod ctxt;
+mod hooks;
+mod model;
+
+use proc_macro::TokenStream;
+
+/// Derives `earn::Model`: table metadata, SQL for every backend, row
+/// decoding and the persistence API. See the `earn` crate docs.
+#[proc_macro_derive(Model, attributes(model))]
+pub fn derive_model(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    model::expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Registers the lifecycle hooks of an inherent `impl` block of a model.
+#[proc_macro_attribute]
+pub fn hooks(args: TokenStream, item: TokenStream) -> TokenStream {
+    hooks::expand(args.into(), item.into()).into()
+}
+
+macro_rules! phase_attributes {
+    ($($name:ident),* $(,)?) => {$(
+        #[doc = concat!("Marks a method as a `", stringify!($name), "` hook; only valid inside `#[hooks] impl Model { … }`.")]
+        #[proc_macro_attribute]
+        pub fn $name(_args: TokenStream, item: TokenStream) -> TokenStream {
+            hooks::outside_hooks_block(stringify!($name), item.into()).into()
+        }
+    )*};
+}
+
+phase_attributes!(
+    before_save,
+    before_create,
+    before_update,
+    before_delete,
+    after_create,
+    after_update,
+    after_delete,
+    after_save,
+    after_commit,
+    after_rollback,
+    after_load,
+);

@@ -1,0 +1,214 @@
+//! A typed model of what the user wrote on `#[derive(Model)]`.
+
+use syn::spanned::Spanned;
+
+use crate::attr::{self, Opt};
+use crate::ctxt::Ctxt;
+
+pub(crate) struct Container<'a> {
+    pub(crate) ident: &'a syn::Ident,
+    pub(crate) table: Option<syn::LitStr>,
+    pub(crate) krate: Option<syn::Path>,
+    pub(crate) fields: Vec<Field<'a>>,
+}
+
+pub(crate) struct Field<'a> {
+    pub(crate) ident: &'a syn::Ident,
+    pub(crate) ty: &'a syn::Type,
+    pub(crate) primary_key: Option<proc_macro2::Span>,
+    pub(crate) auto: Option<proc_macro2::Span>,
+    pub(crate) column: Option<syn::LitStr>,
+    pub(crate) skip: Option<proc_macro2::Span>,
+    pub(crate) json: Option<proc_macro2::Span>,
+}
+
+impl Field<'_> {
+    /// The column name: `column = "…"` or the field name.
+    pub(crate) fn column_name(&self) -> String {
+        match &self.column {
+            Some(column) => column.value(),
+            None => self.ident.to_string().trim_start_matches("r#").to_owned(),
+        }
+    }
+
+    pub(crate) fn is_key(&self) -> bool {
+        self.primary_key.is_some()
+    }
+}
+
+const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `crate = \"…\"`";
+const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`";
+
+impl<'a> Container<'a> {
+    pub(crate) fn parse(cx: &mut Ctxt, input: &'a syn::DeriveInput) -> Option<Self> {
+        let mut table = Opt::none("table");
+        let mut krate = Opt::none("crate");
+        for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident("table") {
+                    table.set(cx, &meta.path, attr::string(&meta)?);
+                } else if meta.path.is_ident("crate") {
+                    let path: syn::LitStr = attr::string(&meta)?;
+                    krate.set(cx, &meta.path, path.parse::<syn::Path>()?);
+                } else if meta.path.is_ident("primary_key") || meta.path.is_ident("auto") {
+                    return Err(meta.error("`primary_key` and `auto` go on a field, not on the struct"));
+                } else {
+                    return Err(attr::unknown(&meta, "model", CONTAINER_OPTIONS));
+                }
+                Ok(())
+            });
+            if let Err(error) = parsed {
+                cx.push(error);
+            }
+        }
+
+        if !input.generics.params.is_empty() {
+            cx.error(
+                &input.generics,
+                "a Model cannot be generic: its table, columns and hooks are fixed at compile time",
+            );
+        }
+        let fields = match &input.data {
+            syn::Data::Struct(syn::DataStruct {
+                fields: syn::Fields::Named(named),
+                ..
+            }) => &named.named,
+            syn::Data::Struct(_) => {
+                cx.error(&input.ident, "derive(Model) needs a struct with named fields");
+                return None;
+            }
+            syn::Data::Enum(e) => {
+                cx.error(e.enum_token, "derive(Model) needs a struct with named fields, not an enum");
+                return None;
+            }
+            syn::Data::Union(u) => {
+                cx.error(u.union_token, "derive(Model) needs a struct with named fields, not a union");
+                return None;
+            }
+        };
+        let fields = fields.iter().filter_map(|f| Field::parse(cx, f)).collect();
+        Some(Container {
+            ident: &input.ident,
+            table: table.take(),
+            krate: krate.take(),
+            fields,
+        })
+    }
+}
+
+impl<'a> Field<'a> {
+    fn parse(cx: &mut Ctxt, field: &'a syn::Field) -> Option<Self> {
+        let mut primary_key = Opt::none("primary_key");
+        let mut auto = Opt::none("auto");
+        let mut column = Opt::none("column");
+        let mut skip = Opt::none("skip");
+        let mut json = Opt::none("json");
+        for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
+            let parsed = attr.parse_nested_meta(|meta| {
+                let path = &meta.path;
+                if path.is_ident("primary_key") {
+                    primary_key.set(cx, path, ());
+                } else if path.is_ident("auto") {
+                    auto.set(cx, path, ());
+                } else if path.is_ident("skip") {
+                    skip.set(cx, path, ());
+                } else if path.is_ident("json") {
+                    json.set(cx, path, ());
+                } else if path.is_ident("column") {
+                    let name = attr::string(&meta)?;
+                    if name.value().is_empty() {
+                        return Err(syn::Error::new(name.span(), "a column name cannot be empty"));
+                    }
+                    column.set(cx, path, name);
+                } else if path.is_ident("table") {
+                    return Err(meta.error("`table` goes on the struct, not on a field"));
+                } else {
+                    return Err(attr::unknown(&meta, "field", FIELD_OPTIONS));
+                }
+                Ok(())
+            });
+            if let Err(error) = parsed {
+                cx.push(error);
+            }
+        }
+        Some(Field {
+            ident: field.ident.as_ref()?,
+            ty: &field.ty,
+            primary_key: primary_key.span(),
+            auto: auto.span(),
+            column: column.take(),
+            skip: skip.span(),
+            json: json.span(),
+        })
+    }
+}
+
+/// The Rust types a column can have without `json`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scalar {
+    Integer,
+    Float,
+    Bool,
+    Text,
+    Bytes,
+    Other,
+}
+
+/// Classifies a field type, looking through one `Option`.
+pub(crate) fn classify(ty: &syn::Type) -> Option<(Scalar, bool)> {
+    if let Some(inner) = option_inner(ty) {
+        return classify_plain(inner).map(|s| (s, true));
+    }
+    classify_plain(ty).map(|s| (s, false))
+}
+
+fn classify_plain(ty: &syn::Type) -> Option<Scalar> {
+    let syn::Type::Path(path) = ty else { return None };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    let name = last.ident.to_string();
+    let scalar = match name.as_str() {
+        "i8" | "i16" | "i32" | "i64" | "u8" | "u16" | "u32" | "u64" => Scalar::Integer,
+        "f32" | "f64" => Scalar::Float,
+        "bool" => Scalar::Bool,
+        "String" => Scalar::Text,
+        "Uuid" | "NaiveDateTime" | "NaiveDate" => Scalar::Other,
+        "DateTime" => Scalar::Other,
+        "Vec" => {
+            let inner = single_generic(last)?;
+            match classify_plain(inner)? {
+                Scalar::Integer if matches!(inner, syn::Type::Path(p) if p.path.is_ident("u8")) => Scalar::Bytes,
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(scalar)
+}
+
+/// `T` of `Option<T>`.
+pub(crate) fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    single_generic(last)
+}
+
+fn single_generic(segment: &syn::PathSegment) -> Option<&syn::Type> {
+    let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    match args.args.first()? {
+        syn::GenericArgument::Type(ty) if args.args.len() == 1 => Some(ty),
+        _ => None,
+    }
+}
+
+/// Span helper for error messages on a type.
+pub(crate) fn type_span(ty: &syn::Type) -> proc_macro2::Span {
+    ty.span()
+}

@@ -1,0 +1,234 @@
+//! Generates the `Entity` and `Row<DB>` impls of a checked model.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::ast::{Container, Field, option_inner};
+use super::sql::{DIALECTS, Table};
+
+pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
+    let ident = model.ident;
+    let root = match &model.krate {
+        Some(path) => quote!(#path),
+        None => quote!(::earn),
+    };
+    let stored: Vec<&Field<'_>> = model.fields.iter().filter(|f| f.skip.is_none()).collect();
+    let key_index = stored.iter().position(|f| f.is_key()).unwrap_or(0);
+    let key = stored[key_index];
+    let auto = key.auto.is_some();
+    let key_field = key.ident;
+    let key_ty = if auto { option_inner(key.ty).unwrap_or(key.ty) } else { key.ty };
+
+    let table_name = match &model.table {
+        Some(table) => table.value(),
+        None => snake_case(&ident.to_string()),
+    };
+    let table = Table {
+        name: &table_name,
+        columns: stored.iter().map(|f| f.column_name()).collect(),
+        key_index,
+        auto_key: auto,
+    };
+    let statements = DIALECTS.map(|d| {
+        let s = table.statements(d);
+        let (insert, update, delete, find, find_for_update, all) =
+            (s.insert, s.update, s.delete, s.find, s.find_for_update, s.all);
+        quote! {
+            __earn::Statements {
+                insert: #insert, update: #update, delete: #delete,
+                find: #find, find_for_update: #find_for_update, all: #all,
+            }
+        }
+    });
+    let quoted_table = DIALECTS.map(|d| d.quote(&table_name));
+    let columns = stored.iter().map(|f| {
+        let field = f.ident.to_string();
+        let quoted = DIALECTS.map(|d| d.quote(&f.column_name()));
+        quote!(__earn::Column { field: #field, quoted: [#(#quoted),*] })
+    });
+    let name = ident.to_string();
+    let field_names: Vec<String> = stored.iter().map(|f| f.ident.to_string()).collect();
+
+    let (key_get, key_set, key_from_id) = if auto {
+        (
+            quote!(::core::clone::Clone::clone(&self.#key_field)),
+            quote!(self.#key_field = key;),
+            quote!(<#key_ty as ::core::convert::TryFrom<u64>>::try_from(id).ok()),
+        )
+    } else {
+        (
+            quote!(::core::option::Option::Some(::core::clone::Clone::clone(&self.#key_field))),
+            quote!(let _ = key;),
+            quote!({ let _ = id; ::core::option::Option::None }),
+        )
+    };
+
+    let changed = stored.iter().map(|f| {
+        let field = f.ident;
+        let field_name = field.to_string();
+        let differs = if f.json.is_some() {
+            quote!(!__earn::json_eq(&self.#field, &previous.#field))
+        } else {
+            quote!(self.#field != previous.#field)
+        };
+        quote!(if #differs { changed.push(#field_name); })
+    });
+
+    let bind = |f: &Field<'_>| {
+        let field = f.ident;
+        let ty = f.ty;
+        if f.json.is_some() {
+            quote!(<DB as __earn::Backend>::bind_json(args, &self.#field)?;)
+        } else {
+            quote!(<#ty as __earn::Field<DB>>::bind(&self.#field, args)?;)
+        }
+    };
+    let bind_insert = stored.iter().filter(|f| !(f.is_key() && auto)).map(|f| bind(f));
+    let bind_update = stored
+        .iter()
+        .filter(|f| !f.is_key())
+        .chain(std::iter::once(&key))
+        .map(|f| bind(f));
+
+    let decode = model.fields.iter().map(|f| {
+        let field = f.ident;
+        let ty = f.ty;
+        if f.skip.is_some() {
+            return quote!(#field: ::core::default::Default::default());
+        }
+        let index = stored.iter().position(|s| s.ident == f.ident).unwrap_or(0);
+        if f.json.is_some() {
+            quote!(#field: <DB as __earn::Backend>::decode_json(row, #index)?)
+        } else {
+            quote!(#field: <#ty as __earn::Field<DB>>::decode(row, #index)?)
+        }
+    });
+    let column_types = stored.iter().map(|f| {
+        let ty = f.ty;
+        if f.json.is_some() {
+            quote! {
+                __earn::ColumnType {
+                    sql_type: <DB as __earn::Backend>::JSON_SQL_TYPE,
+                    key_sql_type: <DB as __earn::Backend>::JSON_SQL_TYPE,
+                    nullable: false,
+                }
+            }
+        } else {
+            quote! {
+                __earn::ColumnType {
+                    sql_type: <#ty as __earn::Field<DB>>::SQL_TYPE,
+                    key_sql_type: <#ty as __earn::Field<DB>>::KEY_SQL_TYPE,
+                    nullable: <#ty as __earn::Field<DB>>::NULLABLE,
+                }
+            }
+        }
+    });
+    let mut bounds: Vec<&syn::Type> = stored.iter().filter(|f| f.json.is_none()).map(|f| f.ty).collect();
+    bounds.push(key_ty);
+    let json_bounds = stored.iter().filter(|f| f.json.is_some()).map(|f| {
+        let ty = f.ty;
+        quote!(#ty: __earn::serde::Serialize + __earn::serde::de::DeserializeOwned,)
+    });
+    let hooks_static = format_ident!("__EARN_HOOKS");
+
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_local_definitions, clippy::all)]
+        const _: () = {
+            use #root::__private as __earn;
+
+            impl __earn::Entity for #ident {
+                type Key = #key_ty;
+
+                const INFO: &'static __earn::ModelInfo = &__earn::ModelInfo {
+                    name: #name,
+                    table: #table_name,
+                    quoted_table: [#(#quoted_table),*],
+                    columns: &[#(#columns),*],
+                    key_index: #key_index,
+                    auto_key: #auto,
+                    statements: [#(#statements),*],
+                };
+
+                #[inline]
+                fn key(&self) -> ::core::option::Option<#key_ty> {
+                    #key_get
+                }
+
+                #[inline]
+                fn set_key(&mut self, key: ::core::option::Option<#key_ty>) {
+                    #key_set
+                }
+
+                fn key_from_insert_id(id: u64) -> ::core::option::Option<#key_ty> {
+                    #key_from_id
+                }
+
+                fn changed_fields(&self, previous: &Self) -> ::std::vec::Vec<&'static str> {
+                    let mut changed = ::std::vec::Vec::new();
+                    #(#changed)*
+                    changed
+                }
+
+                fn field_names() -> &'static [&'static str] {
+                    &[#(#field_names),*]
+                }
+
+                #[inline]
+                fn hooks() -> &'static __earn::HookTable<__earn::Hook<Self>> {
+                    static #hooks_static: ::std::sync::OnceLock<__earn::HookTable<__earn::Hook<#ident>>> =
+                        ::std::sync::OnceLock::new();
+                    #hooks_static.get_or_init(|| __earn::HookTable::collect(::std::any::TypeId::of::<#ident>()))
+                }
+            }
+
+            impl<DB: __earn::Backend> __earn::Row<DB> for #ident
+            where
+                #(#bounds: __earn::Field<DB>,)*
+                #(#json_bounds)*
+            {
+                fn bind_insert(&self, args: &mut <DB as __earn::sqlx::Database>::Arguments) -> ::core::result::Result<(), __earn::BoxDynError> {
+                    #(#bind_insert)*
+                    ::core::result::Result::Ok(())
+                }
+
+                fn bind_update(&self, args: &mut <DB as __earn::sqlx::Database>::Arguments) -> ::core::result::Result<(), __earn::BoxDynError> {
+                    #(#bind_update)*
+                    ::core::result::Result::Ok(())
+                }
+
+                fn bind_key(key: &#key_ty, args: &mut <DB as __earn::sqlx::Database>::Arguments) -> ::core::result::Result<(), __earn::BoxDynError> {
+                    <#key_ty as __earn::Field<DB>>::bind(key, args)
+                }
+
+                fn decode(row: &<DB as __earn::sqlx::Database>::Row) -> ::core::result::Result<Self, __earn::sqlx::Error> {
+                    ::core::result::Result::Ok(#ident { #(#decode,)* })
+                }
+
+                fn decode_key(row: &<DB as __earn::sqlx::Database>::Row) -> ::core::result::Result<#key_ty, __earn::sqlx::Error> {
+                    <#key_ty as __earn::Field<DB>>::decode(row, 0)
+                }
+
+                fn column_types() -> ::std::vec::Vec<__earn::ColumnType> {
+                    ::std::vec![#(#column_types),*]
+                }
+            }
+        };
+    }
+}
+
+/// `OrderLine` → `order_line`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

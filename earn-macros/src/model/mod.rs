@@ -1,0 +1,21 @@
+//! `#[derive(Model)]`: parse → check → expand.
+
+mod ast;
+mod check;
+mod expand;
+mod sql;
+
+use crate::ctxt::Ctxt;
+
+pub(crate) fn expand(input: &syn::DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
+    let mut cx = Ctxt::default();
+    let model = ast::Container::parse(&mut cx, input);
+    if let Some(model) = &model {
+        check::check(&mut cx, model);
+    }
+    cx.check()?;
+    match model {
+        Some(model) => Ok(expand::expand(&model)),
+        None => Ok(proc_macro2::TokenStream::new()),
+    }
+}

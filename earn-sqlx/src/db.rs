@@ -1,0 +1,322 @@
+//! `Db`: a pool of one of the three backends, chosen by URL.
+
+use std::str::FromStr;
+
+use earn_core::Error;
+
+use crate::backend::Dialect;
+use crate::model::{ColumnType, Model, Row};
+use crate::tx::{Conn, Tx, dispatch};
+
+#[derive(Clone, Debug)]
+enum Pool {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+    #[cfg(feature = "mysql")]
+    MySql(sqlx::MySqlPool),
+}
+
+/// A database: a connection pool of SQLite, PostgreSQL or MySQL / MariaDB.
+/// Cheap to clone; clones share the pool.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), earn::Error> {
+/// let db = earn::Db::connect("sqlite::memory:").await?;
+/// let pg = earn::Db::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: Pool,
+}
+
+/// Removes the password from a URL before it appears in a message.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn url_error(url: &str, reason: impl Into<std::borrow::Cow<'static, str>>) -> Error {
+    Error::Url {
+        url: redact(url),
+        reason: reason.into(),
+    }
+}
+
+fn connect_error(source: sqlx::Error) -> Error {
+    Error::Connection {
+        operation: "connect",
+        source: Box::new(source),
+    }
+}
+
+#[cfg(not(all(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+fn feature_missing(url: &str, feature: &str) -> Error {
+    url_error(
+        url,
+        format!("this build of earn has no {feature} support; enable the `{feature}` feature of earn"),
+    )
+}
+
+impl Db {
+    /// Connects to the database named by `url`, choosing the backend from
+    /// its scheme: `sqlite:` (`sqlite::memory:` for an in-memory database,
+    /// `sqlite://path.db`, created if missing), `postgres:` / `postgresql:`,
+    /// `mysql:` / `mariadb:`.
+    ///
+    /// An unknown scheme, a backend whose feature is off, or an unreachable
+    /// server is an [`Error`], never a panic.
+    pub async fn connect(url: &str) -> Result<Db, Error> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Self::connect_sqlite(url).await,
+            "postgres" | "postgresql" => Self::connect_postgres(url).await,
+            "mysql" | "mariadb" => Self::connect_mysql(url).await,
+            _ => Err(url_error(
+                url,
+                "unknown scheme; expected `sqlite:`, `postgres:` or `mysql:`",
+            )),
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn connect_sqlite(url: &str) -> Result<Db, Error> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| url_error(url, e.to_string()))?
+            .create_if_missing(true)
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = if in_memory {
+            // An in-memory database lives as long as its connection: keep
+            // exactly one, forever.
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            SqlitePoolOptions::new()
+        };
+        let pool = pool.connect_with(options).await.map_err(connect_error)?;
+        Ok(Db::from(pool))
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    async fn connect_sqlite(url: &str) -> Result<Db, Error> {
+        Err(feature_missing(url, "sqlite"))
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn connect_postgres(url: &str) -> Result<Db, Error> {
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(|e| url_error(url, e.to_string()))?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Db::from(pool))
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    async fn connect_postgres(url: &str) -> Result<Db, Error> {
+        Err(feature_missing(url, "postgres"))
+    }
+
+    #[cfg(feature = "mysql")]
+    async fn connect_mysql(url: &str) -> Result<Db, Error> {
+        let url_for_sqlx = url.replacen("mariadb:", "mysql:", 1);
+        let options = sqlx::mysql::MySqlConnectOptions::from_str(&url_for_sqlx)
+            .map_err(|e| url_error(url, e.to_string()))?;
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        Ok(Db::from(pool))
+    }
+
+    #[cfg(not(feature = "mysql"))]
+    async fn connect_mysql(url: &str) -> Result<Db, Error> {
+        Err(feature_missing(url, "mysql"))
+    }
+
+    /// The dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            Pool::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    pub(crate) async fn acquire(&self) -> Result<Conn, Error> {
+        let acquired = match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(pool) => pool.acquire().await.map(Conn::Sqlite),
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
+            #[cfg(feature = "mysql")]
+            Pool::MySql(pool) => pool.acquire().await.map(Conn::MySql),
+        };
+        acquired.map_err(|source| Error::Connection {
+            operation: "acquire a connection",
+            source: Box::new(source),
+        })
+    }
+
+    /// Begins a transaction. See [`Tx`].
+    pub async fn begin(&self) -> Result<Tx, Error> {
+        Tx::begin_on(self.acquire().await?).await
+    }
+
+    /// Creates the model's table if it does not exist, with column types
+    /// chosen for the backend. Meant for quick starts and tests; production
+    /// schemas belong in migrations.
+    pub async fn create_table<M: Model>(&self) -> Result<(), Error> {
+        let mut conn = self.acquire().await?;
+        dispatch!(&mut conn, |c, DB| {
+            let sql = create_table_sql(M::INFO, <DB as crate::Backend>::DIALECT, &<M as Row<DB>>::column_types());
+            <DB as crate::Backend>::run_ddl(c, sql).await
+        })
+        .map_err(|source| Error::Database {
+            table: M::INFO.table.into(),
+            operation: "create table",
+            source: Box::new(source),
+        })
+    }
+
+    /// Drops the model's table if it exists.
+    pub async fn drop_table<M: Model>(&self) -> Result<(), Error> {
+        let mut conn = self.acquire().await?;
+        let table = M::INFO.quoted_table[self.dialect() as usize];
+        dispatch!(&mut conn, |c, DB| {
+            <DB as crate::Backend>::run_ddl(c, format!("DROP TABLE IF EXISTS {table}")).await
+        })
+        .map_err(|source| Error::Database {
+            table: M::INFO.table.into(),
+            operation: "drop table",
+            source: Box::new(source),
+        })
+    }
+
+    /// The SQLite pool, if this is a SQLite database.
+    #[cfg(feature = "sqlite")]
+    pub fn as_sqlite(&self) -> Option<&sqlx::SqlitePool> {
+        #[allow(irrefutable_let_patterns, unreachable_patterns)]
+        match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The PostgreSQL pool, if this is a PostgreSQL database.
+    #[cfg(feature = "postgres")]
+    pub fn as_postgres(&self) -> Option<&sqlx::PgPool> {
+        #[allow(irrefutable_let_patterns, unreachable_patterns)]
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// The MySQL pool, if this is a MySQL / MariaDB database.
+    #[cfg(feature = "mysql")]
+    pub fn as_mysql(&self) -> Option<&sqlx::MySqlPool> {
+        #[allow(irrefutable_let_patterns, unreachable_patterns)]
+        match &self.pool {
+            Pool::MySql(pool) => Some(pool),
+            _ => None,
+        }
+    }
+
+    /// Runs SQL that takes no parameters (DDL) outside any transaction.
+    pub async fn execute_unprepared(&self, sql: &str) -> Result<(), Error> {
+        let mut conn = self.acquire().await?;
+        dispatch!(&mut conn, |c, DB| {
+            <DB as crate::Backend>::run_ddl(c, sql.to_owned()).await
+        })
+        .map_err(|source| Error::Connection {
+            operation: "execute",
+            source: Box::new(source),
+        })
+    }
+}
+
+fn create_table_sql(info: &crate::model::ModelInfo, dialect: Dialect, types: &[ColumnType]) -> String {
+    let d = dialect as usize;
+    let columns: Vec<String> = info
+        .columns
+        .iter()
+        .zip(types)
+        .enumerate()
+        .map(|(i, (column, ty))| {
+            let name = column.quoted[d];
+            if i != info.key_index {
+                let null = if ty.nullable { "" } else { " NOT NULL" };
+                return format!("{name} {}{null}", ty.sql_type);
+            }
+            match (info.auto_key, dialect) {
+                // Only `INTEGER PRIMARY KEY` aliases SQLite's rowid.
+                (true, Dialect::Sqlite) => format!("{name} INTEGER PRIMARY KEY"),
+                (true, Dialect::Postgres) => {
+                    format!("{name} {} GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", ty.key_sql_type)
+                }
+                (true, Dialect::MySql) => {
+                    format!("{name} {} NOT NULL AUTO_INCREMENT PRIMARY KEY", ty.key_sql_type)
+                }
+                (false, _) => format!("{name} {} NOT NULL PRIMARY KEY", ty.key_sql_type),
+            }
+        })
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({})",
+        info.quoted_table[d],
+        columns.join(", ")
+    )
+}
+
+#[cfg(feature = "sqlite")]
+impl From<sqlx::SqlitePool> for Db {
+    fn from(pool: sqlx::SqlitePool) -> Self {
+        Db { pool: Pool::Sqlite(pool) }
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl From<sqlx::PgPool> for Db {
+    fn from(pool: sqlx::PgPool) -> Self {
+        Db { pool: Pool::Postgres(pool) }
+    }
+}
+
+#[cfg(feature = "mysql")]
+impl From<sqlx::MySqlPool> for Db {
+    fn from(pool: sqlx::MySqlPool) -> Self {
+        Db { pool: Pool::MySql(pool) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_removes_only_the_password() {
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
+    }
+}

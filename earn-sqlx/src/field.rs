@@ -1,0 +1,184 @@
+//! How each supported Rust type is stored in each database.
+
+use sqlx::error::BoxDynError;
+use sqlx::{Arguments, Database, Row as _, ValueRef as _};
+
+/// A Rust type that can be a model field on the database `DB`.
+///
+/// Implemented for the integer and float types, `bool`, `String`,
+/// `Vec<u8>`, `Option<T>` of those, and `uuid::Uuid` / `chrono` date-times
+/// behind the `uuid` / `chrono` features. Types a database has no native
+/// column for are widened (PostgreSQL stores `u32` as `BIGINT`); a value the
+/// column cannot hold (a `u64` above `i64::MAX` on PostgreSQL or SQLite) is
+/// an error at bind time, never a silent wrap.
+pub trait Field<DB: Database>: Sized {
+    /// The column type in `CREATE TABLE`.
+    const SQL_TYPE: &'static str;
+    /// The column type when the field is the primary key.
+    const KEY_SQL_TYPE: &'static str = Self::SQL_TYPE;
+    /// Whether the column accepts `NULL`.
+    const NULLABLE: bool = false;
+
+    /// Adds the value to the statement's arguments.
+    fn bind(&self, args: &mut DB::Arguments) -> Result<(), BoxDynError>;
+
+    /// Adds a typed `NULL`.
+    fn bind_null(args: &mut DB::Arguments) -> Result<(), BoxDynError>;
+
+    /// Reads the value at `index` of a row.
+    fn decode(row: &DB::Row, index: usize) -> Result<Self, sqlx::Error>;
+}
+
+impl<DB: Database, T: Field<DB>> Field<DB> for Option<T>
+where
+    usize: sqlx::ColumnIndex<DB::Row>,
+{
+    const SQL_TYPE: &'static str = T::SQL_TYPE;
+    const KEY_SQL_TYPE: &'static str = T::KEY_SQL_TYPE;
+    const NULLABLE: bool = true;
+
+    fn bind(&self, args: &mut DB::Arguments) -> Result<(), BoxDynError> {
+        match self {
+            Some(value) => value.bind(args),
+            None => T::bind_null(args),
+        }
+    }
+
+    fn bind_null(args: &mut DB::Arguments) -> Result<(), BoxDynError> {
+        T::bind_null(args)
+    }
+
+    fn decode(row: &DB::Row, index: usize) -> Result<Self, sqlx::Error> {
+        if row.try_get_raw(index)?.is_null() {
+            Ok(None)
+        } else {
+            T::decode(row, index).map(Some)
+        }
+    }
+}
+
+/// Stored as itself.
+macro_rules! native {
+    ($db:ty: $($ty:ty => $sql:literal $(key $key:literal)?),* $(,)?) => {$(
+        impl Field<$db> for $ty {
+            const SQL_TYPE: &'static str = $sql;
+            $(const KEY_SQL_TYPE: &'static str = $key;)?
+
+            #[inline]
+            fn bind(&self, args: &mut <$db as Database>::Arguments) -> Result<(), BoxDynError> {
+                args.add(self)
+            }
+
+            fn bind_null(args: &mut <$db as Database>::Arguments) -> Result<(), BoxDynError> {
+                args.add(None::<$ty>)
+            }
+
+            #[inline]
+            fn decode(row: &<$db as Database>::Row, index: usize) -> Result<Self, sqlx::Error> {
+                row.try_get(index)
+            }
+        }
+    )*};
+}
+
+/// Stored as a wider or signed type, with a checked conversion both ways.
+macro_rules! widened {
+    ($db:ty: $($ty:ty as $stored:ty => $sql:literal),* $(,)?) => {$(
+        impl Field<$db> for $ty {
+            const SQL_TYPE: &'static str = $sql;
+
+            fn bind(&self, args: &mut <$db as Database>::Arguments) -> Result<(), BoxDynError> {
+                let stored = <$stored>::try_from(*self).map_err(|_| {
+                    format!(
+                        "{} value {} does not fit the column type {}",
+                        stringify!($ty), self, $sql
+                    )
+                })?;
+                args.add(stored)
+            }
+
+            fn bind_null(args: &mut <$db as Database>::Arguments) -> Result<(), BoxDynError> {
+                args.add(None::<$stored>)
+            }
+
+            fn decode(row: &<$db as Database>::Row, index: usize) -> Result<Self, sqlx::Error> {
+                let stored: $stored = row.try_get(index)?;
+                <$ty>::try_from(stored).map_err(|_| sqlx::Error::ColumnDecode {
+                    index: index.to_string(),
+                    source: format!(
+                        "stored value {} does not fit {}", stored, stringify!($ty)
+                    ).into(),
+                })
+            }
+        }
+    )*};
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+    use sqlx::Sqlite;
+
+    native!(Sqlite:
+        i8 => "INTEGER", i16 => "INTEGER", i32 => "INTEGER", i64 => "INTEGER",
+        u8 => "INTEGER", u16 => "INTEGER", u32 => "INTEGER",
+        f32 => "REAL", f64 => "REAL", bool => "BOOLEAN",
+        String => "TEXT", Vec<u8> => "BLOB",
+    );
+    widened!(Sqlite: u64 as i64 => "INTEGER");
+    #[cfg(feature = "uuid")]
+    native!(Sqlite: uuid::Uuid => "BLOB");
+    #[cfg(feature = "chrono")]
+    native!(Sqlite:
+        chrono::DateTime<chrono::Utc> => "DATETIME",
+        chrono::NaiveDateTime => "DATETIME",
+        chrono::NaiveDate => "DATE",
+    );
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use sqlx::Postgres;
+
+    native!(Postgres:
+        i16 => "SMALLINT", i32 => "INTEGER", i64 => "BIGINT",
+        f32 => "REAL", f64 => "DOUBLE PRECISION", bool => "BOOLEAN",
+        String => "TEXT", Vec<u8> => "BYTEA",
+    );
+    widened!(Postgres:
+        i8 as i16 => "SMALLINT", u8 as i16 => "SMALLINT", u16 as i32 => "INTEGER",
+        u32 as i64 => "BIGINT", u64 as i64 => "BIGINT",
+    );
+    #[cfg(feature = "uuid")]
+    native!(Postgres: uuid::Uuid => "UUID");
+    #[cfg(feature = "chrono")]
+    native!(Postgres:
+        chrono::DateTime<chrono::Utc> => "TIMESTAMPTZ",
+        chrono::NaiveDateTime => "TIMESTAMP",
+        chrono::NaiveDate => "DATE",
+    );
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+    use sqlx::MySql;
+
+    native!(MySql:
+        i8 => "TINYINT", i16 => "SMALLINT", i32 => "INT", i64 => "BIGINT",
+        u8 => "TINYINT UNSIGNED", u16 => "SMALLINT UNSIGNED", u32 => "INT UNSIGNED",
+        u64 => "BIGINT UNSIGNED",
+        f32 => "FLOAT", f64 => "DOUBLE", bool => "BOOLEAN",
+        // TEXT and BLOB columns cannot be keys without a prefix length.
+        String => "TEXT" key "VARCHAR(255)", Vec<u8> => "LONGBLOB" key "VARBINARY(255)",
+    );
+    #[cfg(feature = "uuid")]
+    native!(MySql: uuid::Uuid => "BINARY(16)");
+    #[cfg(feature = "chrono")]
+    native!(MySql:
+        chrono::DateTime<chrono::Utc> => "DATETIME(6)",
+        chrono::NaiveDateTime => "DATETIME(6)",
+        chrono::NaiveDate => "DATE",
+    );
+}

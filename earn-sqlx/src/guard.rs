@@ -1,0 +1,71 @@
+//! The re-entrancy guard: a hook that writes the model it is running for
+//! gets an error instead of recursing forever.
+
+use std::any::TypeId;
+use std::cell::RefCell;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+
+use earn_core::{Error, Operation};
+
+use crate::model::Entity;
+
+/// How many writes of new (keyless) models of one type may nest before the
+/// guard assumes a loop: a new model has no identity to compare.
+const NEW_MODEL_NESTING: usize = 8;
+
+tokio::task_local! {
+    /// Writes in progress in this task: model type and hashed key.
+    static ACTIVE: RefCell<Vec<(TypeId, Option<u64>)>>;
+}
+
+fn key_hash<K: Hash>(key: &K) -> u64 {
+    // A fixed hasher: equal keys must hash equally across calls.
+    std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key)
+}
+
+/// Pops this write's entry even if its future is dropped half way.
+struct Entry;
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let _ = ACTIVE.try_with(|active| active.borrow_mut().pop());
+    }
+}
+
+/// Runs `write` for `model`, failing with [`Error::Reentrant`] if the same
+/// model (type and key) is already being written in this task.
+pub(crate) async fn guarded<M: Entity, F, T>(
+    key: Option<&M::Key>,
+    operation: Operation,
+    write: F,
+) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    let entry = (TypeId::of::<M>(), key.map(key_hash));
+    let reentrant = |active: &[(TypeId, Option<u64>)]| match entry.1 {
+        Some(_) => active.contains(&entry),
+        None => active.iter().filter(|e| **e == entry).count() >= NEW_MODEL_NESTING,
+    };
+    let nested = ACTIVE.try_with(|active| {
+        let mut active = active.borrow_mut();
+        if reentrant(&active) {
+            return Err(());
+        }
+        active.push(entry);
+        Ok(())
+    });
+    match nested {
+        Ok(Ok(())) => {
+            let _entry = Entry;
+            write.await
+        }
+        Ok(Err(())) => Err(Error::Reentrant {
+            model: M::INFO.name,
+            operation,
+            key: key.map(|k| format!(" with key {k:?}")).unwrap_or_default(),
+        }),
+        Err(_outside_any_write) => ACTIVE.scope(RefCell::new(vec![entry]), write).await,
+    }
+}

@@ -1,0 +1,216 @@
+//! Typed hooks, the context they receive, and the loop that runs a phase.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+
+use earn_core::{Error, HookError, HookPhase, Operation};
+
+use crate::model::Entity;
+use crate::tx::Tx;
+
+/// What a generated hook shim returns: a finished result for a sync hook
+/// (no allocation), or the future of an async one.
+pub enum HookStep<'a> {
+    /// The hook already ran.
+    Ready(Result<(), HookError>),
+    /// The hook's future.
+    Pending(Pin<Box<dyn Future<Output = Result<(), HookError>> + Send + 'a>>),
+}
+
+/// The call of a hook, adapted by the shim `#[hooks]` generates around the
+/// user's method.
+pub enum HookFn<M> {
+    /// A hook of an in-transaction phase.
+    InTx(for<'a, 'b> fn(&'a mut M, &'a mut HookContext<'b>) -> HookStep<'a>),
+    /// A hook of `after_commit`, `after_rollback` or `after_load`, which run
+    /// outside any transaction.
+    Detached(for<'a> fn(&'a mut M) -> HookStep<'a>),
+}
+
+/// One hook of a model with its conditions, built by `#[hooks]`.
+pub struct Hook<M> {
+    /// The shim calling the user's method.
+    pub call: HookFn<M>,
+    /// `on = "create" | "update" | "delete"`: the only operation it runs for.
+    pub on: Option<Operation>,
+    /// `if = path`: runs only when this returns `true`.
+    pub condition: Option<fn(&M) -> bool>,
+    /// `when_changed = "field"`: on update, runs only when one of these
+    /// fields changed (on create every field counts as changed).
+    pub when_changed: &'static [&'static str],
+}
+
+impl<M> Hook<M> {
+    #[inline]
+    fn applies(&self, model: &M, operation: Operation, changed: &[&'static str]) -> bool {
+        if self.on.is_some_and(|on| on != operation) {
+            return false;
+        }
+        if !self.when_changed.is_empty()
+            && operation == Operation::Update
+            && !self.when_changed.iter().any(|f| changed.contains(f))
+        {
+            return false;
+        }
+        self.condition.is_none_or(|condition| condition(model))
+    }
+}
+
+/// Converts what a hook returns, `()` or `Result<(), E: Into<HookError>>`,
+/// into its result.
+pub trait IntoHookResult {
+    /// The result.
+    fn into_hook_result(self) -> Result<(), HookError>;
+}
+
+impl IntoHookResult for () {
+    #[inline]
+    fn into_hook_result(self) -> Result<(), HookError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<HookError>> IntoHookResult for Result<(), E> {
+    #[inline]
+    fn into_hook_result(self) -> Result<(), HookError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// What an in-transaction hook can see and do.
+///
+/// ```no_run
+/// use earn::prelude::*;
+///
+/// #[derive(Debug, Clone, Model)]
+/// #[model(table = "accounts")]
+/// struct Account {
+///     #[model(primary_key, auto)]
+///     id: Option<i64>,
+///     balance: i64,
+/// }
+///
+/// #[hooks]
+/// impl Account {
+///     #[before_update]
+///     fn no_overdraft(&self, ctx: &mut HookContext<'_>) -> Result<(), HookError> {
+///         let before = ctx.previous::<Account>().map_or(0, |a| a.balance);
+///         if ctx.is_changed("balance") && self.balance < 0 {
+///             return Err(HookError::invalid("balance", format!("{before} → {} is an overdraft", self.balance)));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub struct HookContext<'t> {
+    pub(crate) tx: &'t mut Tx,
+    pub(crate) operation: Operation,
+    pub(crate) changed: &'t [&'static str],
+    pub(crate) previous: Option<&'t (dyn Any + Send + Sync)>,
+    pub(crate) touched: bool,
+}
+
+impl<'t> HookContext<'t> {
+    /// The live transaction of the write. SQL run on it, and models saved
+    /// with `save_in(ctx.tx())`, join the write: they commit or roll back
+    /// with it.
+    pub fn tx(&mut self) -> &mut Tx {
+        self.touched = true;
+        self.tx
+    }
+
+    /// The operation being performed.
+    pub fn operation(&self) -> Operation {
+        self.operation
+    }
+
+    /// On update, the fields whose value differs from the persisted row; on
+    /// create, every field; on delete, none.
+    pub fn changed(&self) -> &[&'static str] {
+        self.changed
+    }
+
+    /// Whether `field` is in [`changed`](HookContext::changed).
+    pub fn is_changed(&self, field: &str) -> bool {
+        self.changed.contains(&field)
+    }
+
+    /// On update, the row as it was persisted before this write (read in
+    /// the same transaction, locked where the database allows). `None` on
+    /// create and delete, or if `M` is not the model being written.
+    pub fn previous<M: Entity>(&self) -> Option<&M> {
+        self.previous?.downcast_ref::<M>()
+    }
+}
+
+/// Runs the hooks of an in-transaction `phase`, in order, stopping at the
+/// first error.
+pub(crate) async fn run_in_tx<M: Entity>(
+    phase: HookPhase,
+    model: &mut M,
+    ctx: &mut HookContext<'_>,
+) -> Result<(), Error> {
+    for (hook, name) in M::hooks().phase(phase) {
+        if !hook.applies(model, ctx.operation, ctx.changed) {
+            continue;
+        }
+        let step = match hook.call {
+            HookFn::InTx(call) => call(model, ctx),
+            HookFn::Detached(call) => call(model),
+        };
+        finish(step)
+            .await
+            .map_err(|error| Error::hook(M::INFO.name, phase, name, error))?;
+    }
+    Ok(())
+}
+
+/// Runs the hooks of a detached `phase` (`after_load`), stopping at the
+/// first error.
+pub(crate) async fn run_detached<M: Entity>(phase: HookPhase, model: &mut M) -> Result<(), Error> {
+    for (hook, name) in M::hooks().phase(phase) {
+        if !hook.applies(model, Operation::Create, &[]) {
+            continue;
+        }
+        if let HookFn::Detached(call) = hook.call {
+            finish(call(model))
+                .await
+                .map_err(|error| Error::hook(M::INFO.name, phase, name, error))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs every outcome hook of `phase` for an `operation`, even when one
+/// fails or panics; failures are reported through `tracing`, never returned.
+pub(crate) async fn run_outcome<M: Entity>(phase: HookPhase, mut model: M, operation: Operation) {
+    for (hook, name) in M::hooks().phase(phase) {
+        if !hook.applies(&model, operation, &[]) {
+            continue;
+        }
+        let HookFn::Detached(call) = hook.call else { continue };
+        let outcome = earn_core::catch_unwind(async { finish(call(&mut model)).await }).await;
+        let failure = match outcome {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error.to_string(),
+            Err(panic) => format!("panicked: {panic}"),
+        };
+        tracing::error!(
+            model = M::INFO.name,
+            hook = name,
+            phase = phase.as_str(),
+            %operation,
+            "{}::{name} ({phase}) failed: {failure}; the write itself is unaffected",
+            M::INFO.name,
+        );
+    }
+}
+
+#[inline]
+async fn finish(step: HookStep<'_>) -> Result<(), HookError> {
+    match step {
+        HookStep::Ready(result) => result,
+        HookStep::Pending(future) => future.await,
+    }
+}

@@ -1,0 +1,40 @@
+//! earn over sqlx: [`Db`], [`Tx`], and the [`Model`] persistence API that runs
+//! lifecycle hooks around every write, on SQLite, PostgreSQL and
+//! MySQL / MariaDB.
+//!
+//! Users depend on the `earn` facade, which re-exports this crate.
+
+#[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
+compile_error!("earn-sqlx needs at least one backend feature: `sqlite`, `postgres` or `mysql`");
+
+mod backend;
+mod db;
+mod field;
+mod guard;
+mod hook;
+mod model;
+mod persist;
+mod tx;
+
+pub use backend::{Backend, Dialect, Done};
+pub use db::Db;
+pub use field::Field;
+pub use hook::{Hook, HookContext, HookFn, HookStep, IntoHookResult};
+pub use model::{Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements};
+pub use tx::{Savepoint, Tx};
+
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use sqlx;
+    pub use sqlx::error::BoxDynError;
+
+    /// Compares two values by their JSON form (for `#[model(json)]` fields,
+    /// which need not implement `PartialEq`).
+    pub fn json_eq<T: serde::Serialize>(a: &T, b: &T) -> bool {
+        match (serde_json::to_value(a), serde_json::to_value(b)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Transactions and savepoints that hold outcome hooks until the end.
+
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+
+use earn_core::{Error, HookPhase, Operation};
+use sqlx::pool::PoolConnection;
+use sqlx::Database;
+use sqlx_core::transaction::TransactionManager;
+
+use crate::backend::Dialect;
+use crate::hook;
+use crate::model::Entity;
+
+/// A pooled connection of one of the enabled backends.
+pub(crate) enum Conn {
+    #[cfg(feature = "sqlite")]
+    Sqlite(PoolConnection<sqlx::Sqlite>),
+    #[cfg(feature = "postgres")]
+    Postgres(PoolConnection<sqlx::Postgres>),
+    #[cfg(feature = "mysql")]
+    MySql(PoolConnection<sqlx::MySql>),
+}
+
+/// Runs `$body` with `$c` bound to the concrete `&mut DB::Connection` and
+/// `$DB` to the backend type.
+macro_rules! dispatch {
+    ($conn:expr, |$c:ident, $DB:ident| $body:expr) => {
+        match $conn {
+            #[cfg(feature = "sqlite")]
+            $crate::tx::Conn::Sqlite(pooled) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Sqlite;
+                let $c: &mut sqlx::SqliteConnection = &mut *pooled;
+                $body
+            }
+            #[cfg(feature = "postgres")]
+            $crate::tx::Conn::Postgres(pooled) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Postgres;
+                let $c: &mut sqlx::PgConnection = &mut *pooled;
+                $body
+            }
+            #[cfg(feature = "mysql")]
+            $crate::tx::Conn::MySql(pooled) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::MySql;
+                let $c: &mut sqlx::MySqlConnection = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use dispatch;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Outcome hooks of one write, waiting for the end of the transaction.
+trait Pending: Send {
+    fn finish(self: Box<Self>, committed: bool) -> BoxFuture;
+}
+
+struct ModelOutcome<M> {
+    model: M,
+    operation: Operation,
+    /// `false` for a write that failed: only `after_rollback` applies.
+    written: bool,
+}
+
+impl<M: Entity> Pending for ModelOutcome<M> {
+    fn finish(self: Box<Self>, committed: bool) -> BoxFuture {
+        let phase = if committed {
+            HookPhase::AfterCommit
+        } else {
+            HookPhase::AfterRollback
+        };
+        if committed && !self.written {
+            return Box::pin(async {});
+        }
+        Box::pin(hook::run_outcome(phase, self.model, self.operation))
+    }
+}
+
+/// An earn transaction: a pooled connection inside `BEGIN`, with the
+/// `after_commit` / `after_rollback` hooks of the writes made in it.
+///
+/// Get one with [`Db::begin`](crate::Db::begin). Writes made with
+/// `save_in(&mut tx)` / `delete_in(&mut tx)` run their in-transaction hooks
+/// at once; their `after_commit` hooks run only when [`commit`](Tx::commit)
+/// succeeds, and their `after_rollback` hooks when the transaction rolls
+/// back: by [`rollback`](Tx::rollback), or by dropping the `Tx`.
+///
+/// [`begin`](Tx::begin) opens a savepoint.
+///
+/// ```no_run
+/// # use earn::prelude::*;
+/// # #[derive(Debug, Clone, Model)] #[model(table = "users")]
+/// # struct User { #[model(primary_key, auto)] id: Option<i64>, name: String }
+/// # async fn run(db: &Db) -> Result<(), earn::Error> {
+/// let mut tx = db.begin().await?;
+/// let mut ada = User { id: None, name: "Ada".into() };
+/// ada.save_in(&mut tx).await?;
+/// {
+///     let mut sp = tx.begin().await?;          // SAVEPOINT
+///     let mut bob = User { id: None, name: "Bob".into() };
+///     bob.save_in(&mut sp).await?;
+///     sp.rollback().await?;                    // Bob's row and hooks are gone
+/// }
+/// tx.commit().await?;                          // Ada's after_commit hooks run here
+/// # Ok(()) }
+/// ```
+pub struct Tx {
+    pub(crate) conn: Conn,
+    queue: Vec<Box<dyn Pending>>,
+    /// Queue length when each open savepoint began.
+    marks: Vec<usize>,
+    /// Set when a write failed after changing the database: the savepoint
+    /// depth it happened at and the error message.
+    poison: Option<(usize, String)>,
+    open: bool,
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx")
+            .field("dialect", &self.dialect())
+            .field("savepoints", &self.marks.len())
+            .field("queued_outcomes", &self.queue.len())
+            .finish()
+    }
+}
+
+fn tx_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Connection {
+        operation,
+        source: Box::new(source),
+    }
+}
+
+impl Tx {
+    pub(crate) async fn begin_on(mut conn: Conn) -> Result<Self, Error> {
+        dispatch!(&mut conn, |c, DB| {
+            <DB as Database>::TransactionManager::begin(c, None).await
+        })
+        .map_err(tx_error("begin"))?;
+        Ok(Tx {
+            conn,
+            queue: Vec::new(),
+            marks: Vec::new(),
+            poison: None,
+            open: true,
+        })
+    }
+
+    /// The dialect of the connection.
+    pub fn dialect(&self) -> Dialect {
+        match &self.conn {
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            Conn::MySql(_) => Dialect::MySql,
+        }
+    }
+
+    /// Opens a savepoint. Writes made in it can be undone on their own with
+    /// [`Savepoint::rollback`], which also drops their `after_commit` hooks
+    /// and runs their `after_rollback` hooks; [`Savepoint::commit`] hands
+    /// them to the enclosing transaction. Dropping the savepoint rolls it back.
+    pub async fn begin(&mut self) -> Result<Savepoint<'_>, Error> {
+        dispatch!(&mut self.conn, |c, DB| {
+            <DB as Database>::TransactionManager::begin(c, None).await
+        })
+        .map_err(tx_error("savepoint"))?;
+        self.marks.push(self.queue.len());
+        Ok(Savepoint {
+            tx: self,
+            open: true,
+        })
+    }
+
+    /// Commits, then runs the `after_commit` hooks of every write made in
+    /// the transaction (each one even if another fails; failures are
+    /// reported through `tracing`, not returned).
+    ///
+    /// If a write in the transaction failed after changing the database,
+    /// the transaction is rolled back instead and
+    /// [`Error::TransactionAborted`] returned.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        if let Some((_, reason)) = self.poison.take() {
+            self.rollback_inner().await?;
+            return Err(Error::TransactionAborted { reason });
+        }
+        let committed = dispatch!(&mut self.conn, |c, DB| {
+            <DB as Database>::TransactionManager::commit(c).await
+        });
+        self.open = false;
+        match committed {
+            Ok(()) => {
+                run_outcomes(std::mem::take(&mut self.queue), true).await;
+                Ok(())
+            }
+            Err(error) => {
+                // A failed COMMIT leaves nothing committed.
+                run_outcomes(std::mem::take(&mut self.queue), false).await;
+                Err(tx_error("commit")(error))
+            }
+        }
+    }
+
+    /// Rolls back, then runs the `after_rollback` hooks of its writes.
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        self.rollback_inner().await
+    }
+
+    async fn rollback_inner(&mut self) -> Result<(), Error> {
+        let result = dispatch!(&mut self.conn, |c, DB| {
+            <DB as Database>::TransactionManager::rollback(c).await
+        });
+        self.open = false;
+        run_outcomes(std::mem::take(&mut self.queue), false).await;
+        result.map_err(tx_error("rollback"))
+    }
+
+    /// Queues the outcome hooks of a write.
+    pub(crate) fn queue_outcome<M: Entity>(&mut self, model: M, operation: Operation, written: bool) {
+        self.queue.push(Box::new(ModelOutcome {
+            model,
+            operation,
+            written,
+        }));
+    }
+
+    /// Marks the transaction as unable to commit.
+    pub(crate) fn poison(&mut self, error: &Error) {
+        if self.poison.is_none() {
+            self.poison = Some((self.marks.len(), error.to_string()));
+        }
+    }
+
+    /// The error that poisoned the transaction, if any.
+    pub(crate) fn poisoned(&self) -> Option<&str> {
+        self.poison.as_ref().map(|(_, reason)| reason.as_str())
+    }
+
+    /// The connection, if it is SQLite: for a hook's own SQL.
+    #[cfg(feature = "sqlite")]
+    pub fn as_sqlite(&mut self) -> Option<&mut sqlx::SqliteConnection> {
+        #[allow(irrefutable_let_patterns, unreachable_patterns)]
+        match &mut self.conn {
+            Conn::Sqlite(c) => Some(&mut *c),
+            _ => None,
+        }
+    }
+
+    /// The connection, if it is PostgreSQL: for a hook's own SQL.
+    #[cfg(feature = "postgres")]
+    pub fn as_postgres(&mut self) -> Option<&mut sqlx::PgConnection> {
+        #[allow(irrefutable_let_patterns, unreachable_patterns)]
+        match &mut self.conn {
+            Conn::Postgres(c) => Some(&mut *c),
+            _ => None,
+        }
+    }
+
+    /// The connection, if it is MySQL / MariaDB: for a hook's own SQL.
+    #[cfg(feature = "mysql")]
+    pub fn as_mysql(&mut self) -> Option<&mut sqlx::MySqlConnection> {
+        #[allow(irrefutable_let_patterns, unreachable_patterns)]
+        match &mut self.conn {
+            Conn::MySql(c) => Some(&mut *c),
+            _ => None,
+        }
+    }
+
+    /// Runs SQL that takes no parameters (DDL, `SET`, …) in the transaction.
+    /// For statements with values, use the connection of
+    /// `as_sqlite` / `as_postgres` / `as_mysql` with bound parameters.
+    pub async fn execute_unprepared(&mut self, sql: &str) -> Result<(), Error> {
+        dispatch!(&mut self.conn, |c, DB| {
+            <DB as crate::Backend>::run_ddl(c, sql.to_owned()).await
+        })
+        .map_err(tx_error("execute"))
+    }
+
+    fn start_rollback_on_drop(&mut self) {
+        dispatch!(&mut self.conn, |c, DB| {
+            <DB as Database>::TransactionManager::start_rollback(c)
+        });
+    }
+}
+
+/// Runs outcome hooks in queue order.
+async fn run_outcomes(queue: Vec<Box<dyn Pending>>, committed: bool) {
+    for pending in queue {
+        pending.finish(committed).await;
+    }
+}
+
+/// Runs outcome hooks from a destructor, where nothing can be awaited.
+fn spawn_outcomes(queue: Vec<Box<dyn Pending>>) {
+    if queue.is_empty() {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => {
+            handle.spawn(run_outcomes(queue, false));
+        }
+        Err(_) => tracing::error!(
+            hooks = queue.len(),
+            "a transaction was dropped outside a tokio runtime: its after_rollback hooks cannot run"
+        ),
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.open {
+            // sqlx queues the ROLLBACK and runs it before the connection is
+            // used again or returned to the pool.
+            self.start_rollback_on_drop();
+            spawn_outcomes(std::mem::take(&mut self.queue));
+        }
+    }
+}
+
+/// A savepoint inside a [`Tx`]; use it wherever a `&mut Tx` is expected.
+/// Dropping it without [`commit`](Savepoint::commit) rolls it back.
+pub struct Savepoint<'t> {
+    tx: &'t mut Tx,
+    open: bool,
+}
+
+impl Savepoint<'_> {
+    /// Releases the savepoint: its writes and their outcome hooks now belong
+    /// to the enclosing transaction.
+    pub async fn commit(mut self) -> Result<(), Error> {
+        self.open = false;
+        let released = dispatch!(&mut self.tx.conn, |c, DB| {
+            <DB as Database>::TransactionManager::commit(c).await
+        });
+        self.tx.marks.pop();
+        let depth = self.tx.marks.len();
+        if let Some((at, _)) = &mut self.tx.poison {
+            // A failed write inside now taints the enclosing level.
+            *at = (*at).min(depth);
+        }
+        released.map_err(tx_error("release savepoint"))
+    }
+
+    /// Rolls back to the savepoint: its writes are undone, their
+    /// `after_commit` hooks dropped and their `after_rollback` hooks run. A
+    /// failed write inside it no longer stops the transaction from committing.
+    pub async fn rollback(mut self) -> Result<(), Error> {
+        self.open = false;
+        let result = dispatch!(&mut self.tx.conn, |c, DB| {
+            <DB as Database>::TransactionManager::rollback(c).await
+        });
+        let undone = self.unwind();
+        run_outcomes(undone, false).await;
+        result.map_err(tx_error("rollback to savepoint"))
+    }
+
+    /// Pops the savepoint's mark and takes its queued outcomes.
+    fn unwind(&mut self) -> Vec<Box<dyn Pending>> {
+        let mark = self.tx.marks.pop().unwrap_or(0);
+        if self.tx.poison.as_ref().is_some_and(|(depth, _)| *depth > self.tx.marks.len()) {
+            self.tx.poison = None;
+        }
+        self.tx.queue.split_off(mark.min(self.tx.queue.len()))
+    }
+}
+
+impl Deref for Savepoint<'_> {
+    type Target = Tx;
+    fn deref(&self) -> &Tx {
+        self.tx
+    }
+}
+
+impl DerefMut for Savepoint<'_> {
+    fn deref_mut(&mut self) -> &mut Tx {
+        self.tx
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.tx.start_rollback_on_drop();
+            let undone = self.unwind();
+            spawn_outcomes(undone);
+        }
+    }
+}

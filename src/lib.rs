@@ -1,0 +1,34 @@
+#![doc = include_str!("../docs/crate.md")]
+
+pub use earn_core::{Error, HookError, HookFailure, HookPhase, HookRegistration, Operation, registry};
+pub use earn_macros::{
+    Model, after_commit, after_create, after_delete, after_load, after_rollback, after_save,
+    after_update, before_create, before_delete, before_save, before_update, hooks,
+};
+pub use earn_sqlx::{Db, Dialect, Field, HookContext, Model, Savepoint, Tx};
+
+/// The lower layers, for code that needs them by name.
+pub mod sqlx {
+    pub use earn_sqlx::__private::sqlx::*;
+}
+
+/// Everything a model file needs: `use earn::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Db, Error, HookContext, HookError, Model, Operation, Tx, after_commit, after_create,
+        after_delete, after_load, after_rollback, after_save, after_update, before_create,
+        before_delete, before_save, before_update, hooks,
+    };
+}
+
+/// What generated code refers to. Not public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use earn_core::__private::{inventory, type_id};
+    pub use earn_core::{HookPhase, HookRegistration, HookTable, Operation};
+    pub use earn_sqlx::__private::{BoxDynError, json_eq, serde, sqlx};
+    pub use earn_sqlx::{
+        Backend, Column, ColumnType, Entity, Field, Hook, HookContext, HookFn, HookStep,
+        IntoHookResult, ModelInfo, Row, Statements,
+    };
+}
