@@ -1,0 +1,83 @@
+//! One helper runs a test body on every database: SQLite always, PostgreSQL
+//! and MariaDB / MySQL when `EARN_POSTGRES_URL` / `EARN_MYSQL_URL` are set.
+//! With `EARN_REQUIRE_SERVICES=1` a missing variable fails the test instead
+//! of skipping that backend, and an unreachable server always fails it.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use earn::Db;
+
+/// Tests in one binary share tables and the hook log: run them one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Records that something ran (hooks call this).
+pub fn log(entry: impl Into<String>) {
+    LOG.lock().unwrap_or_else(|e| e.into_inner()).push(entry.into());
+}
+
+/// Takes the log so far, leaving it empty.
+pub fn take_log() -> Vec<String> {
+    std::mem::take(&mut *LOG.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The log so far, left in place.
+pub fn take_log_peek() -> Vec<String> {
+    LOG.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn required() -> bool {
+    std::env::var("EARN_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// The databases to run on: (name, URL).
+pub fn backends() -> Vec<(&'static str, String)> {
+    let mut found = vec![("sqlite", "sqlite::memory:".to_owned())];
+    for (name, var) in [("postgres", "EARN_POSTGRES_URL"), ("mysql", "EARN_MYSQL_URL")] {
+        match std::env::var(var) {
+            Ok(url) if !url.is_empty() => found.push((name, url)),
+            _ if required() => panic!("{var} is not set and EARN_REQUIRE_SERVICES=1: {name} tests cannot be skipped"),
+            _ => eprintln!("skipped on {name}: {var} is not set"),
+        }
+    }
+    found
+}
+
+/// Connects to a backend; an unreachable server fails the test.
+pub async fn connect(name: &str, url: &str) -> Db {
+    match Db::connect(url).await {
+        Ok(db) => db,
+        Err(error) => panic!("cannot reach {name} at {url}: {error}"),
+    }
+}
+
+/// Runs `body` on every backend, one after the other, with the hook log
+/// cleared before each. Panics name the backend.
+pub async fn each_backend<F, Fut>(body: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let _serial = SERIAL.lock().await;
+    for (name, url) in backends() {
+        let db = connect(name, &url).await;
+        take_log();
+        eprintln!("--- on {name}");
+        body(db).await;
+    }
+}
+
+/// Drops and re-creates a model's table.
+pub async fn fresh<M: earn::Model>(db: &Db) {
+    db.drop_table::<M>().await.expect("drop table");
+    db.create_table::<M>().await.expect("create table");
+}
+
+/// How many rows the table holds, read without hooks.
+pub async fn count<M: earn::Model>(db: &Db) -> usize {
+    M::all(db).await.expect("select all").len()
+}
