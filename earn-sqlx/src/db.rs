@@ -53,6 +53,19 @@ fn url_error(url: &str, reason: impl Into<std::borrow::Cow<'static, str>>) -> Er
     }
 }
 
+/// Opens and closes one connection, so an unreachable server is reported at
+/// once with its cause: the pool would retry a refused connection for its
+/// whole acquire timeout and then only say that it timed out.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+async fn probe<O: sqlx::ConnectOptions>(options: &O) -> Result<(), Error>
+where
+    O::Connection: Sized,
+{
+    use sqlx::Connection;
+    let connection = options.connect().await.map_err(connect_error)?;
+    connection.close().await.map_err(connect_error)
+}
+
 fn connect_error(source: sqlx::Error) -> Error {
     Error::Connection {
         operation: "connect",
@@ -121,6 +134,7 @@ impl Db {
     async fn connect_postgres(url: &str) -> Result<Db, Error> {
         let options = sqlx::postgres::PgConnectOptions::from_str(url)
             .map_err(|e| url_error(url, e.to_string()))?;
+        probe(&options).await?;
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_with(options)
             .await
@@ -138,6 +152,7 @@ impl Db {
         let url_for_sqlx = url.replacen("mariadb:", "mysql:", 1);
         let options = sqlx::mysql::MySqlConnectOptions::from_str(&url_for_sqlx)
             .map_err(|e| url_error(url, e.to_string()))?;
+        probe(&options).await?;
         let pool = sqlx::mysql::MySqlPoolOptions::new()
             .connect_with(options)
             .await

@@ -1,0 +1,16 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "users")]
+pub struct User {
+    #[model(primary_key, auto)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+impl User {
+    #[before_save]
+    fn normalize(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "users")]
+#[model(table = "people")]
+pub struct User {
+    #[model(primary_key, auto)]
+    pub id: Option<i64>,
+}
+
+fn main() {}

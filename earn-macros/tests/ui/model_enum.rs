@@ -1,0 +1,9 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+pub enum Status {
+    Active,
+    Banned,
+}
+
+fn main() {}
