@@ -25,7 +25,10 @@ impl User {
 
     #[before_save(priority = 10)]
     async fn validate(&self, ctx: &mut HookContext<'_>) -> Result<(), HookError> {
-        println!("before_save  validate   ({}, priority 10 runs first)", ctx.operation());
+        println!(
+            "before_save  validate   ({}, priority 10 runs first)",
+            ctx.operation()
+        );
         if !self.email.contains('@') {
             return Err(HookError::invalid("email", "must contain '@'"));
         }
@@ -39,8 +42,14 @@ impl User {
 
     #[after_update(when_changed = "name")]
     fn renamed(&self, ctx: &mut HookContext<'_>) {
-        let before = ctx.previous::<User>().map(|u| u.name.clone()).unwrap_or_default();
-        println!("after_update renamed    -> {before:?} became {:?}", self.name);
+        let before = ctx
+            .previous::<User>()
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
+        println!(
+            "after_update renamed    -> {before:?} became {:?}",
+            self.name
+        );
     }
 
     #[after_delete]
@@ -60,7 +69,11 @@ async fn main() -> Result<(), earn::Error> {
     db.create_table::<User>().await?;
 
     println!("-- insert");
-    let mut ada = User { id: None, name: "Ada".into(), email: " ADA@Example.com ".into() };
+    let mut ada = User {
+        id: None,
+        name: "Ada".into(),
+        email: " ADA@Example.com ".into(),
+    };
     ada.save(&db).await?; // INSERT, id assigned
 
     println!("-- update");
@@ -68,7 +81,11 @@ async fn main() -> Result<(), earn::Error> {
     ada.save(&db).await?; // UPDATE
 
     println!("-- a hook vetoes the write");
-    let mut nobody = User { id: None, name: "Nobody".into(), email: "nowhere".into() };
+    let mut nobody = User {
+        id: None,
+        name: "Nobody".into(),
+        email: "nowhere".into(),
+    };
     let error = nobody.save(&db).await.expect_err("validation fails");
     println!("error: {error}");
     assert_eq!(nobody.id, None, "nothing was written, no id assigned");

@@ -1,6 +1,8 @@
 #![doc = include_str!("../docs/crate.md")]
 
-pub use earn_core::{Error, HookError, HookFailure, HookPhase, HookRegistration, Operation, registry};
+pub use earn_core::{
+    Error, HookError, HookFailure, HookPhase, HookRegistration, Operation, registry,
+};
 pub use earn_macros::{
     Model, after_commit, after_create, after_delete, after_load, after_rollback, after_save,
     after_update, before_create, before_delete, before_save, before_update, hooks,
@@ -26,7 +28,7 @@ pub mod prelude {
 pub mod __private {
     pub use earn_core::__private::{inventory, type_id};
     pub use earn_core::{HookPhase, HookRegistration, HookTable, Operation};
-    pub use earn_sqlx::__private::{BoxDynError, json_eq, serde, sqlx};
+    pub use earn_sqlx::__private::{BoxDynError, json_eq, run_phase, serde, sqlx};
     pub use earn_sqlx::{
         Backend, Column, ColumnType, Entity, Field, Hook, HookContext, HookFn, HookStep,
         IntoHookResult, ModelInfo, Row, Statements,

@@ -67,7 +67,13 @@ impl Post {
 async fn conditions_select_which_hooks_run() {
     each_backend(|db| async move {
         fresh::<Post>(&db).await;
-        let mut post = Post { id: None, title: "a".into(), body: "b".into(), published: false, cache: None };
+        let mut post = Post {
+            id: None,
+            title: "a".into(),
+            body: "b".into(),
+            published: false,
+            cache: None,
+        };
         post.save(&db).await.unwrap();
         assert_eq!(take_log(), ["create"]);
 
@@ -80,15 +86,28 @@ async fn conditions_select_which_hooks_run() {
         // `touch` changed the body in a before hook: after hooks see it changed.
         assert_eq!(
             take_log(),
-            ["update changed=[\"title\"]", "title Some(\"a\") -> \"A\"", "body changed", "published"]
+            [
+                "update changed=[\"title\"]",
+                "title Some(\"a\") -> \"A\"",
+                "body changed",
+                "published"
+            ]
         );
 
         let loaded = Post::find(&db, post.id.unwrap()).await.unwrap().unwrap();
         assert_eq!(loaded.body, "b (edited)");
-        assert_eq!(loaded.cache.as_deref(), Some("A"), "skip fields start at Default, after_load fills them");
+        assert_eq!(
+            loaded.cache.as_deref(),
+            Some("A"),
+            "skip fields start at Default, after_load fills them"
+        );
 
         post.save(&db).await.unwrap();
-        assert_eq!(take_log(), ["update changed=[]", "published"], "nothing changed");
+        assert_eq!(
+            take_log(),
+            ["update changed=[]", "published"],
+            "nothing changed"
+        );
     })
     .await;
 }

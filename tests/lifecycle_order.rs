@@ -65,16 +65,34 @@ impl Widget {
 async fn insert_update_delete_and_load_run_hooks_in_lifecycle_order() {
     each_backend(|db| async move {
         fresh::<Widget>(&db).await;
-        let mut w = Widget { id: None, name: "a".into() };
+        let mut w = Widget {
+            id: None,
+            name: "a".into(),
+        };
         w.save(&db).await.unwrap();
         assert_eq!(
             take_log(),
-            ["before_save", "before_create", "after_create id=Some(1)", "after_save", "after_commit"]
+            [
+                "before_save",
+                "before_create",
+                "after_create id=Some(1)",
+                "after_save",
+                "after_commit"
+            ]
         );
 
         w.name = "b".into();
         w.save(&db).await.unwrap();
-        assert_eq!(take_log(), ["before_save", "before_update", "after_update", "after_save", "after_commit"]);
+        assert_eq!(
+            take_log(),
+            [
+                "before_save",
+                "before_update",
+                "after_update",
+                "after_save",
+                "after_commit"
+            ]
+        );
 
         let loaded = Widget::find(&db, 1).await.unwrap().unwrap();
         assert_eq!(loaded, w);
@@ -83,7 +101,10 @@ async fn insert_update_delete_and_load_run_hooks_in_lifecycle_order() {
         assert_eq!(take_log(), ["after_load"]);
 
         loaded.delete(&db).await.unwrap();
-        assert_eq!(take_log(), ["before_delete", "after_delete", "after_commit"]);
+        assert_eq!(
+            take_log(),
+            ["before_delete", "after_delete", "after_commit"]
+        );
         assert_eq!(Widget::find(&db, 1).await.unwrap(), None);
         assert!(take_log().is_empty(), "no row, no after_load");
     })
@@ -129,8 +150,8 @@ mod more_hooks {
     #[hooks]
     impl Ranked {
         #[before_save(priority = 5)]
-        fn from_another_module(&self) {
-            log("from_another_module");
+        fn declared_elsewhere(&self) {
+            log("declared_elsewhere");
         }
     }
 }
@@ -143,7 +164,14 @@ async fn priority_then_declaration_order_never_link_order() {
             Ranked { id: None }.save(&db).await.unwrap();
             assert_eq!(
                 take_log(),
-                ["high", "high_second", "from_another_module", "first_declared", "second_declared", "low"]
+                [
+                    "high",
+                    "high_second",
+                    "declared_elsewhere",
+                    "first_declared",
+                    "second_declared",
+                    "low"
+                ]
             );
         }
     })
@@ -152,15 +180,36 @@ async fn priority_then_declaration_order_never_link_order() {
 
 #[test]
 fn registry_lists_every_hook_with_its_source() {
-    let ranked: Vec<_> = earn::registry().into_iter().filter(|r| r.model_name == "Ranked").collect();
+    let ranked: Vec<_> = earn::registry()
+        .into_iter()
+        .filter(|r| r.model_name == "Ranked")
+        .collect();
     let names: Vec<_> = ranked.iter().map(|r| r.function).collect();
-    assert_eq!(names, ["high", "high_second", "from_another_module", "first_declared", "second_declared", "low"]);
+    assert_eq!(
+        names,
+        [
+            "high",
+            "high_second",
+            "declared_elsewhere",
+            "first_declared",
+            "second_declared",
+            "low"
+        ]
+    );
     let high = ranked[0];
     assert_eq!((high.phase, high.priority), (HookPhase::BeforeSave, 10));
     assert!(high.file.ends_with("lifecycle_order.rs"), "{}", high.file);
     assert!(high.line > 0);
-    assert!(high.to_string().starts_with("Ranked::high (before_save, priority 10) at "), "{high}");
-    assert!(ranked[2].module.ends_with("more_hooks"), "{}", ranked[2].module);
+    assert!(
+        high.to_string()
+            .starts_with("Ranked::high (before_save, priority 10) at "),
+        "{high}"
+    );
+    assert!(
+        ranked[2].module.ends_with("more_hooks"),
+        "{}",
+        ranked[2].module
+    );
 }
 
 use earn::HookPhase;

@@ -36,7 +36,11 @@ impl Country {
 }
 
 fn country(code: &str, name: &str) -> Country {
-    Country { code: code.into(), name: name.into(), population: 1 }
+    Country {
+        code: code.into(),
+        name: name.into(),
+        population: 1,
+    }
 }
 
 #[tokio::test]
@@ -49,15 +53,26 @@ async fn a_natural_key_inserts_first_then_updates() {
         fr.population = 68_000_000;
         fr.save(&db).await.unwrap();
         assert_eq!(take_log(), ["update FR", "commit"]);
-        assert_eq!(Country::find(&db, "FR".into()).await.unwrap(), Some(fr.clone()));
+        assert_eq!(
+            Country::find(&db, "FR".into()).await.unwrap(),
+            Some(fr.clone())
+        );
         assert_eq!(count::<Country>(&db).await, 1);
 
         // `insert` of an existing key is the database's duplicate-key error.
         let error = country("FR", "again").insert(&db).await.unwrap_err();
-        assert!(error.to_string().starts_with("database error on table `natural_countries` during insert:"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("database error on table `natural_countries` during insert:"),
+            "{error}"
+        );
         // `update` of a missing key says so.
         let error = country("XX", "nowhere").update(&db).await.unwrap_err();
-        assert_eq!(error.to_string(), "update of Country: no row with key \"XX\" in table `natural_countries`");
+        assert_eq!(
+            error.to_string(),
+            "update of Country: no row with key \"XX\" in table `natural_countries`"
+        );
         assert!(matches!(error, earn::Error::NotFound { .. }));
         let error = country("XX", "nowhere").delete(&db).await.unwrap_err();
         assert!(matches!(error, earn::Error::NotFound { .. }), "{error}");
@@ -74,7 +89,10 @@ async fn quiet_writes_skip_hooks_and_still_write() {
         de.save_quietly(&db).await.unwrap();
         de.name = "Deutschland".into();
         de.save_quietly(&db).await.unwrap();
-        assert_eq!(Country::find(&db, "DE".into()).await.unwrap().unwrap().name, "Deutschland");
+        assert_eq!(
+            Country::find(&db, "DE".into()).await.unwrap().unwrap().name,
+            "Deutschland"
+        );
         de.delete_quietly(&db).await.unwrap();
         assert_eq!(count::<Country>(&db).await, 0);
         assert!(take_log().is_empty(), "no hook ran");
@@ -94,7 +112,10 @@ struct Plain {
 async fn a_model_without_hooks_round_trips_and_reports_missing_rows() {
     each_backend(|db| async move {
         fresh::<Plain>(&db).await;
-        let mut p = Plain { id: None, label: None };
+        let mut p = Plain {
+            id: None,
+            label: None,
+        };
         p.save(&db).await.unwrap();
         assert_eq!(p.id, Some(1));
         p.label = Some("x".into());
@@ -105,8 +126,17 @@ async fn a_model_without_hooks_round_trips_and_reports_missing_rows() {
         p.delete(&db).await.unwrap();
         let error = p.update(&db).await.unwrap_err();
         assert!(matches!(error, earn::Error::NotFound { .. }), "{error}");
-        let error = Plain { id: None, label: None }.delete(&db).await.unwrap_err();
-        assert_eq!(error.to_string(), "delete of Plain: the model has no primary key value; save it first");
+        let error = Plain {
+            id: None,
+            label: None,
+        }
+        .delete(&db)
+        .await
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "delete of Plain: the model has no primary key value; save it first"
+        );
     })
     .await;
 }

@@ -24,9 +24,21 @@ async fn reserved_words_are_quoted_and_values_are_bound() {
     each_backend(|db| async move {
         fresh::<Order>(&db).await;
         // MySQL TEXT cannot hold NUL in every mode; keep it out there.
-        let hostile = if db.dialect() == earn::Dialect::MySql { HOSTILE.replace('\0', "") } else { HOSTILE.to_owned() };
-        let hostile = if db.dialect() == earn::Dialect::Postgres { hostile.replace('\0', "") } else { hostile };
-        let mut order = Order { id: None, choice: hostile.clone(), origin: Some(hostile.clone()) };
+        let hostile = if db.dialect() == earn::Dialect::MySql {
+            HOSTILE.replace('\0', "")
+        } else {
+            HOSTILE.to_owned()
+        };
+        let hostile = if db.dialect() == earn::Dialect::Postgres {
+            hostile.replace('\0', "")
+        } else {
+            hostile
+        };
+        let mut order = Order {
+            id: None,
+            choice: hostile.clone(),
+            origin: Some(hostile.clone()),
+        };
         order.save(&db).await.unwrap();
         let loaded = Order::find(&db, order.id.unwrap()).await.unwrap().unwrap();
         assert_eq!(loaded, order);
@@ -91,9 +103,14 @@ fn everything() -> Everything {
         m: vec![0, 1, 2, 255],
         n: None,
         o: Some("o".into()),
-        at: chrono::Utc.with_ymd_and_hms(2024, 2, 29, 12, 30, 45).unwrap(),
+        at: chrono::Utc
+            .with_ymd_and_hms(2024, 2, 29, 12, 30, 45)
+            .unwrap(),
         day: chrono::NaiveDate::from_ymd_opt(1999, 12, 31).unwrap(),
-        address: Address { city: "Paris".into(), lines: vec!["1 rue".into()] },
+        address: Address {
+            city: "Paris".into(),
+            lines: vec!["1 rue".into()],
+        },
         tags: [("x".to_owned(), 1)].into(),
     }
 }
@@ -104,7 +121,10 @@ async fn every_field_type_round_trips() {
         fresh::<Everything>(&db).await;
         let mut row = everything();
         row.save(&db).await.unwrap();
-        assert_eq!(Everything::find(&db, row.id).await.unwrap(), Some(row.clone()));
+        assert_eq!(
+            Everything::find(&db, row.id).await.unwrap(),
+            Some(row.clone())
+        );
         row.address.city = "Lyon".into();
         row.n = Some(7);
         row.save(&db).await.unwrap();
@@ -123,12 +143,21 @@ async fn a_value_the_column_cannot_hold_is_an_error_and_writes_nothing() {
         if db.dialect() == earn::Dialect::MySql {
             // BIGINT UNSIGNED holds it.
             result.unwrap();
-            assert_eq!(Everything::find(&db, row.id).await.unwrap().unwrap().h, u64::MAX);
+            assert_eq!(
+                Everything::find(&db, row.id).await.unwrap().unwrap().h,
+                u64::MAX
+            );
         } else {
             let error = result.unwrap_err();
             let message = error.to_string();
-            assert!(message.starts_with("database error on table `quoting_everything` during insert:"), "{message}");
-            assert!(message.contains("u64 value 18446744073709551615 does not fit the column type"), "{message}");
+            assert!(
+                message.starts_with("database error on table `quoting_everything` during insert:"),
+                "{message}"
+            );
+            assert!(
+                message.contains("u64 value 18446744073709551615 does not fit the column type"),
+                "{message}"
+            );
             assert!(Everything::all(&db).await.unwrap().is_empty());
         }
     })

@@ -61,7 +61,10 @@ impl Note {
 }
 
 fn note(text: &str) -> Note {
-    Note { id: None, text: text.into() }
+    Note {
+        id: None,
+        text: text.into(),
+    }
 }
 
 #[tokio::test]
@@ -75,7 +78,14 @@ async fn after_commit_waits_for_the_callers_commit() {
         tx.commit().await.unwrap();
         assert_eq!(
             take_log(),
-            ["commit a", "create-commit a", "last a", "commit b", "create-commit b", "last b"]
+            [
+                "commit a",
+                "create-commit a",
+                "last a",
+                "commit b",
+                "create-commit b",
+                "last b"
+            ]
         );
         assert_eq!(count::<Note>(&db).await, 2);
     })
@@ -134,8 +144,18 @@ async fn savepoints_hand_their_hooks_to_the_parent_or_discard_them() {
         assert_eq!(take_log(), ["rollback undone", "rollback nested"]);
         tx.commit().await.unwrap();
         let log = take_log();
-        assert_eq!(log.iter().filter(|l| l.starts_with("commit ")).collect::<Vec<_>>(), ["commit outer", "commit released"]);
-        let texts: Vec<String> = Note::all(&db).await.unwrap().into_iter().map(|n| n.text).collect();
+        assert_eq!(
+            log.iter()
+                .filter(|l| l.starts_with("commit "))
+                .collect::<Vec<_>>(),
+            ["commit outer", "commit released"]
+        );
+        let texts: Vec<String> = Note::all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.text)
+            .collect();
         assert_eq!(texts, ["outer", "released"]);
     })
     .await;
@@ -146,12 +166,24 @@ async fn every_outcome_hook_runs_and_their_failures_never_fail_the_save() {
     each_backend(|db| async move {
         fresh::<Note>(&db).await;
         let mut boom = note("boom");
-        boom.save(&db).await.expect("a failing after_commit hook does not fail a committed save");
+        boom.save(&db)
+            .await
+            .expect("a failing after_commit hook does not fail a committed save");
         let mut panicking = note("panic");
-        panicking.save(&db).await.expect("a panicking after_commit hook does not fail a committed save");
+        panicking
+            .save(&db)
+            .await
+            .expect("a panicking after_commit hook does not fail a committed save");
         assert_eq!(
             take_log(),
-            ["commit boom", "create-commit boom", "last boom", "commit panic", "create-commit panic", "last panic"]
+            [
+                "commit boom",
+                "create-commit boom",
+                "last boom",
+                "commit panic",
+                "create-commit panic",
+                "last panic"
+            ]
         );
         assert_eq!(count::<Note>(&db).await, 2);
         // `on = "create"` filters the update.
@@ -172,12 +204,23 @@ async fn a_failed_write_in_a_caller_transaction_blocks_its_commit() {
         bad.save_in(&mut tx).await.unwrap_err();
         assert_eq!(bad.id, None);
         let error = note("later").save_in(&mut tx).await.unwrap_err();
-        assert!(matches!(error, earn::Error::TransactionAborted { .. }), "{error}");
+        assert!(
+            matches!(error, earn::Error::TransactionAborted { .. }),
+            "{error}"
+        );
         let error = tx.commit().await.unwrap_err();
         assert!(error.to_string().contains("after_save refused"), "{error}");
-        assert_eq!(count::<Note>(&db).await, 0, "nothing of the transaction was committed");
+        assert_eq!(
+            count::<Note>(&db).await,
+            0,
+            "nothing of the transaction was committed"
+        );
         let log = take_log();
-        assert!(log.contains(&"rollback kept?".to_owned()) && log.contains(&"rollback fail-after".to_owned()), "{log:?}");
+        assert!(
+            log.contains(&"rollback kept?".to_owned())
+                && log.contains(&"rollback fail-after".to_owned()),
+            "{log:?}"
+        );
         assert!(!log.iter().any(|l| l.starts_with("commit")), "{log:?}");
     })
     .await;
@@ -196,7 +239,12 @@ async fn a_savepoint_recovers_from_a_failed_write() {
         }
         note("second").save_in(&mut tx).await.unwrap();
         tx.commit().await.unwrap();
-        let texts: Vec<String> = Note::all(&db).await.unwrap().into_iter().map(|n| n.text).collect();
+        let texts: Vec<String> = Note::all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.text)
+            .collect();
         assert_eq!(texts, ["first", "second"]);
     })
     .await;
@@ -208,7 +256,13 @@ async fn a_validation_failure_before_any_write_leaves_the_transaction_usable() {
         fresh::<Note>(&db).await;
         fresh::<Guarded>(&db).await;
         let mut tx = db.begin().await.unwrap();
-        Guarded { id: None, ok: false }.save_in(&mut tx).await.unwrap_err();
+        Guarded {
+            id: None,
+            ok: false,
+        }
+        .save_in(&mut tx)
+        .await
+        .unwrap_err();
         note("after").save_in(&mut tx).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!(count::<Note>(&db).await, 1);
@@ -229,6 +283,10 @@ struct Guarded {
 impl Guarded {
     #[before_save]
     fn must_be_ok(&self) -> Result<(), HookError> {
-        if self.ok { Ok(()) } else { Err(HookError::invalid("ok", "must be true")) }
+        if self.ok {
+            Ok(())
+        } else {
+            Err(HookError::invalid("ok", "must be true"))
+        }
     }
 }

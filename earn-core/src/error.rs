@@ -121,7 +121,11 @@ pub struct HookFailure {
 
 impl fmt::Display for HookFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = if self.error.is_abort() { "aborted" } else { "failed" };
+        let verb = if self.error.is_abort() {
+            "aborted"
+        } else {
+            "failed"
+        };
         write!(
             f,
             "{}::{} ({}) {verb}: {}",
@@ -227,7 +231,12 @@ pub enum Error {
 
 impl Error {
     /// A hook failure.
-    pub fn hook(model: &'static str, phase: HookPhase, hook: &'static str, error: HookError) -> Self {
+    pub fn hook(
+        model: &'static str,
+        phase: HookPhase,
+        hook: &'static str,
+        error: HookError,
+    ) -> Self {
         Error::Hook(Box::new(HookFailure {
             model,
             phase,

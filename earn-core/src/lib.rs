@@ -5,8 +5,8 @@
 //! of it; users depend on the `earn` facade and never on this crate directly.
 
 mod error;
-mod phase;
 mod panic;
+mod phase;
 mod registry;
 
 pub use error::{BoxError, Error, HookError, HookFailure};

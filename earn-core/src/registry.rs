@@ -116,9 +116,15 @@ impl<H: Any> HookTable<H> {
 
     /// The hooks of `phase`, in run order, with their function names.
     #[inline]
-    pub fn phase(&self, phase: HookPhase) -> impl ExactSizeIterator<Item = (&'static H, &'static str)> + '_ {
+    pub fn phase(
+        &self,
+        phase: HookPhase,
+    ) -> impl ExactSizeIterator<Item = (&'static H, &'static str)> + '_ {
         let i = phase.index();
-        self.phases[i].iter().copied().zip(self.names[i].iter().copied())
+        self.phases[i]
+            .iter()
+            .copied()
+            .zip(self.names[i].iter().copied())
     }
 
     /// Whether `phase` has any hook.

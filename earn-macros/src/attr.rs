@@ -1,6 +1,6 @@
 //! One option of an attribute, set at most once.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenTree};
 use quote::ToTokens;
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
@@ -21,7 +21,10 @@ impl<T> Opt<T> {
     /// Sets the value, or reports a duplicate on the second occurrence.
     pub(crate) fn set(&mut self, cx: &mut Ctxt, at: impl ToTokens, value: T) {
         if self.value.is_some() {
-            cx.error(&at, format!("duplicate `{}` option", self.name));
+            cx.error(
+                &at,
+                format!("duplicate `{}` option: remove this one", self.name),
+            );
         } else {
             self.value = Some((at.to_token_stream().span(), value));
         }
@@ -36,9 +39,42 @@ impl<T> Opt<T> {
     }
 }
 
-/// Reads `= "string"`.
-pub(crate) fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<syn::LitStr> {
-    meta.value()?.parse()
+/// Records the error of one option, if any, and skips to the next option,
+/// so that every mistake in an attribute is reported at once.
+pub(crate) fn recover(
+    cx: &mut Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    result: syn::Result<()>,
+) -> syn::Result<()> {
+    let Err(error) = result else { return Ok(()) };
+    cx.push(error);
+    meta.input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((token, next)) = rest.token_tree() {
+            if matches!(&token, TokenTree::Punct(p) if p.as_char() == ',') {
+                break;
+            }
+            rest = next;
+        }
+        Ok(((), rest))
+    })
+}
+
+/// Reads `= "string"`; `usage` shows the option written correctly.
+pub(crate) fn string(meta: &ParseNestedMeta<'_>, usage: &str) -> syn::Result<syn::LitStr> {
+    if !meta.input.peek(syn::Token![=]) {
+        return Err(meta.error(format!("expected a value: `{usage}`")));
+    }
+    match meta.value()?.parse::<syn::Expr>()? {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(value),
+            ..
+        }) => Ok(value),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("expected a string literal: `{usage}`"),
+        )),
+    }
 }
 
 /// The error for an option the attribute does not have.
@@ -47,4 +83,33 @@ pub(crate) fn unknown(meta: &ParseNestedMeta<'_>, attribute: &str, expected: &st
     meta.error(format!(
         "unknown {attribute} option `{name}`; expected one of: {expected}"
     ))
+}
+
+/// The candidate closest to a misspelled `name`, if one is close enough.
+pub(crate) fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (edit_distance(name, candidate), candidate))
+        .filter(|(distance, _)| *distance <= name.len().max(3) / 3)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
 }

@@ -18,6 +18,12 @@ impl Ctxt {
         self.errors.push(error);
     }
 
+    /// Whether anything was reported: checks that depend on the whole input
+    /// are skipped then, so a typo is not echoed by errors it caused.
+    pub(crate) fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
     /// All errors combined into one, or `Ok` if there were none.
     pub(crate) fn check(self) -> syn::Result<()> {
         let mut errors = self.errors.into_iter();

@@ -150,5 +150,13 @@ macro_rules! backend {
 }
 
 backend!("sqlite", sqlx::Sqlite, Dialect::Sqlite, "TEXT", |_| None);
-backend!("postgres", sqlx::Postgres, Dialect::Postgres, "JSONB", |_| None);
-backend!("mysql", sqlx::MySql, Dialect::MySql, "JSON", |r| Some(r.last_insert_id()));
+backend!(
+    "postgres",
+    sqlx::Postgres,
+    Dialect::Postgres,
+    "JSONB",
+    |_| None
+);
+backend!("mysql", sqlx::MySql, Dialect::MySql, "JSON", |r| Some(
+    r.last_insert_id()
+));

@@ -59,6 +59,11 @@ impl<M> Hook<M> {
 
 /// Converts what a hook returns, `()` or `Result<(), E: Into<HookError>>`,
 /// into its result.
+#[diagnostic::on_unimplemented(
+    message = "a hook must return `()` or `Result<(), E>` where `E: Into<HookError>`, not `{Self}`",
+    label = "this hook returns `{Self}`",
+    note = "return `Result<(), HookError>` and use `HookError::invalid`, `HookError::abort`, or `?` on any std error"
+)]
 pub trait IntoHookResult {
     /// The result.
     fn into_hook_result(self) -> Result<(), HookError>;
@@ -189,7 +194,9 @@ pub(crate) async fn run_outcome<M: Entity>(phase: HookPhase, mut model: M, opera
         if !hook.applies(&model, operation, &[]) {
             continue;
         }
-        let HookFn::Detached(call) = hook.call else { continue };
+        let HookFn::Detached(call) = hook.call else {
+            continue;
+        };
         let outcome = earn_core::catch_unwind(async { finish(call(&mut model)).await }).await;
         let failure = match outcome {
             Ok(Ok(())) => continue,

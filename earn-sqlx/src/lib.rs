@@ -20,7 +20,9 @@ pub use backend::{Backend, Dialect, Done};
 pub use db::Db;
 pub use field::Field;
 pub use hook::{Hook, HookContext, HookFn, HookStep, IntoHookResult};
-pub use model::{Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements};
+pub use model::{
+    Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements,
+};
 pub use tx::{Savepoint, Tx};
 
 #[doc(hidden)]
@@ -28,6 +30,24 @@ pub mod __private {
     pub use serde;
     pub use sqlx;
     pub use sqlx::error::BoxDynError;
+
+    /// Runs the hooks of an in-transaction phase on `model` with a context
+    /// on `tx`, as a write would. For benchmarks of hook dispatch.
+    pub async fn run_phase<M: crate::Entity>(
+        phase: earn_core::HookPhase,
+        operation: earn_core::Operation,
+        model: &mut M,
+        tx: &mut crate::Tx,
+    ) -> Result<(), earn_core::Error> {
+        let mut ctx = crate::hook::HookContext {
+            tx,
+            operation,
+            changed: M::field_names(),
+            previous: None,
+            touched: false,
+        };
+        crate::hook::run_in_tx(phase, model, &mut ctx).await
+    }
 
     /// Compares two values by their JSON form (for `#[model(json)]` fields,
     /// which need not implement `PartialEq`).

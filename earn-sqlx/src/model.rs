@@ -212,7 +212,10 @@ pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
     }
 
     /// [`find`](Model::find) inside a transaction: sees its uncommitted writes.
-    fn find_in(tx: &mut Tx, key: Self::Key) -> impl Future<Output = Result<Option<Self>, Error>> + Send {
+    fn find_in(
+        tx: &mut Tx,
+        key: Self::Key,
+    ) -> impl Future<Output = Result<Option<Self>, Error>> + Send {
         persist::find_in(tx, key)
     }
 

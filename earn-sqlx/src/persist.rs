@@ -45,7 +45,11 @@ pub(crate) async fn standalone<M: Model>(db: &Db, model: &mut M, how: Write) -> 
 }
 
 /// Deletes in a transaction of its own.
-pub(crate) async fn standalone_delete<M: Model>(db: &Db, model: &M, hooked: bool) -> Result<(), Error> {
+pub(crate) async fn standalone_delete<M: Model>(
+    db: &Db,
+    model: &M,
+    hooked: bool,
+) -> Result<(), Error> {
     let mut tx = db.begin().await?;
     match delete(&mut tx, model, hooked).await {
         Ok(()) => tx.commit().await,
@@ -72,18 +76,30 @@ struct Progress {
 /// A write inside the caller's transaction.
 pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> Result<(), Error> {
     if let Some(reason) = tx.poisoned() {
-        return Err(Error::TransactionAborted { reason: reason.to_owned() });
+        return Err(Error::TransactionAborted {
+            reason: reason.to_owned(),
+        });
     }
     if how == Write::SaveQuietly {
-        tracing::debug!(model = M::INFO.name, table = M::INFO.table, "save_quietly: hooks skipped");
+        tracing::debug!(
+            model = M::INFO.name,
+            table = M::INFO.table,
+            "save_quietly: hooks skipped"
+        );
         return write_quietly(tx, model).await;
     }
     let hooks = M::hooks();
     if hooks.is_empty() {
-        return write_steps(tx, model, how, &mut Progress::default()).await.map(|_| ());
+        return write_steps(tx, model, how, &mut Progress::default())
+            .await
+            .map(|_| ());
     }
     let original_key = model.key();
-    let operation = if original_key.is_none() { Operation::Create } else { Operation::Update };
+    let operation = if original_key.is_none() {
+        Operation::Create
+    } else {
+        Operation::Update
+    };
     let mut progress = Progress::default();
     let result = guarded::<M, _, _>(
         original_key.as_ref(),
@@ -148,7 +164,10 @@ async fn write_steps<M: Model>(
         }
         (Write::Insert, _) | (Write::Save | Write::SaveQuietly, None) => (Operation::Create, None),
         (Write::Update, None) => {
-            return Err(Error::MissingKey { model: M::INFO.name, operation: Operation::Update });
+            return Err(Error::MissingKey {
+                model: M::INFO.name,
+                operation: Operation::Update,
+            });
         }
         (_, Some(key)) => {
             // The persisted row decides insert or update for a natural key;
@@ -186,7 +205,13 @@ async fn write_steps<M: Model>(
     };
 
     {
-        let mut ctx = HookContext { tx, operation, changed, previous: previous_any, touched: false };
+        let mut ctx = HookContext {
+            tx,
+            operation,
+            changed,
+            previous: previous_any,
+            touched: false,
+        };
         let ran = async {
             run_in_tx(HookPhase::BeforeSave, model, &mut ctx).await?;
             run_in_tx(before, model, &mut ctx).await
@@ -212,7 +237,13 @@ async fn write_steps<M: Model>(
         }
         None => changed,
     };
-    let mut ctx = HookContext { tx, operation, changed, previous: previous_any, touched: false };
+    let mut ctx = HookContext {
+        tx,
+        operation,
+        changed,
+        previous: previous_any,
+        touched: false,
+    };
     let ran = async {
         run_in_tx(after, model, &mut ctx).await?;
         run_in_tx(HookPhase::AfterSave, model, &mut ctx).await
@@ -244,13 +275,19 @@ async fn exec_update<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error> 
     let affected = dispatch!(&mut tx.conn, |c, DB| update_on::<DB, M>(c, model).await)
         .map_err(db_error::<M>("update"))?;
     if affected == 0 {
-        let key = model.key().ok_or(Error::MissingKey { model: M::INFO.name, operation: Operation::Update })?;
+        let key = model.key().ok_or(Error::MissingKey {
+            model: M::INFO.name,
+            operation: Operation::Update,
+        })?;
         return Err(not_found::<M>(&key, Operation::Update));
     }
     Ok(())
 }
 
-async fn insert_on<DB: Backend, M: Row<DB>>(c: &mut DB::Connection, model: &M) -> Result<Option<M::Key>, sqlx::Error> {
+async fn insert_on<DB: Backend, M: Row<DB>>(
+    c: &mut DB::Connection,
+    model: &M,
+) -> Result<Option<M::Key>, sqlx::Error> {
     let sql = M::INFO.sql(DB::DIALECT).insert;
     let mut args = DB::Arguments::default();
     model.bind_insert(&mut args).map_err(sqlx::Error::Encode)?;
@@ -262,20 +299,32 @@ async fn insert_on<DB: Backend, M: Row<DB>>(c: &mut DB::Connection, model: &M) -
         let done = DB::run(c, sql, args).await?;
         return Ok(done.last_insert_id.and_then(M::key_from_insert_id));
     }
-    let row = DB::fetch_optional(c, sql, args).await?.ok_or(sqlx::Error::RowNotFound)?;
+    let row = DB::fetch_optional(c, sql, args)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
     M::decode_key(&row).map(Some)
 }
 
-async fn update_on<DB: Backend, M: Row<DB>>(c: &mut DB::Connection, model: &M) -> Result<u64, sqlx::Error> {
+async fn update_on<DB: Backend, M: Row<DB>>(
+    c: &mut DB::Connection,
+    model: &M,
+) -> Result<u64, sqlx::Error> {
     let mut args = DB::Arguments::default();
     model.bind_update(&mut args).map_err(sqlx::Error::Encode)?;
-    Ok(DB::run(c, M::INFO.sql(DB::DIALECT).update, args).await?.rows_affected)
+    Ok(DB::run(c, M::INFO.sql(DB::DIALECT).update, args)
+        .await?
+        .rows_affected)
 }
 
-async fn delete_on<DB: Backend, M: Row<DB>>(c: &mut DB::Connection, key: &M::Key) -> Result<u64, sqlx::Error> {
+async fn delete_on<DB: Backend, M: Row<DB>>(
+    c: &mut DB::Connection,
+    key: &M::Key,
+) -> Result<u64, sqlx::Error> {
     let mut args = DB::Arguments::default();
     M::bind_key(key, &mut args).map_err(sqlx::Error::Encode)?;
-    Ok(DB::run(c, M::INFO.sql(DB::DIALECT).delete, args).await?.rows_affected)
+    Ok(DB::run(c, M::INFO.sql(DB::DIALECT).delete, args)
+        .await?
+        .rows_affected)
 }
 
 async fn find_on<DB: Backend, M: Row<DB>>(
@@ -284,7 +333,11 @@ async fn find_on<DB: Backend, M: Row<DB>>(
     for_update: bool,
 ) -> Result<Option<M>, sqlx::Error> {
     let statements = M::INFO.sql(DB::DIALECT);
-    let sql = if for_update { statements.find_for_update } else { statements.find };
+    let sql = if for_update {
+        statements.find_for_update
+    } else {
+        statements.find
+    };
     let mut args = DB::Arguments::default();
     M::bind_key(key, &mut args).map_err(sqlx::Error::Encode)?;
     match DB::fetch_optional(c, sql, args).await? {
@@ -299,23 +352,35 @@ async fn all_on<DB: Backend, M: Row<DB>>(c: &mut DB::Connection) -> Result<Vec<M
 }
 
 /// Reads a row without hooks.
-async fn find_row<M: Model>(tx: &mut Tx, key: &M::Key, for_update: bool) -> Result<Option<M>, Error> {
-    dispatch!(&mut tx.conn, |c, DB| find_on::<DB, M>(c, key, for_update).await)
-        .map_err(db_error::<M>("select"))
+async fn find_row<M: Model>(
+    tx: &mut Tx,
+    key: &M::Key,
+    for_update: bool,
+) -> Result<Option<M>, Error> {
+    dispatch!(&mut tx.conn, |c, DB| find_on::<DB, M>(c, key, for_update)
+        .await)
+    .map_err(db_error::<M>("select"))
 }
 
 /// A delete inside the caller's transaction.
 pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Result<(), Error> {
     if let Some(reason) = tx.poisoned() {
-        return Err(Error::TransactionAborted { reason: reason.to_owned() });
+        return Err(Error::TransactionAborted {
+            reason: reason.to_owned(),
+        });
     }
-    let key = model
-        .key()
-        .ok_or(Error::MissingKey { model: M::INFO.name, operation: Operation::Delete })?;
+    let key = model.key().ok_or(Error::MissingKey {
+        model: M::INFO.name,
+        operation: Operation::Delete,
+    })?;
     let hooks = M::hooks();
     if !hooked || hooks.is_empty() {
         if !hooked {
-            tracing::debug!(model = M::INFO.name, table = M::INFO.table, "delete_quietly: hooks skipped");
+            tracing::debug!(
+                model = M::INFO.name,
+                table = M::INFO.table,
+                "delete_quietly: hooks skipped"
+            );
         }
         return exec_delete::<M>(tx, &key).await;
     }
@@ -324,13 +389,25 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
     // get a copy rather than forcing `delete(&mut self)` on users.
     let mut copy = model.clone();
     let result = guarded::<M, _, _>(Some(&key), Operation::Delete, async {
-        let mut ctx = HookContext { tx, operation: Operation::Delete, changed: &[], previous: None, touched: false };
+        let mut ctx = HookContext {
+            tx,
+            operation: Operation::Delete,
+            changed: &[],
+            previous: None,
+            touched: false,
+        };
         let ran = run_in_tx(HookPhase::BeforeDelete, &mut copy, &mut ctx).await;
         progress.touched |= ctx.touched;
         ran?;
         progress.wrote = true;
         exec_delete::<M>(tx, &key).await?;
-        let mut ctx = HookContext { tx, operation: Operation::Delete, changed: &[], previous: None, touched: false };
+        let mut ctx = HookContext {
+            tx,
+            operation: Operation::Delete,
+            changed: &[],
+            previous: None,
+            touched: false,
+        };
         let ran = run_in_tx(HookPhase::AfterDelete, &mut copy, &mut ctx).await;
         progress.touched |= ctx.touched;
         ran
@@ -385,8 +462,8 @@ async fn loaded<M: Model>(found: Option<M>) -> Result<Option<M>, Error> {
 /// `M::all`: every row ordered by key, then `after_load` on each.
 pub(crate) async fn all<M: Model>(db: &Db) -> Result<Vec<M>, Error> {
     let mut conn = db.acquire().await?;
-    let mut rows = dispatch!(&mut conn, |c, DB| all_on::<DB, M>(c).await)
-        .map_err(db_error::<M>("select"))?;
+    let mut rows =
+        dispatch!(&mut conn, |c, DB| all_on::<DB, M>(c).await).map_err(db_error::<M>("select"))?;
     drop(conn);
     if M::hooks().has(HookPhase::AfterLoad) {
         for row in &mut rows {

@@ -5,8 +5,8 @@ use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 
 use earn_core::{Error, HookPhase, Operation};
-use sqlx::pool::PoolConnection;
 use sqlx::Database;
+use sqlx::pool::PoolConnection;
 use sqlx_core::transaction::TransactionManager;
 
 use crate::backend::Dialect;
@@ -225,7 +225,12 @@ impl Tx {
     }
 
     /// Queues the outcome hooks of a write.
-    pub(crate) fn queue_outcome<M: Entity>(&mut self, model: M, operation: Operation, written: bool) {
+    pub(crate) fn queue_outcome<M: Entity>(
+        &mut self,
+        model: M,
+        operation: Operation,
+        written: bool,
+    ) {
         self.queue.push(Box::new(ModelOutcome {
             model,
             operation,
@@ -366,7 +371,12 @@ impl Savepoint<'_> {
     /// Pops the savepoint's mark and takes its queued outcomes.
     fn unwind(&mut self) -> Vec<Box<dyn Pending>> {
         let mark = self.tx.marks.pop().unwrap_or(0);
-        if self.tx.poison.as_ref().is_some_and(|(depth, _)| *depth > self.tx.marks.len()) {
+        if self
+            .tx
+            .poison
+            .as_ref()
+            .is_some_and(|(depth, _)| *depth > self.tx.marks.len())
+        {
             self.tx.poison = None;
         }
         self.tx.queue.split_off(mark.min(self.tx.queue.len()))

@@ -17,7 +17,9 @@ static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 /// Records that something ran (hooks call this).
 pub fn log(entry: impl Into<String>) {
-    LOG.lock().unwrap_or_else(|e| e.into_inner()).push(entry.into());
+    LOG.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(entry.into());
 }
 
 /// Takes the log so far, leaving it empty.
@@ -37,10 +39,15 @@ fn required() -> bool {
 /// The databases to run on: (name, URL).
 pub fn backends() -> Vec<(&'static str, String)> {
     let mut found = vec![("sqlite", "sqlite::memory:".to_owned())];
-    for (name, var) in [("postgres", "EARN_POSTGRES_URL"), ("mysql", "EARN_MYSQL_URL")] {
+    for (name, var) in [
+        ("postgres", "EARN_POSTGRES_URL"),
+        ("mysql", "EARN_MYSQL_URL"),
+    ] {
         match std::env::var(var) {
             Ok(url) if !url.is_empty() => found.push((name, url)),
-            _ if required() => panic!("{var} is not set and EARN_REQUIRE_SERVICES=1: {name} tests cannot be skipped"),
+            _ if required() => panic!(
+                "{var} is not set and EARN_REQUIRE_SERVICES=1: {name} tests cannot be skipped"
+            ),
             _ => eprintln!("skipped on {name}: {var} is not set"),
         }
     }

@@ -1,6 +1,7 @@
 //! A typed model of a `#[hooks]` impl block: each hook method and its options.
 
 use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 
 use crate::attr::{self, Opt};
@@ -38,7 +39,10 @@ pub(crate) const PHASES: [(&str, Phase); 11] = [
 
 impl Phase {
     pub(crate) fn name(self) -> &'static str {
-        PHASES.iter().find(|(_, p)| *p == self).map_or("", |(n, _)| n)
+        PHASES
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("", |(n, _)| n)
     }
 
     /// The `earn::HookPhase` variant.
@@ -53,7 +57,10 @@ impl Phase {
 
     /// Runs inside the write's transaction (may take a `HookContext`).
     pub(crate) fn in_transaction(self) -> bool {
-        !matches!(self, Phase::AfterCommit | Phase::AfterRollback | Phase::AfterLoad)
+        !matches!(
+            self,
+            Phase::AfterCommit | Phase::AfterRollback | Phase::AfterLoad
+        )
     }
 
     /// May take `&mut self`: runs before the write, or on a freshly loaded row.
@@ -94,61 +101,17 @@ pub(crate) struct HookAttr {
 
 /// Parses `#[phase(priority = N, on = "…", if = path, when_changed = "…")]`.
 pub(crate) fn parse_hook_attr(cx: &mut Ctxt, phase: Phase, attr: &syn::Attribute) -> HookAttr {
-    let mut priority = Opt::none("priority");
-    let mut on = Opt::none("on");
-    let mut condition = Opt::none("if");
-    let mut when_changed = Opt::none("when_changed");
+    let mut options = HookOptions {
+        phase,
+        priority: Opt::none("priority"),
+        on: Opt::none("on"),
+        condition: Opt::none("if"),
+        when_changed: Opt::none("when_changed"),
+    };
     if !matches!(attr.meta, syn::Meta::Path(_)) {
         let parsed = attr.parse_nested_meta(|meta| {
-            let path = &meta.path;
-            if path.is_ident("priority") {
-                let value = parse_priority(&meta.value()?.parse::<syn::Expr>()?)?;
-                priority.set(cx, path, value);
-            } else if path.is_ident("on") {
-                let value = attr::string(&meta)?;
-                let choices = phase.on_choices();
-                if choices.is_empty() {
-                    return Err(syn::Error::new(
-                        path.span(),
-                        format!(
-                            "`on` does not apply to {} hooks: they already run for one operation; \
-                             `on` filters before_save / after_save (\"create\" | \"update\") and \
-                             after_commit / after_rollback (\"create\" | \"update\" | \"delete\")",
-                            phase.name()
-                        ),
-                    ));
-                }
-                if !choices.contains(&value.value().as_str()) {
-                    return Err(syn::Error::new(
-                        value.span(),
-                        format!("`on` must be one of {:?} for {} hooks", choices, phase.name()),
-                    ));
-                }
-                on.set(cx, path, value.value());
-            } else if path.is_ident("if") {
-                let value: syn::Path = meta.value()?.parse()?;
-                condition.set(cx, path, value);
-            } else if path.is_ident("when_changed") {
-                let value = attr::string(&meta)?;
-                if !phase.tracks_changes() {
-                    return Err(syn::Error::new(
-                        path.span(),
-                        format!(
-                            "`when_changed` does not apply to {} hooks; it filters hooks that run \
-                             on update: before_save, after_save, before_update, after_update",
-                            phase.name()
-                        ),
-                    ));
-                }
-                when_changed.set(cx, path, value);
-            } else {
-                return Err(attr::unknown(
-                    &meta,
-                    "hook",
-                    "`priority = N`, `on = \"…\"`, `if = path`, `when_changed = \"field\"`",
-                ));
-            }
-            Ok(())
+            let result = options.parse(cx, &meta);
+            attr::recover(cx, &meta, result)
         });
         if let Err(error) = parsed {
             cx.push(error);
@@ -157,10 +120,110 @@ pub(crate) fn parse_hook_attr(cx: &mut Ctxt, phase: Phase, attr: &syn::Attribute
     HookAttr {
         phase,
         span: attr.span(),
-        priority: priority.take().unwrap_or(0),
-        on: on.take(),
-        condition: condition.take(),
-        when_changed: when_changed.take(),
+        priority: options.priority.take().unwrap_or(0),
+        on: options.on.take(),
+        condition: options.condition.take(),
+        when_changed: options.when_changed.take(),
+    }
+}
+
+/// The options of one hook attribute.
+struct HookOptions {
+    phase: Phase,
+    priority: Opt<i32>,
+    on: Opt<String>,
+    condition: Opt<syn::Path>,
+    when_changed: Opt<syn::LitStr>,
+}
+
+impl HookOptions {
+    fn parse(&mut self, cx: &mut Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        let phase = self.phase;
+        let path = &meta.path;
+        if path.is_ident("priority") {
+            if !meta.input.peek(syn::Token![=]) {
+                return Err(meta.error("expected a value: `priority = 10` (higher runs first)"));
+            }
+            let value = parse_priority(&meta.value()?.parse::<syn::Expr>()?)?;
+            self.priority.set(cx, path, value);
+        } else if path.is_ident("on") {
+            let value = attr::string(meta, "on = \"create\"")?;
+            let choices = phase.on_choices();
+            if choices.is_empty() {
+                return Err(syn::Error::new(
+                    path.span(),
+                    format!(
+                        "`on` does not apply to {} hooks, which run for one operation only: remove it \
+                         (`on` filters before_save / after_save by \"create\" | \"update\", and \
+                         after_commit / after_rollback by \"create\" | \"update\" | \"delete\")",
+                        phase.name()
+                    ),
+                ));
+            }
+            if !choices.contains(&value.value().as_str()) {
+                let choices: Vec<String> =
+                    choices.iter().map(|c| format!("`on = \"{c}\"`")).collect();
+                return Err(syn::Error::new(
+                    value.span(),
+                    format!(
+                        "unknown operation for {} hooks; write {}",
+                        phase.name(),
+                        choices.join(" or ")
+                    ),
+                ));
+            }
+            self.on.set(cx, path, value.value());
+        } else if path.is_ident("if") {
+            if !meta.input.peek(syn::Token![=]) {
+                return Err(
+                    meta.error("expected a value: `if = is_active`, naming a `fn(&Model) -> bool`")
+                );
+            }
+            let condition = match meta.value()?.parse::<syn::Expr>()? {
+                syn::Expr::Path(syn::ExprPath {
+                    qself: None, path, ..
+                }) => path,
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(name),
+                    ..
+                }) => {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!(
+                            "`if` takes a path, not a string: write `if = {}`",
+                            name.value()
+                        ),
+                    ));
+                }
+                other => {
+                    return Err(syn::Error::new_spanned(
+                        other,
+                        "`if` takes the path of a `fn(&Model) -> bool`: write `if = is_active`",
+                    ));
+                }
+            };
+            self.condition.set(cx, path, condition);
+        } else if path.is_ident("when_changed") {
+            let value = attr::string(meta, "when_changed = \"field\"")?;
+            if !phase.tracks_changes() {
+                return Err(syn::Error::new(
+                    path.span(),
+                    format!(
+                        "`when_changed` does not apply to {} hooks: remove it; it filters the hooks \
+                         that run on update: before_save, after_save, before_update, after_update",
+                        phase.name()
+                    ),
+                ));
+            }
+            self.when_changed.set(cx, path, value);
+        } else {
+            return Err(attr::unknown(
+                meta,
+                "hook",
+                "`priority = N`, `on = \"…\"`, `if = path`, `when_changed = \"field\"`",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -199,38 +262,53 @@ pub(crate) struct Signature {
 }
 
 /// Checks a hook method's signature against its phases.
-pub(crate) fn parse_signature(cx: &mut Ctxt, method: &syn::ImplItemFn, hooks: &[HookAttr]) -> Option<Signature> {
+pub(crate) fn parse_signature(
+    cx: &mut Ctxt,
+    method: &syn::ImplItemFn,
+    hooks: &[HookAttr],
+) -> Option<Signature> {
     let sig = &method.sig;
     if !sig.generics.params.is_empty() {
-        cx.error(&sig.generics, "hook methods cannot be generic");
+        cx.error(
+            &sig.generics,
+            "hook methods cannot be generic: remove the type parameters; a hook receives \
+             only the model and, optionally, `ctx: &mut HookContext<'_>`",
+        );
     }
     let mut inputs = sig.inputs.iter();
     let mutable = match inputs.next() {
-        Some(syn::FnArg::Receiver(receiver)) if receiver.reference.is_some() => receiver.mutability.is_some(),
+        Some(syn::FnArg::Receiver(receiver)) if receiver.reference.is_some() => {
+            receiver.mutability.is_some()
+        }
         Some(syn::FnArg::Receiver(receiver)) => {
-            cx.error(receiver, "hooks borrow the model: take `&self` or `&mut self`, not `self`");
+            cx.error(
+                receiver,
+                "hooks borrow the model: take `&self` or `&mut self`, not `self`",
+            );
             return None;
         }
-        _ => {
-            cx.error(
-                &sig.ident,
-                "a hook is a method: its first parameter must be `&self` or `&mut self`",
+        first => {
+            let message = format!(
+                "a hook is a method: its first parameter must be `&self` or `&mut self`: \
+                 write `fn {}(&self)`",
+                sig.ident
             );
+            match first {
+                Some(arg) => cx.error(arg, message),
+                None => cx.push(syn::Error::new(sig.paren_token.span.join(), message)),
+            }
             return None;
         }
     };
-    if mutable {
-        if let Some(hook) = hooks.iter().find(|h| !h.phase.may_mutate()) {
-            let receiver = sig.inputs.first();
-            cx.error(
-                receiver,
-                format!(
-                    "{} hooks take `&self`: the write has already happened, so changes to the \
-                     model would not be saved; change fields in a before_save hook",
-                    hook.phase.name()
-                ),
-            );
-        }
+    if let Some(hook) = hooks.iter().find(|h| mutable && !h.phase.may_mutate()) {
+        cx.error(
+            sig.inputs.first(),
+            format!(
+                "{} hooks take `&self`: the write has already happened, so changes to the \
+                 model would not be saved; change fields in a before_save hook",
+                hook.phase.name()
+            ),
+        );
     }
     let mut takes_context = false;
     if let Some(arg) = inputs.next() {
@@ -264,8 +342,12 @@ pub(crate) fn parse_signature(cx: &mut Ctxt, method: &syn::ImplItemFn, hooks: &[
 }
 
 fn is_context(arg: &syn::FnArg) -> bool {
-    let syn::FnArg::Typed(typed) = arg else { return false };
-    let syn::Type::Reference(reference) = &*typed.ty else { return false };
+    let syn::FnArg::Typed(typed) = arg else {
+        return false;
+    };
+    let syn::Type::Reference(reference) = &*typed.ty else {
+        return false;
+    };
     if reference.mutability.is_none() {
         return false;
     }

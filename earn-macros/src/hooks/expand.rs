@@ -8,11 +8,17 @@ use super::ast::{HookAttr, Signature};
 pub(crate) struct HookMethod {
     pub(crate) ident: syn::Ident,
     pub(crate) sig_span: Span,
+    /// The declared return type, when it can be named outside the impl.
+    pub(crate) output: Option<syn::Type>,
     pub(crate) signature: Signature,
     pub(crate) attrs: Vec<HookAttr>,
 }
 
-pub(crate) fn registrations(root: &TokenStream, model: &syn::Type, hooks: &[HookMethod]) -> TokenStream {
+pub(crate) fn registrations(
+    root: &TokenStream,
+    model: &syn::Type,
+    hooks: &[HookMethod],
+) -> TokenStream {
     let mut out = TokenStream::new();
     let mut index: u32 = 0;
     for hook in hooks {
@@ -24,7 +30,13 @@ pub(crate) fn registrations(root: &TokenStream, model: &syn::Type, hooks: &[Hook
     out
 }
 
-fn registration(root: &TokenStream, model: &syn::Type, hook: &HookMethod, attr: &HookAttr, index: u32) -> TokenStream {
+fn registration(
+    root: &TokenStream,
+    model: &syn::Type,
+    hook: &HookMethod,
+    attr: &HookAttr,
+    index: u32,
+) -> TokenStream {
     let method = &hook.ident;
     let function = method.to_string();
     let phase = attr.phase.variant();
@@ -36,17 +48,23 @@ fn registration(root: &TokenStream, model: &syn::Type, hook: &HookMethod, attr: 
     } else {
         quote!(model)
     };
-    // Spanned at the user's signature, so a future that is not `Send` or a
-    // return type that is not a hook result is reported on their code.
+    // A return type that is not a hook result is reported on the user's
+    // return type, which the conversion names.
+    let into_result = match &hook.output {
+        Some(output) => quote!(<#output as __earn::IntoHookResult>::into_hook_result),
+        None => quote_spanned!(span=> __earn::IntoHookResult::into_hook_result),
+    };
+    // Spanned at the user's signature, so a future that is not `Send` is
+    // reported on their code.
     let step = if hook.signature.is_async {
         quote_spanned! {span=>
             __earn::HookStep::Pending(::std::boxed::Box::pin(async move {
-                __earn::IntoHookResult::into_hook_result(<#model>::#method(#args).await)
+                #into_result(<#model>::#method(#args).await)
             }))
         }
     } else {
         quote_spanned! {span=>
-            __earn::HookStep::Ready(__earn::IntoHookResult::into_hook_result(<#model>::#method(#args)))
+            __earn::HookStep::Ready(#into_result(<#model>::#method(#args)))
         }
     };
     // `&self` methods receive the `&mut` reborrowed as shared.
@@ -81,7 +99,19 @@ fn registration(root: &TokenStream, model: &syn::Type, hook: &HookMethod, attr: 
     let condition = match &attr.condition {
         Some(path) => {
             let span = syn::spanned::Spanned::span(path);
-            quote_spanned!(span=> ::core::option::Option::Some(#path as fn(&#model) -> bool))
+            // `Self::is_active` names the model: the registration is outside the impl.
+            let path = match path.segments.first() {
+                Some(first) if first.ident == "Self" => {
+                    let rest = path.segments.iter().skip(1);
+                    quote!(<#model> #(:: #rest)*)
+                }
+                _ => quote!(#path),
+            };
+            // A typed binding, so a wrong signature is a type mismatch on the path.
+            quote_spanned!(span=> ::core::option::Option::Some({
+                let condition: fn(&#model) -> bool = #path;
+                condition
+            }))
         }
         None => quote!(::core::option::Option::None),
     };
@@ -92,7 +122,7 @@ fn registration(root: &TokenStream, model: &syn::Type, hook: &HookMethod, attr: 
             (
                 quote!(&[#name]),
                 // Fails to compile, on the string, if the model has no such field.
-                quote!(let _ = |model: &#model| { let _ = &model.#ident; };),
+                quote!(let _ = |model: #model| { let _ = &model.#ident; };),
             )
         }
         None => (quote!(&[]), quote!()),

@@ -6,6 +6,7 @@ mod expand;
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
 
+use crate::attr;
 use crate::ctxt::Ctxt;
 use ast::{PHASES, Phase};
 
@@ -15,11 +16,10 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     if !args.is_empty() {
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident("crate") {
-                let path: syn::LitStr = meta.value()?.parse()?;
-                krate = Some(path.parse()?);
+                krate = Some(attr::string(&meta, "crate = \"earn\"")?.parse()?);
                 Ok(())
             } else {
-                Err(meta.error("unknown #[hooks] option; expected `crate = \"…\"`"))
+                Err(attr::unknown(&meta, "#[hooks]", "`crate = \"…\"`"))
             }
         });
         if let Err(error) = syn::parse::Parser::parse2(parser, args) {
@@ -29,32 +29,47 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut item: syn::ItemImpl = match syn::parse2(item.clone()) {
         Ok(item) => item,
         Err(_) => {
-            let error = syn::Error::new_spanned(
-                &item,
+            let error = syn::Error::new(
+                proc_macro2::Span::call_site(),
                 "#[hooks] goes on an inherent impl block of a model: `#[hooks] impl User { … }`",
             )
             .into_compile_error();
             return quote!(#error #item);
         }
     };
+    let trait_impl = item.trait_.is_some();
     if let Some((_, path, _)) = &item.trait_ {
-        cx.error(path, "#[hooks] goes on an inherent impl (`impl User`), not a trait impl");
+        cx.error(
+            path,
+            format!(
+                "#[hooks] goes on an inherent impl, not a trait impl: write `#[hooks] impl {} {{ … }}` \
+                 and call the trait's methods from the hooks there",
+                item.self_ty.to_token_stream()
+            ),
+        );
     }
     if !item.generics.params.is_empty() {
-        cx.error(&item.generics, "#[hooks] impl blocks cannot be generic: a Model has no generics");
+        cx.error(
+            &item.generics,
+            "#[hooks] impl blocks cannot be generic: a Model has no generics",
+        );
     }
 
     let mut hooks = Vec::new();
     for impl_item in &mut item.items {
-        let syn::ImplItem::Fn(method) = impl_item else { continue };
+        let syn::ImplItem::Fn(method) = impl_item else {
+            continue;
+        };
         let attrs = take_hook_attrs(&mut cx, method);
-        if attrs.is_empty() {
+        // A trait impl is reported once; its methods' shapes are the trait's.
+        if attrs.is_empty() || trait_impl {
             continue;
         }
         if let Some(signature) = ast::parse_signature(&mut cx, method, &attrs) {
             hooks.push(expand::HookMethod {
                 ident: method.sig.ident.clone(),
                 sig_span: syn::spanned::Spanned::span(&method.sig),
+                output: nameable_output(&method.sig.output),
                 signature,
                 attrs,
             });
@@ -74,12 +89,30 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
+/// The return type of a hook, unless it only makes sense inside the impl
+/// (`Self`) or cannot be named in an expression (`impl Trait`).
+fn nameable_output(output: &syn::ReturnType) -> Option<syn::Type> {
+    fn unnameable(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "Self" || ident == "impl",
+            proc_macro2::TokenTree::Group(group) => unnameable(group.stream()),
+            proc_macro2::TokenTree::Punct(_) | proc_macro2::TokenTree::Literal(_) => false,
+        })
+    }
+    let syn::ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    (!unnameable(ty.to_token_stream())).then(|| (**ty).clone())
+}
+
 /// Removes the hook attributes of a method and parses them. Attributes that
 /// look like a phase but are not one are reported.
 fn take_hook_attrs(cx: &mut Ctxt, method: &mut syn::ImplItemFn) -> Vec<ast::HookAttr> {
     let mut found = Vec::new();
     method.attrs.retain(|attr| {
-        let Some(last) = attr.path().segments.last() else { return true };
+        let Some(last) = attr.path().segments.last() else {
+            return true;
+        };
         let name = last.ident.to_string();
         if let Some((_, phase)) = PHASES.iter().find(|(n, _)| *n == name) {
             found.push((*phase, attr.clone()));
@@ -87,10 +120,14 @@ fn take_hook_attrs(cx: &mut Ctxt, method: &mut syn::ImplItemFn) -> Vec<ast::Hook
         }
         if name.starts_with("before_") || name.starts_with("after_") || name == "on_commit" {
             let phases: Vec<&str> = PHASES.iter().map(|(n, _)| *n).collect();
-            cx.error(
-                attr.path(),
-                format!("unknown hook phase `{name}`; expected one of: {}", phases.join(", ")),
-            );
+            let message = match attr::closest(&name, phases.iter().copied()) {
+                Some(phase) => format!("unknown hook phase `{name}`: write `{phase}`"),
+                None => format!(
+                    "unknown hook phase `{name}`; expected one of: {}",
+                    phases.join(", ")
+                ),
+            };
+            cx.error(attr.path(), message);
             return false;
         }
         true

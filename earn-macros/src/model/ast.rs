@@ -1,6 +1,7 @@
 //! A typed model of what the user wrote on `#[derive(Model)]`.
 
-use syn::spanned::Spanned;
+use quote::ToTokens;
+use syn::meta::ParseNestedMeta;
 
 use crate::attr::{self, Opt};
 use crate::ctxt::Ctxt;
@@ -38,24 +39,19 @@ impl Field<'_> {
 
 const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `crate = \"…\"`";
 const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`";
+const FIELD_ONLY: [&str; 5] = ["primary_key", "auto", "column", "skip", "json"];
+const CONTAINER_ONLY: [&str; 2] = ["table", "crate"];
 
 impl<'a> Container<'a> {
     pub(crate) fn parse(cx: &mut Ctxt, input: &'a syn::DeriveInput) -> Option<Self> {
-        let mut table = Opt::none("table");
-        let mut krate = Opt::none("crate");
+        let mut options = ContainerOptions {
+            table: Opt::none("table"),
+            krate: Opt::none("crate"),
+        };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
             let parsed = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident("table") {
-                    table.set(cx, &meta.path, attr::string(&meta)?);
-                } else if meta.path.is_ident("crate") {
-                    let path: syn::LitStr = attr::string(&meta)?;
-                    krate.set(cx, &meta.path, path.parse::<syn::Path>()?);
-                } else if meta.path.is_ident("primary_key") || meta.path.is_ident("auto") {
-                    return Err(meta.error("`primary_key` and `auto` go on a field, not on the struct"));
-                } else {
-                    return Err(attr::unknown(&meta, "model", CONTAINER_OPTIONS));
-                }
-                Ok(())
+                let result = options.parse(cx, &meta);
+                attr::recover(cx, &meta, result)
             });
             if let Err(error) = parsed {
                 cx.push(error);
@@ -65,7 +61,8 @@ impl<'a> Container<'a> {
         if !input.generics.params.is_empty() {
             cx.error(
                 &input.generics,
-                "a Model cannot be generic: its table, columns and hooks are fixed at compile time",
+                "a Model cannot be generic: its table, columns and hooks are fixed at compile time; \
+                 remove the type parameters and declare one model per concrete type",
             );
         }
         let fields = match &input.data {
@@ -73,59 +70,129 @@ impl<'a> Container<'a> {
                 fields: syn::Fields::Named(named),
                 ..
             }) => &named.named,
-            syn::Data::Struct(_) => {
-                cx.error(&input.ident, "derive(Model) needs a struct with named fields");
+            syn::Data::Struct(syn::DataStruct { fields, .. }) => {
+                let at = match fields {
+                    syn::Fields::Unnamed(unnamed) => unnamed.to_token_stream(),
+                    _ => input.ident.to_token_stream(),
+                };
+                cx.error(
+                    at,
+                    format!(
+                        "derive(Model) needs named fields, one per column: \
+                         `struct {} {{ #[model(primary_key)] id: i64, … }}`",
+                        input.ident
+                    ),
+                );
                 return None;
             }
             syn::Data::Enum(e) => {
-                cx.error(e.enum_token, "derive(Model) needs a struct with named fields, not an enum");
+                cx.error(
+                    e.enum_token,
+                    "derive(Model) needs a struct with named fields, not an enum; \
+                     to store an enum, make it a field of a model and mark it `#[model(json)]`",
+                );
                 return None;
             }
             syn::Data::Union(u) => {
-                cx.error(u.union_token, "derive(Model) needs a struct with named fields, not a union");
+                cx.error(
+                    u.union_token,
+                    "derive(Model) needs a struct with named fields, not a union",
+                );
                 return None;
             }
         };
         let fields = fields.iter().filter_map(|f| Field::parse(cx, f)).collect();
         Some(Container {
             ident: &input.ident,
-            table: table.take(),
-            krate: krate.take(),
+            table: options.table.take(),
+            krate: options.krate.take(),
             fields,
         })
     }
 }
 
+/// The options of `#[model(…)]` on the struct.
+struct ContainerOptions {
+    table: Opt<syn::LitStr>,
+    krate: Opt<syn::Path>,
+}
+
+impl ContainerOptions {
+    fn parse(&mut self, cx: &mut Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        let path = &meta.path;
+        if path.is_ident("table") {
+            self.table
+                .set(cx, path, attr::string(meta, "table = \"users\"")?);
+        } else if path.is_ident("crate") {
+            let value = attr::string(meta, "crate = \"earn\"")?;
+            self.krate.set(cx, path, value.parse::<syn::Path>()?);
+        } else if FIELD_ONLY.iter().any(|name| path.is_ident(name)) {
+            return Err(meta.error(format!(
+                "`{}` is a field option: move it to the `#[model(…)]` of a field",
+                path.to_token_stream(),
+            )));
+        } else {
+            return Err(attr::unknown(meta, "model", CONTAINER_OPTIONS));
+        }
+        Ok(())
+    }
+}
+
+/// The options of `#[model(…)]` on a field.
+struct FieldOptions {
+    primary_key: Opt<()>,
+    auto: Opt<()>,
+    column: Opt<syn::LitStr>,
+    skip: Opt<()>,
+    json: Opt<()>,
+}
+
+impl FieldOptions {
+    fn parse(&mut self, cx: &mut Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+        let path = &meta.path;
+        if path.is_ident("primary_key") {
+            self.primary_key.set(cx, path, ());
+        } else if path.is_ident("auto") {
+            self.auto.set(cx, path, ());
+        } else if path.is_ident("skip") {
+            self.skip.set(cx, path, ());
+        } else if path.is_ident("json") {
+            self.json.set(cx, path, ());
+        } else if path.is_ident("column") {
+            let name = attr::string(meta, "column = \"name\"")?;
+            if name.value().is_empty() {
+                return Err(syn::Error::new(
+                    name.span(),
+                    "a column name cannot be empty: write `column = \"name\"`, \
+                     or remove `column` to use the field name",
+                ));
+            }
+            self.column.set(cx, path, name);
+        } else if CONTAINER_ONLY.iter().any(|name| path.is_ident(name)) {
+            return Err(meta.error(format!(
+                "`{}` is a struct option: move it to the `#[model(…)]` above the struct",
+                path.to_token_stream(),
+            )));
+        } else {
+            return Err(attr::unknown(meta, "field", FIELD_OPTIONS));
+        }
+        Ok(())
+    }
+}
+
 impl<'a> Field<'a> {
     fn parse(cx: &mut Ctxt, field: &'a syn::Field) -> Option<Self> {
-        let mut primary_key = Opt::none("primary_key");
-        let mut auto = Opt::none("auto");
-        let mut column = Opt::none("column");
-        let mut skip = Opt::none("skip");
-        let mut json = Opt::none("json");
+        let mut options = FieldOptions {
+            primary_key: Opt::none("primary_key"),
+            auto: Opt::none("auto"),
+            column: Opt::none("column"),
+            skip: Opt::none("skip"),
+            json: Opt::none("json"),
+        };
         for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
             let parsed = attr.parse_nested_meta(|meta| {
-                let path = &meta.path;
-                if path.is_ident("primary_key") {
-                    primary_key.set(cx, path, ());
-                } else if path.is_ident("auto") {
-                    auto.set(cx, path, ());
-                } else if path.is_ident("skip") {
-                    skip.set(cx, path, ());
-                } else if path.is_ident("json") {
-                    json.set(cx, path, ());
-                } else if path.is_ident("column") {
-                    let name = attr::string(&meta)?;
-                    if name.value().is_empty() {
-                        return Err(syn::Error::new(name.span(), "a column name cannot be empty"));
-                    }
-                    column.set(cx, path, name);
-                } else if path.is_ident("table") {
-                    return Err(meta.error("`table` goes on the struct, not on a field"));
-                } else {
-                    return Err(attr::unknown(&meta, "field", FIELD_OPTIONS));
-                }
-                Ok(())
+                let result = options.parse(cx, &meta);
+                attr::recover(cx, &meta, result)
             });
             if let Err(error) = parsed {
                 cx.push(error);
@@ -134,11 +201,11 @@ impl<'a> Field<'a> {
         Some(Field {
             ident: field.ident.as_ref()?,
             ty: &field.ty,
-            primary_key: primary_key.span(),
-            auto: auto.span(),
-            column: column.take(),
-            skip: skip.span(),
-            json: json.span(),
+            primary_key: options.primary_key.span(),
+            auto: options.auto.span(),
+            column: options.column.take(),
+            skip: options.skip.span(),
+            json: options.json.span(),
         })
     }
 }
@@ -163,7 +230,9 @@ pub(crate) fn classify(ty: &syn::Type) -> Option<(Scalar, bool)> {
 }
 
 fn classify_plain(ty: &syn::Type) -> Option<Scalar> {
-    let syn::Type::Path(path) = ty else { return None };
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
     if path.qself.is_some() {
         return None;
     }
@@ -179,7 +248,9 @@ fn classify_plain(ty: &syn::Type) -> Option<Scalar> {
         "Vec" => {
             let inner = single_generic(last)?;
             match classify_plain(inner)? {
-                Scalar::Integer if matches!(inner, syn::Type::Path(p) if p.path.is_ident("u8")) => Scalar::Bytes,
+                Scalar::Integer if matches!(inner, syn::Type::Path(p) if p.path.is_ident("u8")) => {
+                    Scalar::Bytes
+                }
                 _ => return None,
             }
         }
@@ -190,7 +261,9 @@ fn classify_plain(ty: &syn::Type) -> Option<Scalar> {
 
 /// `T` of `Option<T>`.
 pub(crate) fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
-    let syn::Type::Path(path) = ty else { return None };
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
     let last = path.path.segments.last()?;
     if last.ident != "Option" {
         return None;
@@ -206,9 +279,4 @@ fn single_generic(segment: &syn::PathSegment) -> Option<&syn::Type> {
         syn::GenericArgument::Type(ty) if args.args.len() == 1 => Some(ty),
         _ => None,
     }
-}
-
-/// Span helper for error messages on a type.
-pub(crate) fn type_span(ty: &syn::Type) -> proc_macro2::Span {
-    ty.span()
 }

@@ -17,7 +17,11 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
     let key = stored[key_index];
     let auto = key.auto.is_some();
     let key_field = key.ident;
-    let key_ty = if auto { option_inner(key.ty).unwrap_or(key.ty) } else { key.ty };
+    let key_ty = if auto {
+        option_inner(key.ty).unwrap_or(key.ty)
+    } else {
+        key.ty
+    };
 
     let table_name = match &model.table {
         Some(table) => table.value(),
@@ -31,8 +35,14 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
     };
     let statements = DIALECTS.map(|d| {
         let s = table.statements(d);
-        let (insert, update, delete, find, find_for_update, all) =
-            (s.insert, s.update, s.delete, s.find, s.find_for_update, s.all);
+        let (insert, update, delete, find, find_for_update, all) = (
+            s.insert,
+            s.update,
+            s.delete,
+            s.find,
+            s.find_for_update,
+            s.all,
+        );
         quote! {
             __earn::Statements {
                 insert: #insert, update: #update, delete: #delete,
@@ -59,7 +69,10 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         (
             quote!(::core::option::Option::Some(::core::clone::Clone::clone(&self.#key_field))),
             quote!(let _ = key;),
-            quote!({ let _ = id; ::core::option::Option::None }),
+            quote!({
+                let _ = id;
+                ::core::option::Option::None
+            }),
         )
     };
 
@@ -83,7 +96,10 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
             quote!(<#ty as __earn::Field<DB>>::bind(&self.#field, args)?;)
         }
     };
-    let bind_insert = stored.iter().filter(|f| !(f.is_key() && auto)).map(|f| bind(f));
+    let bind_insert = stored
+        .iter()
+        .filter(|f| !(f.is_key() && auto))
+        .map(|f| bind(f));
     let bind_update = stored
         .iter()
         .filter(|f| !f.is_key())
@@ -123,7 +139,11 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
             }
         }
     });
-    let mut bounds: Vec<&syn::Type> = stored.iter().filter(|f| f.json.is_none()).map(|f| f.ty).collect();
+    let mut bounds: Vec<&syn::Type> = stored
+        .iter()
+        .filter(|f| f.json.is_none())
+        .map(|f| f.ty)
+        .collect();
     bounds.push(key_ty);
     let json_bounds = stored.iter().filter(|f| f.json.is_some()).map(|f| {
         let ty = f.ty;

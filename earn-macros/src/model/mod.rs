@@ -10,7 +10,10 @@ use crate::ctxt::Ctxt;
 pub(crate) fn expand(input: &syn::DeriveInput) -> syn::Result<proc_macro2::TokenStream> {
     let mut cx = Ctxt::default();
     let model = ast::Container::parse(&mut cx, input);
-    if let Some(model) = &model {
+    // Checks see the whole model: run them only on attributes that parsed.
+    if let Some(model) = &model
+        && !cx.has_errors()
+    {
         check::check(&mut cx, model);
     }
     cx.check()?;

@@ -24,7 +24,11 @@ impl Dialect {
         let mut n = 0;
         move || {
             n += 1;
-            if self == Dialect::Postgres { format!("${n}") } else { "?".to_owned() }
+            if self == Dialect::Postgres {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            }
         }
     }
 }
@@ -59,7 +63,11 @@ impl Table<'_> {
             .collect();
 
         let mut next = d.placeholders();
-        let inserted: Vec<&String> = if self.auto_key { non_key.clone() } else { quoted.iter().collect() };
+        let inserted: Vec<&String> = if self.auto_key {
+            non_key.clone()
+        } else {
+            quoted.iter().collect()
+        };
         let mut insert = if inserted.is_empty() {
             match d {
                 Dialect::MySql => format!("INSERT INTO {table} () VALUES ()"),
@@ -94,7 +102,14 @@ impl Table<'_> {
             _ => format!("{find} FOR UPDATE"),
         };
         let all = format!("SELECT {select} FROM {table} ORDER BY {key}");
-        Statements { insert, update, delete, find, find_for_update, all }
+        Statements {
+            insert,
+            update,
+            delete,
+            find,
+            find_for_update,
+            all,
+        }
     }
 }
 
@@ -122,11 +137,23 @@ mod tests {
             s.insert,
             r#"INSERT INTO "order" ("select", "we""ird`") VALUES ($1, $2) RETURNING "id""#
         );
-        assert_eq!(s.update, r#"UPDATE "order" SET "select" = $1, "we""ird`" = $2 WHERE "id" = $3"#);
-        assert_eq!(s.find_for_update, r#"SELECT "id", "select", "we""ird`" FROM "order" WHERE "id" = $1 FOR UPDATE"#);
+        assert_eq!(
+            s.update,
+            r#"UPDATE "order" SET "select" = $1, "we""ird`" = $2 WHERE "id" = $3"#
+        );
+        assert_eq!(
+            s.find_for_update,
+            r#"SELECT "id", "select", "we""ird`" FROM "order" WHERE "id" = $1 FOR UPDATE"#
+        );
         let m = users().statements(Dialect::MySql);
-        assert_eq!(m.insert, "INSERT INTO `order` (`select`, `we\"ird```) VALUES (?, ?)");
-        assert_eq!(m.all, "SELECT `id`, `select`, `we\"ird``` FROM `order` ORDER BY `id`");
+        assert_eq!(
+            m.insert,
+            "INSERT INTO `order` (`select`, `we\"ird```) VALUES (?, ?)"
+        );
+        assert_eq!(
+            m.all,
+            "SELECT `id`, `select`, `we\"ird``` FROM `order` ORDER BY `id`"
+        );
         let l = users().statements(Dialect::Sqlite);
         assert_eq!(l.delete, r#"DELETE FROM "order" WHERE "id" = ?"#);
     }

@@ -10,7 +10,7 @@ pub struct User {
 
 #[hooks]
 impl User {
-    #[after_update(when_changed = "nmae")]
+    #[after_update(when_changed = "xyzzy")]
     fn renamed(&self) {}
 }
 

@@ -8,12 +8,14 @@ pub struct User {
     pub name: String,
 }
 
+trait Audited {
+    fn audit(&self);
+}
+
 #[hooks]
-impl Default for User {
-    #[before_save]
-    fn default() -> Self {
-        User { id: None, name: String::new() }
-    }
+impl Audited for User {
+    #[after_save]
+    fn audit(&self) {}
 }
 
 fn main() {}

@@ -1,0 +1,17 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "users")]
+pub struct User {
+    #[model(primary_key, auto)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+#[hooks]
+impl User {
+    #[before_save(priority)]
+    fn normalize(&mut self) {}
+}
+
+fn main() {}

@@ -1,0 +1,17 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "users")]
+pub struct User {
+    #[model(primary_key, auto)]
+    pub id: Option<i64>,
+    pub name: String,
+}
+
+#[hooks]
+impl User {
+    #[after_update(when_changed = "nmae")]
+    fn renamed(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+pub struct User {
+    #[model(primary_key, auto)]
+    pub id: Option<String>,
+}
+
+fn main() {}
