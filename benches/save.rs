@@ -65,12 +65,17 @@ macro_rules! raw_insert {
 macro_rules! bench_backend {
     ($group:expr, $rt:expr, $db:expr, $pool:expr, $sql:expr) => {{
         let (group, rt, db, pool, sql) = ($group, $rt, $db, $pool, $sql);
-        rt.block_on(async {
-            db.drop_table::<User>().await.unwrap();
-            db.create_table::<User>().await.unwrap();
-            db.drop_table::<RawUser>().await.unwrap();
-            db.create_table::<RawUser>().await.unwrap();
-        });
+        // Every measurement starts on empty tables, so neither side pays
+        // for rows the other left.
+        let reset = || {
+            rt.block_on(async {
+                db.drop_table::<User>().await.unwrap();
+                db.create_table::<User>().await.unwrap();
+                db.drop_table::<RawUser>().await.unwrap();
+                db.create_table::<RawUser>().await.unwrap();
+            })
+        };
+        reset();
         group.bench_function("raw_sqlx/tx_per_insert", |b| {
             b.to_async(rt).iter(|| async {
                 let mut tx = pool.begin().await.unwrap();
@@ -78,6 +83,7 @@ macro_rules! bench_backend {
                 tx.commit().await.unwrap();
             })
         });
+        reset();
         group.bench_function("earn/tx_per_save", |b| {
             b.to_async(rt).iter(|| async {
                 let mut u = user();
@@ -85,6 +91,7 @@ macro_rules! bench_backend {
                 std::hint::black_box(u.id);
             })
         });
+        reset();
         group.bench_function("raw_sqlx/100_inserts_one_tx", |b| {
             b.to_async(rt).iter(|| async {
                 let mut tx = pool.begin().await.unwrap();
@@ -94,6 +101,7 @@ macro_rules! bench_backend {
                 tx.commit().await.unwrap();
             })
         });
+        reset();
         group.bench_function("earn/100_saves_one_tx", |b| {
             b.to_async(rt).iter(|| async {
                 let mut tx = db.begin().await.unwrap();

@@ -149,6 +149,34 @@ backend_bound!(OnMySql, "mysql", sqlx::MySql);
 /// Every method that writes runs in a transaction: its own (`save`), or the
 /// caller's (`save_in`), and `after_commit` hooks wait for the outermost
 /// commit. See the crate docs for the full lifecycle.
+///
+/// ```
+/// use earn::prelude::*;
+///
+/// #[derive(Debug, Clone, PartialEq, Model)]
+/// #[model(table = "books")]
+/// struct Book {
+///     #[model(primary_key, auto)]
+///     id: Option<i64>,
+///     title: String,
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), earn::Error> {
+/// let db = Db::connect("sqlite::memory:").await?;
+/// db.create_table::<Book>().await?;
+///
+/// let mut book = Book { id: None, title: "Dune".into() };
+/// book.save(&db).await?; // INSERT: the id is read back
+/// book.title = "Dune Messiah".into();
+/// book.save(&db).await?; // UPDATE
+///
+/// let found = Book::find(&db, book.id.unwrap()).await?;
+/// assert_eq!(found.as_ref(), Some(&book));
+/// book.delete(&db).await?;
+/// assert!(Book::all(&db).await?.is_empty());
+/// # Ok(()) }
+/// ```
 pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
     /// Inserts the model if it is new (an `auto` key that is `None`, or a
     /// natural key with no row yet), updates it otherwise, in a transaction
