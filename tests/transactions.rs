@@ -60,6 +60,16 @@ impl Note {
     }
 }
 
+/// The texts of every stored note, by id.
+async fn texts(db: &Db) -> Vec<String> {
+    Note::all(db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.text)
+        .collect()
+}
+
 fn note(text: &str) -> Note {
     Note {
         id: None,
@@ -150,13 +160,7 @@ async fn savepoints_hand_their_hooks_to_the_parent_or_discard_them() {
                 .collect::<Vec<_>>(),
             ["commit outer", "commit released"]
         );
-        let texts: Vec<String> = Note::all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|n| n.text)
-            .collect();
-        assert_eq!(texts, ["outer", "released"]);
+        assert_eq!(texts(&db).await, ["outer", "released"]);
     })
     .await;
 }
@@ -239,13 +243,7 @@ async fn a_savepoint_recovers_from_a_failed_write() {
         }
         note("second").save_in(&mut tx).await.unwrap();
         tx.commit().await.unwrap();
-        let texts: Vec<String> = Note::all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|n| n.text)
-            .collect();
-        assert_eq!(texts, ["first", "second"]);
+        assert_eq!(texts(&db).await, ["first", "second"]);
     })
     .await;
 }

@@ -33,15 +33,8 @@ fn db_error<M: Entity>(operation: &'static str) -> impl FnOnce(sqlx::Error) -> E
 /// (and run `after_rollback`) on failure.
 pub(crate) async fn standalone<M: Model>(db: &Db, model: &mut M, how: Write) -> Result<(), Error> {
     let mut tx = db.begin().await?;
-    match write(&mut tx, model, how).await {
-        Ok(()) => tx.commit().await,
-        Err(error) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(model = M::INFO.name, %rollback, "rollback after a failed write failed");
-            }
-            Err(error)
-        }
-    }
+    let result = write(&mut tx, model, how).await;
+    finish::<M>(tx, result).await
 }
 
 /// Deletes in a transaction of its own.
@@ -51,11 +44,19 @@ pub(crate) async fn standalone_delete<M: Model>(
     hooked: bool,
 ) -> Result<(), Error> {
     let mut tx = db.begin().await?;
-    match delete(&mut tx, model, hooked).await {
+    let result = delete(&mut tx, model, hooked).await;
+    finish::<M>(tx, result).await
+}
+
+/// Commits after a successful write; rolls back after a failed one and
+/// returns its error (a failing rollback is only logged: the write's error
+/// is the one the caller needs).
+async fn finish<M: Entity>(tx: Tx, result: Result<(), Error>) -> Result<(), Error> {
+    match result {
         Ok(()) => tx.commit().await,
         Err(error) => {
             if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(model = M::INFO.name, %rollback, "rollback after a failed delete failed");
+                tracing::warn!(model = M::INFO.name, %rollback, "rollback after a failed write failed");
             }
             Err(error)
         }
@@ -73,13 +74,49 @@ struct Progress {
     operation: Option<Operation>,
 }
 
+impl Progress {
+    /// Runs `phases` in order with a context on `tx`, noting whether a hook
+    /// used the transaction.
+    async fn run<M: Entity>(
+        &mut self,
+        phases: &[HookPhase],
+        tx: &mut Tx,
+        model: &mut M,
+        operation: Operation,
+        changed: &[&'static str],
+        previous: Option<&(dyn Any + Send + Sync)>,
+    ) -> Result<(), Error> {
+        let mut ctx = HookContext {
+            tx,
+            operation,
+            changed,
+            previous,
+            touched: false,
+        };
+        let mut ran = Ok(());
+        for &phase in phases {
+            ran = run_in_tx(phase, model, &mut ctx).await;
+            if ran.is_err() {
+                break;
+            }
+        }
+        self.touched |= ctx.touched;
+        ran
+    }
+
+    /// A failure after the database was changed (by the write, a hook's own
+    /// SQL, or a failed statement) leaves the caller's transaction unable
+    /// to commit.
+    fn poison_on(&self, tx: &mut Tx, error: &Error) {
+        if self.wrote || self.touched || matches!(error, Error::Database { .. }) {
+            tx.poison(error);
+        }
+    }
+}
+
 /// A write inside the caller's transaction.
 pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> Result<(), Error> {
-    if let Some(reason) = tx.poisoned() {
-        return Err(Error::TransactionAborted {
-            reason: reason.to_owned(),
-        });
-    }
+    tx.ensure_usable()?;
     if how == Write::SaveQuietly {
         tracing::debug!(
             model = M::INFO.name,
@@ -116,10 +153,7 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
         }
         Err(error) => {
             model.set_key(original_key);
-            let database_failed = matches!(error, Error::Database { .. });
-            if progress.wrote || progress.touched || database_failed {
-                tx.poison(&error);
-            }
+            progress.poison_on(tx, &error);
             if hooks.has(HookPhase::AfterRollback) {
                 let operation = progress.operation.unwrap_or(operation);
                 tx.queue_outcome(model.clone(), operation, false);
@@ -204,22 +238,16 @@ async fn write_steps<M: Model>(
         _ => (HookPhase::BeforeUpdate, HookPhase::AfterUpdate),
     };
 
-    {
-        let mut ctx = HookContext {
+    progress
+        .run(
+            &[HookPhase::BeforeSave, before],
             tx,
+            model,
             operation,
             changed,
-            previous: previous_any,
-            touched: false,
-        };
-        let ran = async {
-            run_in_tx(HookPhase::BeforeSave, model, &mut ctx).await?;
-            run_in_tx(before, model, &mut ctx).await
-        }
-        .await;
-        progress.touched |= ctx.touched;
-        ran?;
-    }
+            previous_any,
+        )
+        .await?;
 
     progress.wrote = true;
     match operation {
@@ -237,20 +265,17 @@ async fn write_steps<M: Model>(
         }
         None => changed,
     };
-    let mut ctx = HookContext {
-        tx,
-        operation,
-        changed,
-        previous: previous_any,
-        touched: false,
-    };
-    let ran = async {
-        run_in_tx(after, model, &mut ctx).await?;
-        run_in_tx(HookPhase::AfterSave, model, &mut ctx).await
-    }
-    .await;
-    progress.touched |= ctx.touched;
-    ran.map(|()| operation)
+    progress
+        .run(
+            &[after, HookPhase::AfterSave],
+            tx,
+            model,
+            operation,
+            changed,
+            previous_any,
+        )
+        .await
+        .map(|()| operation)
 }
 
 fn not_found<M: Entity>(key: &M::Key, operation: Operation) -> Error {
@@ -364,11 +389,7 @@ async fn find_row<M: Model>(
 
 /// A delete inside the caller's transaction.
 pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Result<(), Error> {
-    if let Some(reason) = tx.poisoned() {
-        return Err(Error::TransactionAborted {
-            reason: reason.to_owned(),
-        });
-    }
+    tx.ensure_usable()?;
     let key = model.key().ok_or(Error::MissingKey {
         model: M::INFO.name,
         operation: Operation::Delete,
@@ -389,35 +410,33 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
     // get a copy rather than forcing `delete(&mut self)` on users.
     let mut copy = model.clone();
     let result = guarded::<M, _, _>(Some(&key), Operation::Delete, async {
-        let mut ctx = HookContext {
-            tx,
-            operation: Operation::Delete,
-            changed: &[],
-            previous: None,
-            touched: false,
-        };
-        let ran = run_in_tx(HookPhase::BeforeDelete, &mut copy, &mut ctx).await;
-        progress.touched |= ctx.touched;
-        ran?;
+        progress
+            .run(
+                &[HookPhase::BeforeDelete],
+                tx,
+                &mut copy,
+                Operation::Delete,
+                &[],
+                None,
+            )
+            .await?;
         progress.wrote = true;
         exec_delete::<M>(tx, &key).await?;
-        let mut ctx = HookContext {
-            tx,
-            operation: Operation::Delete,
-            changed: &[],
-            previous: None,
-            touched: false,
-        };
-        let ran = run_in_tx(HookPhase::AfterDelete, &mut copy, &mut ctx).await;
-        progress.touched |= ctx.touched;
-        ran
+        progress
+            .run(
+                &[HookPhase::AfterDelete],
+                tx,
+                &mut copy,
+                Operation::Delete,
+                &[],
+                None,
+            )
+            .await
     })
     .await;
     let written = result.is_ok();
-    if let Err(error) = &result
-        && (progress.wrote || progress.touched || matches!(error, Error::Database { .. }))
-    {
-        tx.poison(error);
+    if let Err(error) = &result {
+        progress.poison_on(tx, error);
     }
     if hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback) {
         tx.queue_outcome(copy, Operation::Delete, written);

@@ -245,9 +245,14 @@ impl Tx {
         }
     }
 
-    /// The error that poisoned the transaction, if any.
-    pub(crate) fn poisoned(&self) -> Option<&str> {
-        self.poison.as_ref().map(|(_, reason)| reason.as_str())
+    /// Refuses further writes once a write failed after changing the database.
+    pub(crate) fn ensure_usable(&self) -> Result<(), Error> {
+        match &self.poison {
+            Some((_, reason)) => Err(Error::TransactionAborted {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The connection, if it is SQLite: for a hook's own SQL.
