@@ -1,11 +1,14 @@
 #![doc = include_str!("../docs/crate.md")]
 
 pub use earn_core::{
-    Error, HookError, HookFailure, HookPhase, HookRegistration, Operation, registry,
+    BusError, DeadLetter, DeadLetterStore, EmitReport, Error, Event, EventBus, EventBusBuilder,
+    EventData, EventError, EventName, Failure, HandlerError, HookError, HookFailure, HookPhase,
+    HookRegistration, MemoryDeadLetters, NameError, Operation, Overflow, Pattern, PatternError,
+    PayloadError, Propagation, RetryPolicy, ShutdownReport, SubscriptionId, registry,
 };
 pub use earn_macros::{
     Model, after_commit, after_create, after_delete, after_load, after_rollback, after_save,
-    after_update, before_create, before_delete, before_save, before_update, hooks,
+    after_update, before_create, before_delete, before_save, before_update, event_handler, hooks,
 };
 pub use earn_sqlx::{Db, Dialect, Field, HookContext, Model, Savepoint, Tx};
 
@@ -17,9 +20,10 @@ pub mod sqlx {
 /// Everything a model file needs: `use earn::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Db, Error, HookContext, HookError, Model, Operation, Tx, after_commit, after_create,
-        after_delete, after_load, after_rollback, after_save, after_update, before_create,
-        before_delete, before_save, before_update, hooks,
+        Db, Error, Event, EventBus, HandlerError, HookContext, HookError, Model, Operation,
+        Propagation, Tx, after_commit, after_create, after_delete, after_load, after_rollback,
+        after_save, after_update, before_create, before_delete, before_save, before_update,
+        event_handler, hooks,
     };
 }
 
@@ -27,7 +31,10 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use earn_core::__private::{inventory, type_id};
-    pub use earn_core::{HookPhase, HookRegistration, HookTable, Operation};
+    pub use earn_core::{
+        Event, HandlerError, HandlerRegistration, HandlerStep, HookPhase, HookRegistration,
+        HookTable, IntoHandlerResult, Operation,
+    };
     pub use earn_sqlx::__private::{BoxDynError, json_eq, run_phase, serde, sqlx};
     pub use earn_sqlx::{
         Backend, Column, ColumnType, Entity, Field, Hook, HookContext, HookFn, HookStep,

@@ -1,16 +1,35 @@
-//! Runtime core of [earn](https://docs.rs/earn): lifecycle phases, the hook
-//! registry collected at link time, and the one error type.
+//! Runtime core of [earn](https://docs.rs/earn): lifecycle phases and the
+//! hook registry collected at link time, events, patterns and the event
+//! bus, and the one error type.
 //!
 //! This crate knows nothing about SQL. `earn-sqlx` builds persistence on top
 //! of it; users depend on the `earn` facade and never on this crate directly.
 
+mod bus;
 mod error;
+mod event;
+mod handler;
+mod index;
+mod name;
 mod panic;
+mod pattern;
 mod phase;
 mod registry;
 
+pub use bus::{
+    BusError, DeadLetter, DeadLetterStore, EmitReport, EventBus, EventBusBuilder,
+    MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
+};
 pub use error::{BoxError, Error, HookError, HookFailure};
+pub use event::{Event, EventData, EventError, PayloadError};
+pub use handler::{
+    Failure, HandlerError, HandlerRegistration, HandlerResult, HandlerStep, IntoHandlerResult,
+    Propagation, handler_registrations,
+};
+pub use index::{IndexKey, PatternIndex};
+pub use name::{EventName, NameError};
 pub use panic::catch_unwind;
+pub use pattern::{Pattern, PatternError};
 pub use phase::{HookPhase, Operation};
 pub use registry::{HookRegistration, HookTable, registry};
 

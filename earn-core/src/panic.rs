@@ -16,13 +16,14 @@ pub async fn catch_unwind<F: Future>(future: F) -> Result<F::Output, String> {
         match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(panic_message(&*panic))),
+            Err(panic) => Poll::Ready(Err(message(&*panic))),
         }
     })
     .await
 }
 
-fn panic_message(panic: &(dyn Any + Send)) -> String {
+/// The message of a caught panic.
+pub(crate) fn message(panic: &(dyn Any + Send)) -> String {
     if let Some(message) = panic.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = panic.downcast_ref::<String>() {

@@ -113,3 +113,49 @@ fn edit_distance(a: &str, b: &str) -> usize {
     }
     row[b.len()]
 }
+
+/// Reads an `i32` literal, negative allowed: `priority = -5`.
+pub(crate) fn priority(expr: &syn::Expr) -> syn::Result<i32> {
+    let (negative, lit) = match expr {
+        syn::Expr::Lit(lit) => (false, lit),
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => match &**expr {
+            syn::Expr::Lit(lit) => (true, lit),
+            _ => return Err(priority_error(expr)),
+        },
+        _ => return Err(priority_error(expr)),
+    };
+    let syn::Lit::Int(int) = &lit.lit else {
+        return Err(priority_error(expr));
+    };
+    let value: i64 = int.base10_parse()?;
+    let value = if negative { -value } else { value };
+    i32::try_from(value).map_err(|_| syn::Error::new_spanned(expr, "`priority` must fit in an i32"))
+}
+
+fn priority_error(expr: &syn::Expr) -> syn::Error {
+    syn::Error::new_spanned(
+        expr,
+        "`priority` takes an integer literal, e.g. `priority = 10` (higher runs first)",
+    )
+}
+
+/// Reads a non-negative integer literal: `retries = 3`.
+pub(crate) fn unsigned<T: std::str::FromStr>(expr: &syn::Expr, usage: &str) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) => int.base10_parse(),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("expected a non-negative integer literal: `{usage}`"),
+        )),
+    }
+}

@@ -3,6 +3,7 @@
 
 mod attr;
 mod ctxt;
+mod handler;
 mod hooks;
 mod model;
 
@@ -22,6 +23,18 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn hooks(args: TokenStream, item: TokenStream) -> TokenStream {
     hooks::expand(args.into(), item.into()).into()
+}
+
+/// Registers a free function as an event handler of every bus built with
+/// the default builder: `#[event_handler("user.created", priority = 10)]`.
+///
+/// Options: `priority = N` (higher first), `filter = path` (a
+/// `fn(&Event) -> bool`), `retries = N` and `timeout_ms = N` (override the
+/// bus's settings). The parameter is `&Event`, `Event`, or a payload type
+/// deserialized from the event's JSON.
+#[proc_macro_attribute]
+pub fn event_handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    handler::expand(args.into(), item.into()).into()
 }
 
 macro_rules! phase_attributes {

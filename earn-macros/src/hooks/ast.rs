@@ -144,7 +144,7 @@ impl HookOptions {
             if !meta.input.peek(syn::Token![=]) {
                 return Err(meta.error("expected a value: `priority = 10` (higher runs first)"));
             }
-            let value = parse_priority(&meta.value()?.parse::<syn::Expr>()?)?;
+            let value = attr::priority(&meta.value()?.parse::<syn::Expr>()?)?;
             self.priority.set(cx, path, value);
         } else if path.is_ident("on") {
             let value = attr::string(meta, "on = \"create\"")?;
@@ -225,34 +225,6 @@ impl HookOptions {
         }
         Ok(())
     }
-}
-
-fn parse_priority(expr: &syn::Expr) -> syn::Result<i32> {
-    let (negative, lit) = match expr {
-        syn::Expr::Lit(lit) => (false, lit),
-        syn::Expr::Unary(syn::ExprUnary {
-            op: syn::UnOp::Neg(_),
-            expr,
-            ..
-        }) => match &**expr {
-            syn::Expr::Lit(lit) => (true, lit),
-            _ => return Err(priority_error(expr)),
-        },
-        _ => return Err(priority_error(expr)),
-    };
-    let syn::Lit::Int(int) = &lit.lit else {
-        return Err(priority_error(expr));
-    };
-    let value: i64 = int.base10_parse()?;
-    let value = if negative { -value } else { value };
-    i32::try_from(value).map_err(|_| syn::Error::new_spanned(expr, "`priority` must fit in an i32"))
-}
-
-fn priority_error(expr: &syn::Expr) -> syn::Error {
-    syn::Error::new_spanned(
-        expr,
-        "`priority` takes an integer literal, e.g. `priority = 10` (higher runs first)",
-    )
 }
 
 /// The shape of a hook method's signature.

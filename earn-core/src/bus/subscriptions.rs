@@ -1,0 +1,113 @@
+//! The bus's handlers, indexed by pattern, with a per-name cache of the
+//! sorted handler list so an emit neither scans nor sorts.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::event::Event;
+use crate::handler::HandlerStep;
+use crate::index::{IndexKey, PatternIndex};
+use crate::pattern::Pattern;
+
+/// Identifies a subscription; give it to [`EventBus::unsubscribe`](super::EventBus::unsubscribe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionId(u64);
+
+impl std::fmt::Display for SubscriptionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+pub(crate) type CallFn = Arc<dyn Fn(&Event) -> HandlerStep + Send + Sync>;
+pub(crate) type FilterFn = Arc<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// One handler on one bus.
+pub(crate) struct Subscription {
+    pub(crate) id: SubscriptionId,
+    pub(crate) name: Arc<str>,
+    pub(crate) pattern: Pattern,
+    pub(crate) priority: i32,
+    pub(crate) filter: Option<FilterFn>,
+    pub(crate) retries: Option<u32>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) call: CallFn,
+}
+
+pub(crate) type Resolved = Arc<[Arc<Subscription>]>;
+
+/// Above this many distinct names the cache starts over, so a stream of
+/// unique names cannot grow it without bound.
+const CACHE_LIMIT: usize = 4096;
+
+#[derive(Default)]
+pub(crate) struct Registry {
+    index: PatternIndex<Arc<Subscription>>,
+    keys: HashMap<SubscriptionId, (IndexKey, Arc<Subscription>)>,
+    cache: HashMap<Box<str>, Resolved>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Registry {
+    pub(crate) fn next_id() -> SubscriptionId {
+        SubscriptionId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub(crate) fn insert(&mut self, subscription: Subscription) -> SubscriptionId {
+        let id = subscription.id;
+        let pattern = subscription.pattern.clone();
+        let subscription = Arc::new(subscription);
+        let key = self.index.insert(&pattern, subscription.clone());
+        self.keys.insert(id, (key, subscription));
+        self.cache.clear();
+        id
+    }
+
+    pub(crate) fn remove(&mut self, id: SubscriptionId) -> bool {
+        let Some((key, _)) = self.keys.remove(&id) else {
+            return false;
+        };
+        self.index.remove(key);
+        self.cache.clear();
+        true
+    }
+
+    pub(crate) fn cached(&self, name: &str) -> Option<Resolved> {
+        self.cache.get(name).cloned()
+    }
+
+    /// The handlers matching `name`, by priority (higher first) then
+    /// registration order.
+    pub(crate) fn resolve(&mut self, name: &str) -> Resolved {
+        if let Some(found) = self.cache.get(name) {
+            return found.clone();
+        }
+        let mut found: Vec<(IndexKey, Arc<Subscription>)> = Vec::new();
+        self.index
+            .for_each_match(name, |key, sub| found.push((key, sub.clone())));
+        found.sort_by_key(|(key, sub)| (std::cmp::Reverse(sub.priority), *key));
+        let resolved: Resolved = found.into_iter().map(|(_, sub)| sub).collect();
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache.clear();
+        }
+        self.cache.insert(name.into(), resolved.clone());
+        resolved
+    }
+
+    pub(crate) fn find_by_name(&self, name: &str) -> Option<Arc<Subscription>> {
+        // Only requeue looks handlers up by name: a scan is fine.
+        self.keys
+            .values()
+            .map(|(_, sub)| sub)
+            .filter(|sub| &*sub.name == name)
+            .min_by_key(|sub| sub.id)
+            .cloned()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+}

@@ -1,0 +1,111 @@
+//! `publish`: a bounded queue per worker, retries with backoff, dead letters.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::Shared;
+use super::dead_letter::{DeadLetter, next_id};
+use super::dispatch::call;
+use super::subscriptions::Subscription;
+use crate::event::Event;
+use crate::handler::{Failure, Propagation};
+
+/// An event waiting for a worker: all its handlers, or one (a retry or a
+/// requeued dead letter).
+pub(crate) struct Job {
+    pub(crate) event: Event,
+    pub(crate) target: Option<Arc<Subscription>>,
+}
+
+/// How many queued jobs a worker takes at once.
+const BATCH: usize = 64;
+
+pub(crate) async fn run(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        metrics::gauge!("earn_queue_depth").set(queue.len() as f64);
+        for job in batch.drain(..) {
+            shared.process(job).await;
+        }
+    }
+}
+
+impl Shared {
+    /// Runs a job's handlers; schedules retries and dead letters failures.
+    pub(crate) async fn process(self: &Arc<Self>, job: Job) {
+        let Job { event, target } = job;
+        match target {
+            Some(sub) => {
+                self.deliver(&sub, &event).await;
+            }
+            None => {
+                let handlers = self.resolve(event.name().as_str());
+                for sub in handlers.iter() {
+                    if sub.filter.as_ref().is_some_and(|filter| !filter(&event)) {
+                        continue;
+                    }
+                    if self.deliver(sub, &event).await == Propagation::Stop {
+                        break;
+                    }
+                }
+            }
+        }
+        self.finish_one();
+    }
+
+    async fn deliver(self: &Arc<Self>, sub: &Arc<Subscription>, event: &Event) -> Propagation {
+        match call(sub, event, self.config.handler_timeout).await {
+            Ok(flow) => flow,
+            Err(failure) => {
+                self.failed(sub.clone(), event.clone(), failure);
+                Propagation::Continue
+            }
+        }
+    }
+
+    fn failed(self: &Arc<Self>, sub: Arc<Subscription>, event: Event, failure: Failure) {
+        let attempt = event.attempt();
+        let max_attempts = sub
+            .retries
+            .map_or(self.config.retry.max_attempts, |r| r.saturating_add(1));
+        if failure.is_retryable() && attempt < max_attempts {
+            metrics::counter!("earn_handler_retries_total").increment(1);
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            let delay = self.config.retry.delay(attempt + 1);
+            let shared = self.clone();
+            let job = Job {
+                event: event.with_attempt(attempt + 1),
+                target: Some(sub),
+            };
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                shared.process(job).await;
+            });
+            return;
+        }
+        metrics::counter!("earn_dead_letters_total").increment(1);
+        tracing::error!(
+            handler = &*sub.name,
+            event = event.name().as_str(),
+            event_id = %event.id(),
+            attempts = attempt,
+            %failure,
+            "event dead-lettered: handler {} {failure} after {attempt} attempt(s)",
+            sub.name,
+        );
+        self.dead_letters.push(DeadLetter {
+            id: next_id(),
+            event,
+            handler: sub.name.to_string(),
+            reason: failure,
+            attempts: attempt,
+            at: std::time::SystemTime::now(),
+        });
+    }
+
+    pub(crate) fn finish_one(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+}
