@@ -1,5 +1,6 @@
 #![doc = include_str!("../docs/crate.md")]
 
+pub use earn_core::testing;
 pub use earn_core::{
     BusError, DeadLetter, DeadLetterStore, EmitReport, Error, Event, EventBus, EventBusBuilder,
     EventData, EventError, EventName, Failure, HandlerError, HookError, HookFailure, HookPhase,
@@ -10,7 +11,7 @@ pub use earn_macros::{
     Model, after_commit, after_create, after_delete, after_load, after_rollback, after_save,
     after_update, before_create, before_delete, before_save, before_update, event_handler, hooks,
 };
-pub use earn_sqlx::{Db, Dialect, Field, HookContext, Model, Savepoint, Tx};
+pub use earn_sqlx::{CHANGES_KEY, Db, Dialect, Field, HookContext, Model, Savepoint, Tx};
 
 /// The lower layers, for code that needs them by name.
 pub mod sqlx {
@@ -35,7 +36,7 @@ pub mod __private {
         Event, HandlerError, HandlerRegistration, HandlerStep, HookPhase, HookRegistration,
         HookTable, IntoHandlerResult, Operation,
     };
-    pub use earn_sqlx::__private::{BoxDynError, json_eq, run_phase, serde, sqlx};
+    pub use earn_sqlx::__private::{BoxDynError, json_eq, run_phase, serde, serde_json, sqlx};
     pub use earn_sqlx::{
         Backend, Column, ColumnType, Entity, Field, Hook, HookContext, HookFn, HookStep,
         IntoHookResult, ModelInfo, Row, Statements,

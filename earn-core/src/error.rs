@@ -217,6 +217,10 @@ pub enum Error {
         key: String,
     },
 
+    /// An event could not be built (invalid name, payload not serializable).
+    #[error(transparent)]
+    Event(#[from] crate::event::EventError),
+
     /// An earlier write in this transaction failed after it had changed the
     /// database, so the transaction can only be rolled back.
     #[error(

@@ -15,6 +15,7 @@ mod panic;
 mod pattern;
 mod phase;
 mod registry;
+pub mod testing;
 
 pub use bus::{
     BusError, DeadLetter, DeadLetterStore, EmitReport, EventBus, EventBusBuilder,

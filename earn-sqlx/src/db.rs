@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use earn_core::Error;
+use earn_core::{Error, EventBus};
 
 use crate::backend::Dialect;
 use crate::model::{ColumnType, Model, Row};
@@ -30,6 +30,8 @@ enum Pool {
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: Pool,
+    /// Where model events go after commit; `None`: the global default bus.
+    bus: Option<EventBus>,
 }
 
 /// Removes the password from a URL before it appears in a message.
@@ -167,6 +169,18 @@ impl Db {
         Err(feature_missing(url, "mysql"))
     }
 
+    /// Delivers this database's model events (and `ctx.emit` events) to
+    /// `bus` instead of the process-wide [`EventBus::global`].
+    pub fn with_bus(mut self, bus: EventBus) -> Db {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// The bus model events go to.
+    pub fn bus(&self) -> &EventBus {
+        self.bus.as_ref().unwrap_or_else(|| EventBus::global())
+    }
+
     /// The dialect of the database.
     pub fn dialect(&self) -> Dialect {
         match &self.pool {
@@ -196,7 +210,7 @@ impl Db {
 
     /// Begins a transaction. See [`Tx`].
     pub async fn begin(&self) -> Result<Tx, Error> {
-        Tx::begin_on(self.acquire().await?).await
+        Tx::begin_on(self.acquire().await?, self.bus.clone()).await
     }
 
     /// Creates the model's table if it does not exist, with column types
@@ -324,6 +338,7 @@ impl From<sqlx::SqlitePool> for Db {
     fn from(pool: sqlx::SqlitePool) -> Self {
         Db {
             pool: Pool::Sqlite(pool),
+            bus: None,
         }
     }
 }
@@ -333,6 +348,7 @@ impl From<sqlx::PgPool> for Db {
     fn from(pool: sqlx::PgPool) -> Self {
         Db {
             pool: Pool::Postgres(pool),
+            bus: None,
         }
     }
 }
@@ -342,6 +358,7 @@ impl From<sqlx::MySqlPool> for Db {
     fn from(pool: sqlx::MySqlPool) -> Self {
         Db {
             pool: Pool::MySql(pool),
+            bus: None,
         }
     }
 }

@@ -136,6 +136,13 @@ impl<'t> HookContext<'t> {
         self.changed
     }
 
+    /// Raises `event` in the write's transaction: it is published after the
+    /// outermost commit, and dropped if the write or the transaction (or
+    /// the savepoint it was raised in) rolls back.
+    pub fn emit(&mut self, event: earn_core::Event) {
+        self.tx.queue_event(event);
+    }
+
     /// Whether `field` is in [`changed`](HookContext::changed).
     pub fn is_changed(&self, field: &str) -> bool {
         self.changed.contains(&field)

@@ -13,6 +13,7 @@ mod field;
 mod guard;
 mod hook;
 mod model;
+mod model_event;
 mod persist;
 mod tx;
 
@@ -23,11 +24,13 @@ pub use hook::{Hook, HookContext, HookFn, HookStep, IntoHookResult};
 pub use model::{
     Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements,
 };
+pub use model_event::CHANGES_KEY;
 pub use tx::{Savepoint, Tx};
 
 #[doc(hidden)]
 pub mod __private {
     pub use serde;
+    pub use serde_json;
     pub use sqlx;
     pub use sqlx::error::BoxDynError;
 

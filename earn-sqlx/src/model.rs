@@ -58,6 +58,9 @@ pub struct ModelInfo {
     pub auto_key: bool,
     /// Statements for each dialect, indexed by [`Dialect`].
     pub statements: [Statements; 3],
+    /// `#[model(events = "user")]`: writes emit `user.created`,
+    /// `user.updated` and `user.deleted` after the commit.
+    pub events: Option<&'static str>,
 }
 
 impl ModelInfo {
@@ -88,6 +91,12 @@ pub trait Entity: Clone + Send + Sync + 'static {
 
     /// Fields whose value differs from `previous`, by field name.
     fn changed_fields(&self, previous: &Self) -> Vec<&'static str>;
+
+    /// The model as JSON, the payload of its events; `None` for a model
+    /// without `events = "…"`.
+    fn event_payload(&self) -> Option<Result<serde_json::Value, serde_json::Error>> {
+        None
+    }
 
     /// Every field name, the changed set of an insert.
     fn field_names() -> &'static [&'static str];

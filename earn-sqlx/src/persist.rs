@@ -3,13 +3,14 @@
 
 use std::any::Any;
 
-use earn_core::{Error, HookPhase, Operation};
+use earn_core::{Error, Event, HookPhase, Operation};
 
 use crate::backend::{Backend, Dialect};
 use crate::db::Db;
 use crate::guard::guarded;
 use crate::hook::{HookContext, run_detached, run_in_tx};
 use crate::model::{Entity, Model, Row};
+use crate::model_event::model_event;
 use crate::tx::{Tx, dispatch};
 
 /// Which write the caller asked for.
@@ -126,7 +127,7 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
         return write_quietly(tx, model).await;
     }
     let hooks = M::hooks();
-    if hooks.is_empty() {
+    if hooks.is_empty() && M::INFO.events.is_none() {
         return write_steps(tx, model, how, &mut Progress::default())
             .await
             .map(|_| ());
@@ -145,9 +146,12 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
     )
     .await;
     match result {
-        Ok(operation) => {
+        Ok((operation, event)) => {
             if hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback) {
                 tx.queue_outcome(model.clone(), operation, true);
+            }
+            if let Some(event) = event {
+                tx.queue_event(event);
             }
             Ok(())
         }
@@ -181,8 +185,10 @@ async fn write_steps<M: Model>(
     model: &mut M,
     how: Write,
     progress: &mut Progress,
-) -> Result<Operation, Error> {
+) -> Result<(Operation, Option<Event>), Error> {
     let hooks = M::hooks();
+    // Hooks and events see the persisted row of an update.
+    let tracked = !hooks.is_empty() || M::INFO.events.is_some();
     let key = model.key();
     let (operation, previous) = match (how, key) {
         (Write::Insert, Some(key)) if M::INFO.auto_key => {
@@ -207,14 +213,14 @@ async fn write_steps<M: Model>(
             // The persisted row decides insert or update for a natural key;
             // hooks get it as `ctx.previous()`.
             let natural = !M::INFO.auto_key && how == Write::Save;
-            let previous = if natural || !hooks.is_empty() {
+            let previous = if natural || tracked {
                 find_row::<M>(tx, &key, true).await?
             } else {
                 None
             };
             match previous {
                 None if natural => (Operation::Create, None),
-                None if !hooks.is_empty() => {
+                None if tracked => {
                     return Err(not_found::<M>(&key, Operation::Update));
                 }
                 previous => (Operation::Update, previous),
@@ -274,8 +280,11 @@ async fn write_steps<M: Model>(
             changed,
             previous_any,
         )
-        .await
-        .map(|()| operation)
+        .await?;
+    // Built before the commit: a model that cannot be serialized fails the
+    // write instead of losing its event.
+    let event = model_event(model, operation, previous.as_ref())?;
+    Ok((operation, event))
 }
 
 fn not_found<M: Entity>(key: &M::Key, operation: Operation) -> Error {
@@ -395,7 +404,7 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
         operation: Operation::Delete,
     })?;
     let hooks = M::hooks();
-    if !hooked || hooks.is_empty() {
+    if !hooked || (hooks.is_empty() && M::INFO.events.is_none()) {
         if !hooked {
             tracing::debug!(
                 model = M::INFO.name,
@@ -422,6 +431,7 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
             .await?;
         progress.wrote = true;
         exec_delete::<M>(tx, &key).await?;
+        let event = model_event(model, Operation::Delete, None)?;
         progress
             .run(
                 &[HookPhase::AfterDelete],
@@ -431,7 +441,8 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
                 &[],
                 None,
             )
-            .await
+            .await?;
+        Ok(event)
     })
     .await;
     let written = result.is_ok();
@@ -441,7 +452,10 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
     if hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback) {
         tx.queue_outcome(copy, Operation::Delete, written);
     }
-    result
+    if let Some(event) = result? {
+        tx.queue_event(event);
+    }
+    Ok(())
 }
 
 async fn exec_delete<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<(), Error> {

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 
-use earn_core::{Error, HookPhase, Operation};
+use earn_core::{Error, Event, EventBus, HookPhase, Operation};
 use sqlx::Database;
 use sqlx::pool::PoolConnection;
 use sqlx_core::transaction::TransactionManager;
@@ -56,9 +56,30 @@ pub(crate) use dispatch;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Outcome hooks of one write, waiting for the end of the transaction.
+/// What waits for the end of the transaction: the outcome hooks of a
+/// write, or an event.
 trait Pending: Send {
-    fn finish(self: Box<Self>, committed: bool) -> BoxFuture;
+    fn finish(self: Box<Self>, committed: bool, bus: Option<&EventBus>) -> BoxFuture;
+}
+
+/// An event raised in the transaction: published after the commit,
+/// dropped by a rollback.
+struct PendingEvent(Event);
+
+impl Pending for PendingEvent {
+    fn finish(self: Box<Self>, committed: bool, bus: Option<&EventBus>) -> BoxFuture {
+        if !committed {
+            return Box::pin(async {});
+        }
+        let bus = bus.unwrap_or_else(|| EventBus::global()).clone();
+        Box::pin(async move {
+            let name = self.0.name().to_string();
+            if let Err(error) = bus.publish(self.0).await {
+                metrics::counter!("earn_events_undelivered_total").increment(1);
+                tracing::error!(event = name, %error, "an event of a committed transaction could not be published");
+            }
+        })
+    }
 }
 
 struct ModelOutcome<M> {
@@ -69,7 +90,7 @@ struct ModelOutcome<M> {
 }
 
 impl<M: Entity> Pending for ModelOutcome<M> {
-    fn finish(self: Box<Self>, committed: bool) -> BoxFuture {
+    fn finish(self: Box<Self>, committed: bool, _bus: Option<&EventBus>) -> BoxFuture {
         let phase = if committed {
             HookPhase::AfterCommit
         } else {
@@ -119,6 +140,7 @@ pub struct Tx {
     /// depth it happened at and the error message.
     poison: Option<(usize, String)>,
     open: bool,
+    bus: Option<EventBus>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -139,7 +161,7 @@ fn tx_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 }
 
 impl Tx {
-    pub(crate) async fn begin_on(mut conn: Conn) -> Result<Self, Error> {
+    pub(crate) async fn begin_on(mut conn: Conn, bus: Option<EventBus>) -> Result<Self, Error> {
         dispatch!(&mut conn, |c, DB| {
             <DB as Database>::TransactionManager::begin(c, None).await
         })
@@ -150,6 +172,7 @@ impl Tx {
             marks: Vec::new(),
             poison: None,
             open: true,
+            bus,
         })
     }
 
@@ -199,12 +222,12 @@ impl Tx {
         self.open = false;
         match committed {
             Ok(()) => {
-                run_outcomes(std::mem::take(&mut self.queue), true).await;
+                self.finish_queue(true).await;
                 Ok(())
             }
             Err(error) => {
                 // A failed COMMIT leaves nothing committed.
-                run_outcomes(std::mem::take(&mut self.queue), false).await;
+                self.finish_queue(false).await;
                 Err(tx_error("commit")(error))
             }
         }
@@ -220,8 +243,20 @@ impl Tx {
             <DB as Database>::TransactionManager::rollback(c).await
         });
         self.open = false;
-        run_outcomes(std::mem::take(&mut self.queue), false).await;
+        self.finish_queue(false).await;
         result.map_err(tx_error("rollback"))
+    }
+
+    /// Queues an event, published after the outermost commit.
+    pub(crate) fn queue_event(&mut self, event: Event) {
+        self.queue.push(Box::new(PendingEvent(event)));
+    }
+
+    /// Runs (or drops) what waited for the end of the transaction.
+    async fn finish_queue(&mut self, committed: bool) {
+        let queue = std::mem::take(&mut self.queue);
+        let bus = self.bus.clone();
+        run_outcomes(queue, committed, bus.as_ref()).await;
     }
 
     /// Queues the outcome hooks of a write.
@@ -302,10 +337,10 @@ impl Tx {
     }
 }
 
-/// Runs outcome hooks in queue order.
-async fn run_outcomes(queue: Vec<Box<dyn Pending>>, committed: bool) {
+/// Runs outcome hooks and publishes events, in queue order.
+async fn run_outcomes(queue: Vec<Box<dyn Pending>>, committed: bool, bus: Option<&EventBus>) {
     for pending in queue {
-        pending.finish(committed).await;
+        pending.finish(committed, bus).await;
     }
 }
 
@@ -316,7 +351,7 @@ fn spawn_outcomes(queue: Vec<Box<dyn Pending>>) {
     }
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => {
-            handle.spawn(run_outcomes(queue, false));
+            handle.spawn(run_outcomes(queue, false, None));
         }
         Err(_) => tracing::error!(
             hooks = queue.len(),
@@ -369,7 +404,8 @@ impl Savepoint<'_> {
             <DB as Database>::TransactionManager::rollback(c).await
         });
         let undone = self.unwind();
-        run_outcomes(undone, false).await;
+        let bus = self.tx.bus.clone();
+        run_outcomes(undone, false, bus.as_ref()).await;
         result.map_err(tx_error("rollback to savepoint"))
     }
 

@@ -1,0 +1,59 @@
+//! `#[model(events = "user")]`: `user.created`, `user.updated` (with the
+//! changes) and `user.deleted`, raised in the write's transaction.
+
+use earn_core::{Error, Event, EventError, EventName, Operation};
+
+use crate::model::Entity;
+
+/// The metadata key of `*.updated` events holding the changed fields as
+/// JSON: `{"field": {"old": …, "new": …}}`.
+pub const CHANGES_KEY: &str = "changes";
+
+/// The event of a successful write, or `None` for a model without events.
+pub(crate) fn model_event<M: Entity>(
+    model: &M,
+    operation: Operation,
+    previous: Option<&M>,
+) -> Result<Option<Event>, Error> {
+    let Some(prefix) = M::INFO.events else {
+        return Ok(None);
+    };
+    let verb = match operation {
+        Operation::Create => "created",
+        Operation::Update => "updated",
+        Operation::Delete => "deleted",
+    };
+    let name = format!("{prefix}.{verb}");
+    let payload = payload_of(model, &name)?;
+    let mut changes = serde_json::Map::new();
+    if let Some(previous) = previous {
+        let before = payload_of(previous, &name)?;
+        for field in model.changed_fields(previous) {
+            changes.insert(
+                field.to_owned(),
+                serde_json::json!({
+                    "old": before.get(field).cloned().unwrap_or_default(),
+                    "new": payload.get(field).cloned().unwrap_or_default(),
+                }),
+            );
+        }
+    }
+    let event = Event::from_value(EventName::new(&name).map_err(EventError::from)?, payload)
+        .with_source(M::INFO.name);
+    Ok(Some(if previous.is_some() {
+        event.with_meta(CHANGES_KEY, serde_json::Value::Object(changes).to_string())
+    } else {
+        event
+    }))
+}
+
+fn payload_of<M: Entity>(model: &M, name: &str) -> Result<serde_json::Value, Error> {
+    match model.event_payload() {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(source)) => Err(Error::Event(EventError::Payload {
+            name: name.to_owned(),
+            source,
+        })),
+        None => Ok(serde_json::Value::Null),
+    }
+}
