@@ -5,6 +5,8 @@ mod ast;
 mod expand;
 mod pattern;
 
+pub(crate) use pattern::check_name;
+
 use proc_macro2::TokenStream;
 use quote::quote;
 

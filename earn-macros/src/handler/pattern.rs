@@ -35,6 +35,17 @@ pub(crate) fn check(pattern: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `Err(message)` if `name` is not a valid event name (or name prefix):
+/// a pattern without wildcards.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.contains('*') {
+        return Err(format!(
+            "invalid event name `{name}`: names have no wildcards; use lowercase segments like `user` or `shop.order`"
+        ));
+    }
+    check(name).map_err(|message| message.replace("event pattern", "event name"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

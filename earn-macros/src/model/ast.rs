@@ -9,6 +9,8 @@ use crate::ctxt::Ctxt;
 pub(crate) struct Container<'a> {
     pub(crate) ident: &'a syn::Ident,
     pub(crate) table: Option<syn::LitStr>,
+    /// `events = "user"`: the prefix of `user.created` / `updated` / `deleted`.
+    pub(crate) events: Option<syn::LitStr>,
     pub(crate) krate: Option<syn::Path>,
     pub(crate) fields: Vec<Field<'a>>,
 }
@@ -37,15 +39,16 @@ impl Field<'_> {
     }
 }
 
-const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `crate = \"…\"`";
+const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`";
 const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`";
 const FIELD_ONLY: [&str; 5] = ["primary_key", "auto", "column", "skip", "json"];
-const CONTAINER_ONLY: [&str; 2] = ["table", "crate"];
+const CONTAINER_ONLY: [&str; 3] = ["table", "events", "crate"];
 
 impl<'a> Container<'a> {
     pub(crate) fn parse(cx: &mut Ctxt, input: &'a syn::DeriveInput) -> Option<Self> {
         let mut options = ContainerOptions {
             table: Opt::none("table"),
+            events: Opt::none("events"),
             krate: Opt::none("crate"),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
@@ -105,6 +108,7 @@ impl<'a> Container<'a> {
         Some(Container {
             ident: &input.ident,
             table: options.table.take(),
+            events: options.events.take(),
             krate: options.krate.take(),
             fields,
         })
@@ -114,6 +118,7 @@ impl<'a> Container<'a> {
 /// The options of `#[model(…)]` on the struct.
 struct ContainerOptions {
     table: Opt<syn::LitStr>,
+    events: Opt<syn::LitStr>,
     krate: Opt<syn::Path>,
 }
 
@@ -123,6 +128,12 @@ impl ContainerOptions {
         if path.is_ident("table") {
             self.table
                 .set(cx, path, attr::string(meta, "table = \"users\"")?);
+        } else if path.is_ident("events") {
+            let value = attr::string(meta, "events = \"user\"")?;
+            if let Err(message) = crate::handler::check_name(&value.value()) {
+                return Err(syn::Error::new(value.span(), message));
+            }
+            self.events.set(cx, path, value);
         } else if path.is_ident("crate") {
             let value = attr::string(meta, "crate = \"earn\"")?;
             self.krate.set(cx, path, value.parse::<syn::Path>()?);

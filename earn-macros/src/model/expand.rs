@@ -150,6 +150,19 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         quote!(#ty: __earn::serde::Serialize + __earn::serde::de::DeserializeOwned,)
     });
     let hooks_static = format_ident!("__EARN_HOOKS");
+    let (events_prefix, event_payload) = match &model.events {
+        Some(prefix) => {
+            // Spanned at `events = "…"`: a model without `Serialize` is
+            // reported there.
+            let payload = quote::quote_spanned! {prefix.span()=>
+                fn event_payload(&self) -> ::core::option::Option<::core::result::Result<__earn::serde_json::Value, __earn::serde_json::Error>> {
+                    ::core::option::Option::Some(__earn::serde_json::to_value(self))
+                }
+            };
+            (quote!(::core::option::Option::Some(#prefix)), payload)
+        }
+        None => (quote!(::core::option::Option::None), quote!()),
+    };
 
     quote! {
         #[doc(hidden)]
@@ -168,6 +181,7 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     key_index: #key_index,
                     auto_key: #auto,
                     statements: [#(#statements),*],
+                    events: #events_prefix,
                 };
 
                 #[inline]
@@ -189,6 +203,8 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     #(#changed)*
                     changed
                 }
+
+                #event_payload
 
                 fn field_names() -> &'static [&'static str] {
                     &[#(#field_names),*]
