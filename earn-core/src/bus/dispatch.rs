@@ -34,7 +34,6 @@ pub(crate) async fn call(
     event: &Event,
     default_timeout: Option<Duration>,
 ) -> Result<Propagation, Failure> {
-    let started = Instant::now();
     let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         CURRENT.sync_scope(event.clone(), || (sub.call)(event))
     }));
@@ -42,6 +41,9 @@ pub(crate) async fn call(
         Err(panic) => Err(Failure::Panic(crate::panic::message(&*panic))),
         Ok(HandlerStep::Ready(result)) => result.map_err(error_failure),
         Ok(HandlerStep::Pending(future)) => {
+            // Latency is measured for async handlers; a sync handler's time
+            // is the dispatch's own.
+            let started = Instant::now();
             let span =
                 tracing::debug_span!("earn.handler", handler = &*sub.name, event_id = %event.id());
             let future = CURRENT
@@ -53,6 +55,8 @@ pub(crate) async fn call(
                     .map_err(|_| Failure::Timeout(limit)),
                 None => Ok(future.await),
             };
+            metrics::histogram!("earn_handler_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
             match outcome {
                 Ok(Ok(result)) => result.map_err(error_failure),
                 Ok(Err(panic)) => Err(Failure::Panic(panic)),
@@ -60,7 +64,7 @@ pub(crate) async fn call(
             }
         }
     };
-    record(sub, started, &result);
+    record(sub, &result);
     result
 }
 
@@ -71,15 +75,22 @@ fn error_failure(error: crate::handler::HandlerError) -> Failure {
     }
 }
 
-fn record(sub: &Subscription, started: Instant, result: &Result<Propagation, Failure>) {
-    let outcome = match result {
-        Ok(_) => "ok",
-        Err(Failure::Error { .. }) => "error",
-        Err(Failure::Panic(_)) => "panic",
-        Err(Failure::Timeout(_)) => "timeout",
+#[inline]
+fn record(sub: &Subscription, result: &Result<Propagation, Failure>) {
+    // Literal labels: the keys are static, nothing is allocated per call.
+    let calls = match result {
+        Ok(_) => metrics::counter!("earn_handler_calls_total", "outcome" => "ok"),
+        Err(Failure::Error { .. }) => {
+            metrics::counter!("earn_handler_calls_total", "outcome" => "error")
+        }
+        Err(Failure::Panic(_)) => {
+            metrics::counter!("earn_handler_calls_total", "outcome" => "panic")
+        }
+        Err(Failure::Timeout(_)) => {
+            metrics::counter!("earn_handler_calls_total", "outcome" => "timeout")
+        }
     };
-    metrics::counter!("earn_handler_calls_total", "outcome" => outcome).increment(1);
-    metrics::histogram!("earn_handler_duration_seconds").record(started.elapsed().as_secs_f64());
+    calls.increment(1);
     if let Err(failure) = result {
         metrics::counter!("earn_handler_failures_total").increment(1);
         tracing::warn!(handler = &*sub.name, pattern = sub.pattern.as_str(), %failure, "event handler {} {failure}", sub.name);

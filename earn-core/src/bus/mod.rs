@@ -3,6 +3,7 @@
 
 mod dead_letter;
 mod dispatch;
+mod in_flight;
 mod retry;
 mod subscriptions;
 mod worker;
@@ -97,8 +98,7 @@ struct Shared {
     config: Config,
     dead_letters: Arc<dyn DeadLetterStore>,
     /// Published events not yet fully handled (queued, retrying, delayed).
-    in_flight: AtomicUsize,
-    idle: tokio::sync::Notify,
+    in_flight: in_flight::InFlight,
     closed: AtomicBool,
 }
 
@@ -152,10 +152,7 @@ impl std::fmt::Debug for EventBus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventBus")
             .field("handlers", &read(&self.inner.shared.registry).len())
-            .field(
-                "in_flight",
-                &self.inner.shared.in_flight.load(Ordering::Relaxed),
-            )
+            .field("in_flight", &self.inner.shared.in_flight.count())
             .finish()
     }
 }
@@ -252,8 +249,7 @@ impl EventBusBuilder {
             registry: RwLock::new(registry),
             config: self.config.clone(),
             dead_letters: self.dead_letters,
-            in_flight: AtomicUsize::new(0),
-            idle: tokio::sync::Notify::new(),
+            in_flight: in_flight::InFlight::default(),
             closed: AtomicBool::new(false),
         });
         let per_worker = self.config.capacity.div_ceil(self.config.workers).max(1);
@@ -420,7 +416,7 @@ impl EventBus {
         let shared = self.shared();
         let queues = &self.inner.queues;
         let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % queues.len();
-        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        shared.in_flight.start();
         let sent = match shared.config.overflow {
             Overflow::Wait => queues[index]
                 .send(job)
@@ -446,7 +442,7 @@ impl EventBus {
                 Ok(())
             }
             Err(error) => {
-                shared.finish_one();
+                shared.in_flight.finish(1);
                 Err(error)
             }
         }
@@ -461,14 +457,14 @@ impl EventBus {
             });
         }
         let event = dispatch::inherit(event);
-        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        shared.in_flight.start();
         let bus = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             if let Err(error) = bus.publish(event).await {
                 tracing::error!(%error, "a delayed event could not be published");
             }
-            bus.shared().finish_one();
+            bus.shared().in_flight.finish(1);
         });
         Ok(())
     }
@@ -511,25 +507,18 @@ impl EventBus {
             .is_ok();
         ShutdownReport {
             drained,
-            left: shared.in_flight.load(Ordering::Acquire),
+            left: shared.in_flight.count(),
         }
     }
 
     /// Waits until no published event is queued, retrying or delayed.
     pub async fn wait_idle(&self) {
-        let shared = self.shared();
-        loop {
-            let idle = shared.idle.notified();
-            if shared.in_flight.load(Ordering::Acquire) == 0 {
-                return;
-            }
-            idle.await;
-        }
+        self.shared().in_flight.wait_idle().await;
     }
 
     /// Events published and not yet fully handled.
     pub fn in_flight(&self) -> usize {
-        self.shared().in_flight.load(Ordering::Acquire)
+        self.shared().in_flight.count()
     }
 
     /// The dead letters, oldest first.

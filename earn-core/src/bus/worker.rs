@@ -1,7 +1,6 @@
 //! `publish`: a bounded queue per worker, retries with backoff, dead letters.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::Shared;
 use super::dead_letter::{DeadLetter, next_id};
@@ -24,9 +23,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Recei
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         metrics::gauge!("earn_queue_depth").set(queue.len() as f64);
+        let taken = batch.len();
         for job in batch.drain(..) {
             shared.process(job).await;
         }
+        shared.in_flight.finish(taken);
     }
 }
 
@@ -50,7 +51,6 @@ impl Shared {
                 }
             }
         }
-        self.finish_one();
     }
 
     async fn deliver(self: &Arc<Self>, sub: &Arc<Subscription>, event: &Event) -> Propagation {
@@ -70,7 +70,7 @@ impl Shared {
             .map_or(self.config.retry.max_attempts, |r| r.saturating_add(1));
         if failure.is_retryable() && attempt < max_attempts {
             metrics::counter!("earn_handler_retries_total").increment(1);
-            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            self.in_flight.start();
             let delay = self.config.retry.delay(attempt + 1);
             let shared = self.clone();
             let job = Job {
@@ -80,6 +80,7 @@ impl Shared {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 shared.process(job).await;
+                shared.in_flight.finish(1);
             });
             return;
         }
@@ -101,11 +102,5 @@ impl Shared {
             attempts: attempt,
             at: std::time::SystemTime::now(),
         });
-    }
-
-    pub(crate) fn finish_one(&self) {
-        if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
-        }
     }
 }

@@ -1,0 +1,155 @@
+//! Event bus speed: inline emit, emit with many non-matching subscriptions,
+//! and publish → handled throughput against a bare tokio mpsc channel.
+//!
+//! `cargo bench --bench events`
+
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use earn::{Event, EventBus};
+
+fn bus() -> EventBus {
+    EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .unwrap()
+}
+
+/// Polls a future that never waits, once: emit with sync handlers.
+fn poll_ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("a sync handler waited"),
+    }
+}
+
+fn emit(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let event = Event::new("user.created", &serde_json::json!({ "id": 1 })).unwrap();
+    let mut group = c.benchmark_group("emit");
+
+    let one = bus();
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = calls.clone();
+    one.subscribe_sync("user.created", 0, move |_: &Event| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    })
+    .unwrap();
+    group.bench_function("one_handler", |b| {
+        b.iter(|| black_box(poll_ready(one.emit(event.clone()))))
+    });
+
+    for noise in [0usize, 10_000] {
+        let bus = bus();
+        for i in 0..noise {
+            // Exact names and wildcards that never match `user.created`.
+            let pattern = if i % 2 == 0 {
+                format!("other{i}.created")
+            } else {
+                format!("other{i}.*")
+            };
+            bus.subscribe_sync(&pattern, 0, |_: &Event| ()).unwrap();
+        }
+        for i in 0..10 {
+            let pattern = if i % 2 == 0 { "user.created" } else { "user.*" };
+            bus.subscribe_sync(pattern, i, |_: &Event| ()).unwrap();
+        }
+        group.bench_function(format!("ten_matching_with_{noise}_non_matching"), |b| {
+            b.iter(|| black_box(poll_ready(bus.emit(event.clone()))))
+        });
+    }
+    group.finish();
+}
+
+const EVENTS: u64 = 200_000;
+
+fn throughput(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let event = Event::new("job.run", &serde_json::json!({ "id": 1 })).unwrap();
+    let mut group = c.benchmark_group("publish_to_handled");
+    group.throughput(Throughput::Elements(EVENTS));
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(10));
+
+    group.bench_function("earn_publish", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let bus = EventBus::builder()
+                    .without_registered_handlers()
+                    .workers(2)
+                    .queue_capacity(8192)
+                    .build()
+                    .unwrap();
+                let handled = Arc::new(AtomicU64::new(0));
+                let counter = handled.clone();
+                bus.subscribe_sync("job.run", 0, move |_: &Event| {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                })
+                .unwrap();
+                let started = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..EVENTS {
+                        bus.publish(event.clone()).await.unwrap();
+                    }
+                    bus.wait_idle().await;
+                }
+                let elapsed = started.elapsed();
+                assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
+                elapsed
+            })
+        })
+    });
+
+    group.bench_function("bare_tokio_mpsc", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (sender, mut receiver) = tokio::sync::mpsc::channel::<Event>(8192);
+                let handled = Arc::new(AtomicU64::new(0));
+                let counter = handled.clone();
+                let handler = move |_: &Event| {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                };
+                let consumer = tokio::spawn(async move {
+                    let mut batch = Vec::with_capacity(64);
+                    while receiver.recv_many(&mut batch, 64).await > 0 {
+                        for event in batch.drain(..) {
+                            handler(&event);
+                        }
+                    }
+                });
+                let started = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..EVENTS {
+                        sender.send(event.clone()).await.unwrap();
+                    }
+                }
+                drop(sender);
+                consumer.await.unwrap();
+                let elapsed = started.elapsed();
+                assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
+                elapsed
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, emit, throughput);
+criterion_main!(benches);

@@ -1,0 +1,51 @@
+//! Counts published events not yet fully handled, without a cache line
+//! that the publisher and every worker fight over.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// An atomic on a cache line of its own.
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded(AtomicUsize);
+
+#[derive(Default)]
+pub(crate) struct InFlight {
+    /// Incremented by publishers (and by retries and delays).
+    started: Padded,
+    /// Incremented by workers, once per batch.
+    finished: Padded,
+    idle: tokio::sync::Notify,
+}
+
+impl InFlight {
+    pub(crate) fn start(&self) {
+        self.started.0.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub(crate) fn finish(&self, n: usize) {
+        let finished = self.finished.0.fetch_add(n, Ordering::AcqRel) + n;
+        if finished == self.started.0.load(Ordering::Acquire) {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        // `finished` first: it never runs ahead of `started`.
+        let finished = self.finished.0.load(Ordering::Acquire);
+        self.started
+            .0
+            .load(Ordering::Acquire)
+            .saturating_sub(finished)
+    }
+
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            // Created before the check: `notify_waiters` reaches it from here on.
+            let idle = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
