@@ -2,14 +2,16 @@
 
 pub use earn_core::testing;
 pub use earn_core::{
-    BusError, DeadLetter, DeadLetterStore, EmitReport, Error, Event, EventBus, EventBusBuilder,
-    EventData, EventError, EventName, Failure, HandlerError, HookError, HookFailure, HookPhase,
-    HookRegistration, MemoryDeadLetters, NameError, Operation, Overflow, Pattern, PatternError,
-    PayloadError, Propagation, RetryPolicy, ShutdownReport, SubscriptionId, registry,
+    Attachment, BusError, DeadLetter, DeadLetterStore, EmitReport, Error, Event, EventBus,
+    EventBusBuilder, EventData, EventError, EventName, Failure, HandlerError, HookError,
+    HookFailure, HookPhase, HookRegistration, MemoryDeadLetters, NameError, Operation, Overflow,
+    Pattern, PatternError, PayloadError, Propagation, RetryPolicy, Service, ShutdownReport,
+    SubscriptionId, registry,
 };
 pub use earn_macros::{
     Model, after_commit, after_create, after_delete, after_load, after_rollback, after_save,
     after_update, before_create, before_delete, before_save, before_update, event_handler, hooks,
+    service,
 };
 pub use earn_sqlx::{CHANGES_KEY, Db, Dialect, Field, HookContext, Model, Savepoint, Tx};
 
@@ -24,7 +26,7 @@ pub mod prelude {
         Db, Error, Event, EventBus, HandlerError, HookContext, HookError, Model, Operation,
         Propagation, Tx, after_commit, after_create, after_delete, after_load, after_rollback,
         after_save, after_update, before_create, before_delete, before_save, before_update,
-        event_handler, hooks,
+        event_handler, hooks, service,
     };
 }
 
@@ -34,7 +36,7 @@ pub mod __private {
     pub use earn_core::__private::{inventory, type_id};
     pub use earn_core::{
         Event, HandlerError, HandlerRegistration, HandlerStep, HookPhase, HookRegistration,
-        HookTable, IntoHandlerResult, Operation,
+        HookTable, IntoHandlerResult, Operation, Service, ServiceHandler,
     };
     pub use earn_sqlx::__private::{BoxDynError, json_eq, run_phase, serde, serde_json, sqlx};
     pub use earn_sqlx::{

@@ -409,3 +409,66 @@ async fn events_emitted_while_handling_carry_correlation_and_causation() {
     assert_eq!(invoice.correlation_id(), order.correlation_id());
     assert_ne!(invoice.id(), order.id());
 }
+
+// ---- services attached at run time ----
+
+struct Counter {
+    seen: AtomicU32,
+    typed: Mutex<Vec<String>>,
+}
+
+#[service]
+impl Counter {
+    #[event_handler("count.*", priority = 1)]
+    fn count(&self, _event: &Event) {
+        self.seen.fetch_add(1, Ordering::SeqCst);
+    }
+
+    #[event_handler("count.named", retries = 0)]
+    async fn named(&self, signup: Signup) -> Result<(), HandlerError> {
+        self.typed.lock().unwrap().push(signup.email);
+        Ok(())
+    }
+
+    /// Not a handler: left alone.
+    fn total(&self) -> u32 {
+        self.seen.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn an_attached_service_handles_events_until_it_is_detached() {
+    let bus = bus();
+    let service = Arc::new(Counter {
+        seen: AtomicU32::new(0),
+        typed: Mutex::default(),
+    });
+    let attachment = bus.attach(service.clone()).unwrap();
+    assert_eq!(attachment.len(), 2);
+    let report = bus.emit(event("count.one")).await;
+    assert!(
+        report.succeeded[0].ends_with("Counter::count"),
+        "{report:?}"
+    );
+    bus.emit(
+        Event::new(
+            "count.named",
+            &Signup {
+                email: "bob@example.com".into(),
+            },
+        )
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(service.total(), 2);
+    assert_eq!(*service.typed.lock().unwrap(), ["bob@example.com"]);
+
+    assert_eq!(bus.detach(attachment), 2);
+    assert_eq!(bus.emit(event("count.one")).await.ran(), 0);
+    assert_eq!(service.total(), 2);
+    assert_eq!(
+        Arc::strong_count(&service),
+        1,
+        "the bus let go of the service"
+    );
+}

@@ -15,6 +15,7 @@ mod panic;
 mod pattern;
 mod phase;
 mod registry;
+mod service;
 pub mod testing;
 
 pub use bus::{
@@ -33,6 +34,7 @@ pub use panic::catch_unwind;
 pub use pattern::{Pattern, PatternError};
 pub use phase::{HookPhase, Operation};
 pub use registry::{HookRegistration, HookTable, registry};
+pub use service::{Attachment, Service, ServiceHandler};
 
 #[doc(hidden)]
 pub mod __private {

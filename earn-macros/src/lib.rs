@@ -6,6 +6,7 @@ mod ctxt;
 mod handler;
 mod hooks;
 mod model;
+mod service;
 
 use proc_macro::TokenStream;
 
@@ -35,6 +36,14 @@ pub fn hooks(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn event_handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
+}
+
+/// Makes the `#[event_handler("…")]` methods of an impl block the
+/// handlers of a service with state, attached at run time with
+/// `bus.attach(Arc::new(service))` and removed with `bus.detach`.
+#[proc_macro_attribute]
+pub fn service(args: TokenStream, item: TokenStream) -> TokenStream {
+    service::expand(args.into(), item.into()).into()
 }
 
 macro_rules! phase_attributes {

@@ -27,6 +27,16 @@ pub(crate) fn inherit(event: Event) -> Event {
     }
 }
 
+/// The span of an inline dispatch, carrying the ids of the event's chain.
+pub(crate) fn emit_span(event: &Event) -> tracing::Span {
+    tracing::debug_span!("earn.emit", event = event.name().as_str(), event_id = %event.id(), correlation_id = %event.correlation_id())
+}
+
+/// The span of a queued delivery (one attempt).
+pub(crate) fn deliver_span(event: &Event) -> tracing::Span {
+    tracing::debug_span!("earn.deliver", event = event.name().as_str(), event_id = %event.id(), correlation_id = %event.correlation_id(), attempt = event.attempt())
+}
+
 /// Calls one handler, turning an error, a panic or a timeout into a
 /// [`Failure`]: one handler never stops the others.
 pub(crate) async fn call(

@@ -18,9 +18,12 @@ pub use dispatch::EmitReport;
 pub use retry::RetryPolicy;
 pub use subscriptions::SubscriptionId;
 
+use tracing::Instrument;
+
 use crate::event::Event;
 use crate::handler::{HandlerStep, IntoHandlerResult, handler_registrations};
 use crate::pattern::{Pattern, PatternError};
+use crate::service::{Attachment, Service};
 use subscriptions::{Registry, Resolved, Subscription};
 use worker::Job;
 
@@ -336,6 +339,48 @@ impl EventBus {
         Ok(write(&self.shared().registry).insert(subscription))
     }
 
+    /// Attaches a service: each of its `#[event_handler]` methods becomes a
+    /// subscription holding the service, until [`detach`](EventBus::detach).
+    pub fn attach<S: Service>(&self, service: Arc<S>) -> Result<Attachment, BusError> {
+        let mut ids = Vec::new();
+        for handler in S::handlers() {
+            let pattern = match Pattern::new(handler.pattern) {
+                Ok(pattern) => pattern,
+                Err(error) => {
+                    self.detach(Attachment { ids });
+                    return Err(error.into());
+                }
+            };
+            let call = handler.call;
+            let service = service.clone();
+            ids.push(
+                write(&self.shared().registry).insert(Subscription {
+                    id: Registry::next_id(),
+                    name: handler.name.into(),
+                    pattern,
+                    priority: handler.priority,
+                    filter: handler
+                        .filter
+                        .map(|f| Arc::new(f) as subscriptions::FilterFn),
+                    retries: handler.retries,
+                    timeout: handler.timeout_ms.map(Duration::from_millis),
+                    call: Arc::new(move |event: &Event| call(&service, event)),
+                }),
+            );
+        }
+        Ok(Attachment { ids })
+    }
+
+    /// Removes every handler of an attached service; returns how many.
+    pub fn detach(&self, attachment: Attachment) -> usize {
+        let mut registry = write(&self.shared().registry);
+        attachment
+            .ids
+            .into_iter()
+            .filter(|id| registry.remove(*id))
+            .count()
+    }
+
     /// Subscribes an async closure to `pattern`. Higher `priority` runs
     /// first; equal priorities run in subscription order.
     pub fn subscribe<F, Fut, R>(
@@ -390,7 +435,10 @@ impl EventBus {
         let event = dispatch::inherit(event);
         metrics::counter!("earn_events_emitted_total").increment(1);
         let handlers = self.shared().resolve(event.name().as_str());
-        dispatch::emit(&handlers, &event, self.shared().config.handler_timeout).await
+        let span = dispatch::emit_span(&event);
+        dispatch::emit(&handlers, &event, self.shared().config.handler_timeout)
+            .instrument(span)
+            .await
     }
 
     /// Queues `event` for the workers. With [`Overflow::Wait`] this waits

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use super::Shared;
 use super::dead_letter::{DeadLetter, next_id};
 use super::dispatch::call;
@@ -34,6 +36,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Recei
 impl Shared {
     /// Runs a job's handlers; schedules retries and dead letters failures.
     pub(crate) async fn process(self: &Arc<Self>, job: Job) {
+        let span = super::dispatch::deliver_span(&job.event);
+        self.process_job(job).instrument(span).await;
+    }
+
+    async fn process_job(self: &Arc<Self>, job: Job) {
         let Job { event, target } = job;
         match target {
             Some(sub) => {

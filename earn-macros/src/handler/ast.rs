@@ -2,6 +2,7 @@
 //! parameter asks for.
 
 use proc_macro2::TokenStream;
+use quote::ToTokens;
 
 use super::pattern;
 use crate::attr::{self, Opt};
@@ -15,22 +16,26 @@ pub(crate) struct Options {
     pub(crate) timeout_ms: Option<u64>,
 }
 
-const OPTIONS: &str = "`priority = N`, `filter = path`, `retries = N`, `timeout_ms = N`";
-
 /// Parses `"pattern", priority = N, filter = path, retries = N, timeout_ms = N`.
 pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options> {
     let parser = |input: syn::parse::ParseStream<'_>| -> syn::Result<Options> {
         if input.is_empty() {
-            return Err(input.error(
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
                 "#[event_handler] needs the pattern it handles: `#[event_handler(\"user.created\")]`",
             ));
         }
-        let pattern: syn::LitStr = input.parse().map_err(|error| {
-            syn::Error::new(
-                error.span(),
-                "the first argument is the event pattern, a string: `#[event_handler(\"user.*\")]`",
-            )
-        })?;
+        if input.peek(syn::Ident) && input.peek2(syn::Token![=]) {
+            let options: TokenStream = input.fork().parse()?;
+            return Err(input.error(format!(
+                "the event pattern comes first, before the options: \
+                 `#[event_handler(\"user.created\", {options})]`"
+            )));
+        }
+        if !input.peek(syn::LitStr) {
+            return Err(not_a_string(input));
+        }
+        let pattern: syn::LitStr = input.parse()?;
         if let Err(message) = pattern::check(&pattern.value()) {
             cx.error(&pattern, message);
         }
@@ -50,14 +55,23 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
                         let value: syn::Path = meta.value()?.parse()?;
                         filter.set(cx, &path, value);
                     } else if path.is_ident("retries") {
-                        let value = attr::unsigned::<u32>(&meta.value()?.parse()?, "retries = 3")?;
+                        let value = count::<u32>(
+                            &meta.value()?.parse()?,
+                            "retries = 3",
+                            "`retries` cannot be negative: write `retries = 0` to never retry, \
+                             or a count such as `retries = 3`",
+                        )?;
                         retries.set(cx, &path, value);
                     } else if path.is_ident("timeout_ms") {
-                        let value =
-                            attr::unsigned::<u64>(&meta.value()?.parse()?, "timeout_ms = 500")?;
+                        let value = count::<u64>(
+                            &meta.value()?.parse()?,
+                            "timeout_ms = 500",
+                            "`timeout_ms` cannot be negative: write a duration in milliseconds \
+                             such as `timeout_ms = 500`",
+                        )?;
                         timeout_ms.set(cx, &path, value);
                     } else {
-                        return Err(attr::unknown(&meta, "event_handler", OPTIONS));
+                        return Err(unknown(&meta));
                     }
                     Ok(())
                 })();
@@ -82,6 +96,103 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
     }
 }
 
+/// The options after the pattern, each with how it is written.
+const OPTIONS: [(&str, &str); 4] = [
+    ("priority", "priority = N"),
+    ("filter", "filter = path"),
+    ("retries", "retries = N"),
+    ("timeout_ms", "timeout_ms = N"),
+];
+
+/// The error for an option `#[event_handler]` does not have, with the
+/// option meant when it is a near miss (`priorty`) or shares its start
+/// (`retry`, `timeout`).
+fn unknown(meta: &syn::meta::ParseNestedMeta<'_>) -> syn::Error {
+    let name = meta.path.to_token_stream().to_string().replace(' ', "");
+    let names = OPTIONS.iter().map(|(option, _)| *option);
+    let shared = |option: &str| {
+        name.chars()
+            .zip(option.chars())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let meant = attr::closest(&name, names.clone())
+        .or_else(|| names.clone().find(|option| shared(option) >= 4));
+    match OPTIONS.iter().find(|(option, _)| Some(*option) == meant) {
+        Some((_, usage)) => meta.error(format!(
+            "unknown event_handler option `{name}`: write `{usage}`"
+        )),
+        None => {
+            let expected: Vec<String> = OPTIONS
+                .iter()
+                .map(|(_, usage)| format!("`{usage}`"))
+                .collect();
+            attr::unknown(meta, "event_handler", &expected.join(", "))
+        }
+    }
+}
+
+/// Reads a non-negative integer literal (`usage` shows one); a negative one
+/// gets its own message.
+fn count<T: std::str::FromStr>(expr: &syn::Expr, usage: &str, negative: &str) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match expr {
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            ..
+        }) => Err(syn::Error::new_spanned(expr, negative)),
+        _ => attr::unsigned(expr, usage),
+    }
+}
+
+/// The error for a first argument that is not a string literal, spanned
+/// over all of it (up to the first `,`).
+fn not_a_string(input: syn::parse::ParseStream<'_>) -> syn::Error {
+    let mut written = TokenStream::new();
+    while !input.is_empty() && !input.peek(syn::Token![,]) {
+        match input.parse::<proc_macro2::TokenTree>() {
+            Ok(token) => written.extend([token]),
+            Err(error) => return error,
+        }
+    }
+    let text = shown(&written);
+    let text = text.trim_matches('\'');
+    // Suggest quoting what was written only if that makes a valid pattern.
+    let message = if pattern::check(text).is_ok() {
+        format!("the event pattern is a string literal: write `\"{text}\"`")
+    } else {
+        "the event pattern is a string literal: `#[event_handler(\"user.created\")]`".to_owned()
+    };
+    syn::Error::new_spanned(written, message)
+}
+
+/// Tokens as the user would write them: `Vec<User>`, `user.created`, with
+/// spaces kept only between words (`dyn Any`).
+fn shown(tokens: &impl ToTokens) -> String {
+    let text = tokens.to_token_stream().to_string();
+    let chars: Vec<char> = text.chars().collect();
+    let word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() || *c == '_');
+    chars
+        .iter()
+        .enumerate()
+        .filter(|&(i, c)| {
+            *c != ' '
+                || (word(i.checked_sub(1).and_then(|j| chars.get(j))) && word(chars.get(i + 1)))
+        })
+        .map(|(_, c)| c)
+        .collect()
+}
+
+/// The parts of a handler's signature the shim adapts to.
+pub(crate) struct Signature {
+    pub(crate) input: Input,
+    /// The return type, when it can be named in the shim (not `impl Trait`):
+    /// a type that is not a handler result is then reported on it.
+    pub(crate) output: Option<Box<syn::Type>>,
+}
+
 /// What the handler's one parameter receives.
 pub(crate) enum Input {
     /// `&Event`.
@@ -92,12 +203,23 @@ pub(crate) enum Input {
     Payload(Box<syn::Type>),
 }
 
-pub(crate) fn parse_signature(cx: &mut Ctxt, function: &syn::ItemFn) -> Option<Input> {
+pub(crate) fn parse_signature(cx: &mut Ctxt, function: &syn::ItemFn) -> Option<Signature> {
     let sig = &function.sig;
     if !sig.generics.params.is_empty() {
         cx.error(
             &sig.generics,
-            "event handlers cannot be generic: the bus calls one concrete function",
+            "event handlers cannot be generic: the bus calls one concrete function; \
+             remove the type parameters and take `&Event`, `Event` or a concrete payload type `(user: User)`",
+        );
+        return None;
+    }
+    // A method is reported once, not also for the parameters after `self`.
+    if let Some(receiver) = sig.receiver() {
+        cx.error(
+            receiver,
+            "a method handles events when its impl block is a service: put `#[service]` on the \
+             impl block and attach an instance with `bus.attach(Arc::new(…))`; or move the \
+             handler out of the impl block",
         );
         return None;
     }
@@ -110,10 +232,13 @@ pub(crate) fn parse_signature(cx: &mut Ctxt, function: &syn::ItemFn) -> Option<I
         return None;
     };
     for extra in inputs {
-        cx.error(extra, "an event handler takes one parameter: the event (`&Event` / `Event`) or its payload type");
+        cx.error(
+            extra,
+            "an event handler takes one parameter, the event (`&Event` / `Event`) or its payload type: \
+             remove this one",
+        );
     }
     let syn::FnArg::Typed(typed) = first else {
-        cx.error(first, "#[event_handler] goes on a free function; for methods of a service, use `bus.subscribe` with a closure");
         return None;
     };
     let input = match &*typed.ty {
@@ -129,15 +254,34 @@ pub(crate) fn parse_signature(cx: &mut Ctxt, function: &syn::ItemFn) -> Option<I
         }
         ty if is_event(ty) => Input::Owned,
         syn::Type::Reference(reference) => {
+            let owned = &reference.elem;
             cx.error(
                 reference,
-                "a payload parameter is owned: write the type without `&` (it is deserialized for the call)",
+                format!(
+                    "a payload parameter is owned, deserialized from the event for each call: \
+                     write `{}`, without `&`",
+                    shown(owned)
+                ),
             );
             return None;
         }
         ty => Input::Payload(Box::new(ty.clone())),
     };
-    Some(input)
+    let output = match &sig.output {
+        syn::ReturnType::Type(_, ty) if nameable(ty.to_token_stream()) => Some(ty.clone()),
+        _ => None,
+    };
+    Some(Signature { input, output })
+}
+
+/// Whether a type can be written outside the function: not `impl Trait`,
+/// not `Self`.
+fn nameable(tokens: TokenStream) -> bool {
+    tokens.into_iter().all(|token| match token {
+        proc_macro2::TokenTree::Ident(ident) => ident != "impl" && ident != "Self",
+        proc_macro2::TokenTree::Group(group) => nameable(group.stream()),
+        proc_macro2::TokenTree::Punct(_) | proc_macro2::TokenTree::Literal(_) => true,
+    })
 }
 
 fn is_event(ty: &syn::Type) -> bool {

@@ -5,25 +5,27 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::ast::{Input, Options};
+use super::ast::{Input, Options, Signature};
 
-pub(crate) fn registration(
-    function: &syn::ItemFn,
-    options: &Options,
-    input: &Input,
+/// The body of a shim: binds the handler's argument from `event` (a
+/// payload that does not deserialize is a permanent failure of this
+/// handler) and calls `callee`, adapting sync or async and the return type.
+/// `capture` runs first in the body: it clones what an async call keeps.
+pub(crate) fn step(
+    sig: &syn::Signature,
+    signature: &Signature,
+    callee: TokenStream,
+    capture: TokenStream,
 ) -> TokenStream {
-    let ident = &function.sig.ident;
-    let name = ident.to_string();
-    let span = function.sig.span();
-    let is_async = function.sig.asyncness.is_some();
-    let shim = format_ident!("__earn_handler_{}", ident);
-    let pattern = &options.pattern;
-    let priority = options.priority;
-    let into = quote_spanned!(span=> __earn::IntoHandlerResult::into_handler_result);
-
-    // Binds `argument` for the call; a payload that does not deserialize is
-    // a permanent failure of this handler.
-    let (prepare, argument) = match input {
+    let span = sig.span();
+    let is_async = sig.asyncness.is_some();
+    // A return type that is not a handler result is reported on the user's
+    // return type, which the conversion names.
+    let into = match &signature.output {
+        Some(output) => quote!(<#output as __earn::IntoHandlerResult>::into_handler_result),
+        None => quote_spanned!(span=> __earn::IntoHandlerResult::into_handler_result),
+    };
+    let (prepare, argument) = match &signature.input {
         Input::Borrowed if is_async => (quote!(let event = event.clone();), quote!(&event)),
         Input::Borrowed => (quote!(), quote!(event)),
         Input::Owned => (quote!(let event = event.clone();), quote!(event)),
@@ -39,13 +41,19 @@ pub(crate) fn registration(
             quote!(payload),
         ),
     };
-    let step = if is_async {
+    let call = if is_async {
         quote_spanned! {span=>
-            __earn::HandlerStep::Pending(::std::boxed::Box::pin(async move { #into(#ident(#argument).await) }))
+            #capture
+            __earn::HandlerStep::Pending(::std::boxed::Box::pin(async move { #into(#callee(#argument).await) }))
         }
     } else {
-        quote_spanned!(span=> __earn::HandlerStep::Ready(#into(#ident(#argument))))
+        quote_spanned!(span=> __earn::HandlerStep::Ready(#into(#callee(#argument))))
     };
+    quote!(#prepare #call)
+}
+
+/// `filter`, `retries` and `timeout_ms` as `Option` expressions.
+pub(crate) fn option_values(options: &Options) -> (TokenStream, TokenStream, TokenStream) {
     let filter = match &options.filter {
         Some(path) => quote_spanned!(path.span()=> ::core::option::Option::Some({
             let filter: fn(&__earn::Event) -> bool = #path;
@@ -61,6 +69,21 @@ pub(crate) fn registration(
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
     };
+    (filter, retries, timeout_ms)
+}
+
+pub(crate) fn registration(
+    function: &syn::ItemFn,
+    options: &Options,
+    signature: &Signature,
+) -> TokenStream {
+    let ident = &function.sig.ident;
+    let name = ident.to_string();
+    let shim = format_ident!("__earn_handler_{}", ident);
+    let pattern = &options.pattern;
+    let priority = options.priority;
+    let step = step(&function.sig, signature, quote!(#ident), quote!());
+    let (filter, retries, timeout_ms) = option_values(options);
     quote! {
         #[doc(hidden)]
         const _: () = {
@@ -68,7 +91,6 @@ pub(crate) fn registration(
 
             #[allow(unused_variables)]
             fn #shim(event: &__earn::Event) -> __earn::HandlerStep {
-                #prepare
                 #step
             }
 

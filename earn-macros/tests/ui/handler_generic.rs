@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[event_handler("user.created")]
+fn welcome<T: serde::de::DeserializeOwned>(_payload: T) {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[event_handler("user.created")]
+struct Welcome;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[event_handler("user..created")]
+fn welcome(_event: &Event) {}
+
+fn main() {}

@@ -1,0 +1,10 @@
+use earn::prelude::*;
+
+struct Mailer;
+
+impl Mailer {
+    #[event_handler("user.created")]
+    fn welcome(&self, _event: &Event) {}
+}
+
+fn main() {}
