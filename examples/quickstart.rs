@@ -4,7 +4,7 @@ use earn::prelude::*;
 
 /// A user of the quickstart.
 #[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
-#[model(table = "users")]
+#[model(table = "users", events = "user")] // emits user.created / user.updated / user.deleted
 pub struct User {
     /// Assigned by the database on the first save.
     #[model(primary_key, auto)]
@@ -63,6 +63,16 @@ impl User {
     }
 }
 
+#[event_handler("user.created", priority = 10)]
+async fn send_welcome(event: &Event) -> Result<(), HandlerError> {
+    let user: User = event.payload()?;
+    println!(
+        "handler      send_welcome -> welcome, {} (after the commit)",
+        user.name
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), earn::Error> {
     let db = Db::connect("sqlite::memory:").await?;
@@ -94,5 +104,9 @@ async fn main() -> Result<(), earn::Error> {
     let again = User::find(&db, ada.id.expect("saved")).await?.expect("row");
     again.delete(&db).await?;
     assert!(User::all(&db).await?.is_empty());
+
+    // Events are published to the bus's workers after each commit; let them
+    // finish before the program exits.
+    db.bus().shutdown(std::time::Duration::from_secs(1)).await;
     Ok(())
 }
