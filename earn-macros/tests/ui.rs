@@ -1,6 +1,6 @@
 //! Compile-fail tests: every misuse of `derive(Model)`, `#[hooks]`, the
-//! phase attributes and `#[event_handler]`, with the error the user sees
-//! (`tests/ui/*.stderr`).
+//! phase attributes, `#[event_handler]` and `#[service]`, with the error the
+//! user sees (`tests/ui/*.stderr`).
 //!
 //! Regenerate the expected output with
 //! `TRYBUILD=overwrite cargo test -p earn-macros --test ui`, then read it.

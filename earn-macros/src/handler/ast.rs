@@ -170,7 +170,7 @@ fn not_a_string(input: syn::parse::ParseStream<'_>) -> syn::Error {
 
 /// Tokens as the user would write them: `Vec<User>`, `user.created`, with
 /// spaces kept only between words (`dyn Any`).
-fn shown(tokens: &impl ToTokens) -> String {
+pub(crate) fn shown(tokens: &impl ToTokens) -> String {
     let text = tokens.to_token_stream().to_string();
     let chars: Vec<char> = text.chars().collect();
     let word = |c: Option<&char>| c.is_some_and(|c| c.is_alphanumeric() || *c == '_');

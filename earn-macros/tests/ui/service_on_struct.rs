@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[service]
+struct Mailer;
+
+fn main() {}

@@ -1,0 +1,11 @@
+use earn::prelude::*;
+
+struct Mailer;
+
+#[service]
+impl Mailer {
+    #[event_handler("user.created")]
+    fn welcome(self, _event: &Event) {}
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+use earn::prelude::*;
+
+struct Mailer;
+
+#[service]
+impl Default for Mailer {
+    fn default() -> Self {
+        Mailer
+    }
+}
+
+fn main() {}
