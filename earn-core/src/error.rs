@@ -203,6 +203,17 @@ pub enum Error {
         operation: Operation,
     },
 
+    /// `insert` of a model whose database-generated key is already set.
+    #[error(
+        "insert of {model}: the model already has key {key}; use save or update to change a persisted row"
+    )]
+    AlreadyPersisted {
+        /// The model's type name.
+        model: &'static str,
+        /// The key, formatted with `Debug`.
+        key: String,
+    },
+
     /// A hook wrote the model it is running for, which would loop forever.
     #[error(
         "re-entrant {operation} of {model}{key}: a hook wrote the same model while its own write \

@@ -105,6 +105,14 @@ impl Progress {
         ran
     }
 
+    /// Poisons the transaction if `result` is a failure that requires it.
+    fn settle<T>(&self, tx: &mut Tx, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(error) = &result {
+            self.poison_on(tx, error);
+        }
+        result
+    }
+
     /// A failure after the database was changed (by the write, a hook's own
     /// SQL, or a failed statement) leaves the caller's transaction unable
     /// to commit.
@@ -124,13 +132,14 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
             table = M::INFO.table,
             "save_quietly: hooks skipped"
         );
-        return write_quietly(tx, model).await;
+        let written = write_quietly(tx, model).await;
+        return Progress::default().settle(tx, written);
     }
     let hooks = M::hooks();
     if hooks.is_empty() && M::INFO.events.is_none() {
-        return write_steps(tx, model, how, &mut Progress::default())
-            .await
-            .map(|_| ());
+        let mut progress = Progress::default();
+        let written = write_steps(tx, model, how, &mut progress).await.map(|_| ());
+        return progress.settle(tx, written);
     }
     let original_key = model.key();
     let operation = if original_key.is_none() {
@@ -192,14 +201,9 @@ async fn write_steps<M: Model>(
     let key = model.key();
     let (operation, previous) = match (how, key) {
         (Write::Insert, Some(key)) if M::INFO.auto_key => {
-            return Err(Error::Database {
-                table: M::INFO.table.into(),
-                operation: "insert",
-                source: format!(
-                    "{} already has key {key:?}; use save or update to change a persisted row",
-                    M::INFO.name
-                )
-                .into(),
+            return Err(Error::AlreadyPersisted {
+                model: M::INFO.name,
+                key: format!("{key:?}"),
             });
         }
         (Write::Insert, _) | (Write::Save | Write::SaveQuietly, None) => (Operation::Create, None),
@@ -412,7 +416,8 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
                 "delete_quietly: hooks skipped"
             );
         }
-        return exec_delete::<M>(tx, &key).await;
+        let deleted = exec_delete::<M>(tx, &key).await;
+        return Progress::default().settle(tx, deleted);
     }
     let mut progress = Progress::default();
     // In-transaction hooks take `&mut M`; delete hooks only read, so they
@@ -446,9 +451,7 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
     })
     .await;
     let written = result.is_ok();
-    if let Err(error) = &result {
-        progress.poison_on(tx, error);
-    }
+    let result = progress.settle(tx, result);
     if hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback) {
         tx.queue_outcome(copy, Operation::Delete, written);
     }

@@ -37,7 +37,11 @@ impl Shared {
     /// Runs a job's handlers; schedules retries and dead letters failures.
     pub(crate) async fn process(self: &Arc<Self>, job: Job) {
         let span = super::dispatch::deliver_span(&job.event);
-        self.process_job(job).instrument(span).await;
+        if span.is_disabled() {
+            self.process_job(job).await;
+        } else {
+            self.process_job(job).instrument(span).await;
+        }
     }
 
     async fn process_job(self: &Arc<Self>, job: Job) {
