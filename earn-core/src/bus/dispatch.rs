@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use super::subscriptions::Subscription;
+use super::subscriptions::{Resolved, Subscription};
 use crate::event::Event;
 use crate::handler::{Failure, HandlerStep, Propagation};
 
@@ -107,22 +107,101 @@ fn record(sub: &Subscription, result: &Result<Propagation, Failure>) {
     }
 }
 
-/// What one inline [`emit`](super::EventBus::emit) did.
-#[derive(Debug, Clone)]
+/// How one handler fared in an emit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    NotRun,
+    Succeeded,
+    Filtered,
+    Failed,
+}
+
+/// What one inline [`emit`](super::EventBus::emit) did. Built without
+/// allocating when every handler succeeds; names are looked up on demand.
+#[derive(Clone)]
 pub struct EmitReport {
-    /// The event's id.
-    pub event_id: uuid::Uuid,
-    /// Handlers that ran and succeeded, in the order they ran.
-    pub succeeded: Vec<Arc<str>>,
-    /// Handlers that failed, with why.
-    pub failed: Vec<(Arc<str>, Failure)>,
-    /// Skipped by their filter.
-    pub filtered: Vec<Arc<str>>,
-    /// Whether a handler stopped propagation (lower priorities did not run).
-    pub stopped: bool,
+    event_id: uuid::Uuid,
+    handlers: Resolved,
+    /// One state per handler, two bits each, for the first 32 handlers;
+    /// `overflow` holds the rest.
+    states: u64,
+    overflow: Vec<State>,
+    failed: Vec<(Arc<str>, Failure)>,
+    stopped: bool,
 }
 
 impl EmitReport {
+    fn new(event_id: uuid::Uuid, handlers: Resolved) -> Self {
+        EmitReport {
+            event_id,
+            handlers,
+            states: 0,
+            overflow: Vec::new(),
+            failed: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    fn set(&mut self, index: usize, state: State) {
+        if index < 32 {
+            self.states |= (state as u64) << (2 * index);
+        } else {
+            let at = index - 32;
+            if self.overflow.len() <= at {
+                self.overflow.resize(at + 1, State::NotRun);
+            }
+            self.overflow[at] = state;
+        }
+    }
+
+    fn state(&self, index: usize) -> State {
+        if index < 32 {
+            match (self.states >> (2 * index)) & 0b11 {
+                1 => State::Succeeded,
+                2 => State::Filtered,
+                3 => State::Failed,
+                _ => State::NotRun,
+            }
+        } else {
+            self.overflow
+                .get(index - 32)
+                .copied()
+                .unwrap_or(State::NotRun)
+        }
+    }
+
+    fn named(&self, wanted: State) -> Vec<Arc<str>> {
+        (0..self.handlers.len())
+            .filter(|&i| self.state(i) == wanted)
+            .map(|i| self.handlers[i].name.clone())
+            .collect()
+    }
+
+    /// The event's id.
+    pub fn event_id(&self) -> uuid::Uuid {
+        self.event_id
+    }
+
+    /// Handlers that ran and succeeded, in the order they ran.
+    pub fn succeeded(&self) -> Vec<Arc<str>> {
+        self.named(State::Succeeded)
+    }
+
+    /// Handlers that failed, with why, in the order they ran.
+    pub fn failed(&self) -> &[(Arc<str>, Failure)] {
+        &self.failed
+    }
+
+    /// Handlers skipped by their filter.
+    pub fn filtered(&self) -> Vec<Arc<str>> {
+        self.named(State::Filtered)
+    }
+
+    /// Whether a handler stopped propagation (lower priorities did not run).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Whether every handler that ran succeeded.
     pub fn is_ok(&self) -> bool {
         self.failed.is_empty()
@@ -130,37 +209,48 @@ impl EmitReport {
 
     /// How many handlers ran (succeeded or failed).
     pub fn ran(&self) -> usize {
-        self.succeeded.len() + self.failed.len()
+        (0..self.handlers.len())
+            .filter(|&i| matches!(self.state(i), State::Succeeded | State::Failed))
+            .count()
+    }
+}
+
+impl std::fmt::Debug for EmitReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmitReport")
+            .field("event_id", &self.event_id)
+            .field("succeeded", &self.succeeded())
+            .field("failed", &self.failed)
+            .field("filtered", &self.filtered())
+            .field("stopped", &self.stopped)
+            .finish()
     }
 }
 
 /// Runs the handlers of `event` inline, in order.
 pub(crate) async fn emit(
-    handlers: &[Arc<Subscription>],
+    handlers: Resolved,
     event: &Event,
     default_timeout: Option<Duration>,
 ) -> EmitReport {
-    let mut report = EmitReport {
-        event_id: event.id(),
-        succeeded: Vec::with_capacity(handlers.len()),
-        failed: Vec::new(),
-        filtered: Vec::new(),
-        stopped: false,
-    };
-    for sub in handlers {
+    let mut report = EmitReport::new(event.id(), handlers.clone());
+    for (index, sub) in handlers.iter().enumerate() {
         if sub.filter.as_ref().is_some_and(|filter| !filter(event)) {
-            report.filtered.push(sub.name.clone());
+            report.set(index, State::Filtered);
             continue;
         }
         match call(sub, event, default_timeout).await {
             Ok(flow) => {
-                report.succeeded.push(sub.name.clone());
+                report.set(index, State::Succeeded);
                 if flow == Propagation::Stop {
                     report.stopped = true;
                     break;
                 }
             }
-            Err(failure) => report.failed.push((sub.name.clone(), failure)),
+            Err(failure) => {
+                report.set(index, State::Failed);
+                report.failed.push((sub.name.clone(), failure));
+            }
         }
     }
     report

@@ -440,9 +440,9 @@ impl EventBus {
         // Entering a span that no subscriber wants still costs a few
         // nanoseconds per poll: skip it then.
         if span.is_disabled() {
-            dispatch::emit(&handlers, &event, timeout).await
+            dispatch::emit(handlers, &event, timeout).await
         } else {
-            dispatch::emit(&handlers, &event, timeout)
+            dispatch::emit(handlers, &event, timeout)
                 .instrument(span)
                 .await
         }
