@@ -121,7 +121,7 @@ enum State {
 #[derive(Clone)]
 pub struct EmitReport {
     event_id: uuid::Uuid,
-    handlers: Resolved,
+    names: Arc<[Arc<str>]>,
     /// One state per handler, two bits each, for the first 32 handlers;
     /// `overflow` holds the rest.
     states: u64,
@@ -131,10 +131,10 @@ pub struct EmitReport {
 }
 
 impl EmitReport {
-    fn new(event_id: uuid::Uuid, handlers: Resolved) -> Self {
+    fn new(event_id: uuid::Uuid, names: Arc<[Arc<str>]>) -> Self {
         EmitReport {
             event_id,
-            handlers,
+            names,
             states: 0,
             overflow: Vec::new(),
             failed: Vec::new(),
@@ -171,9 +171,9 @@ impl EmitReport {
     }
 
     fn named(&self, wanted: State) -> Vec<Arc<str>> {
-        (0..self.handlers.len())
+        (0..self.names.len())
             .filter(|&i| self.state(i) == wanted)
-            .map(|i| self.handlers[i].name.clone())
+            .map(|i| self.names[i].clone())
             .collect()
     }
 
@@ -209,7 +209,7 @@ impl EmitReport {
 
     /// How many handlers ran (succeeded or failed).
     pub fn ran(&self) -> usize {
-        (0..self.handlers.len())
+        (0..self.names.len())
             .filter(|&i| matches!(self.state(i), State::Succeeded | State::Failed))
             .count()
     }
@@ -233,8 +233,8 @@ pub(crate) async fn emit(
     event: &Event,
     default_timeout: Option<Duration>,
 ) -> EmitReport {
-    let mut report = EmitReport::new(event.id(), handlers.clone());
-    for (index, sub) in handlers.iter().enumerate() {
+    let mut report = EmitReport::new(event.id(), handlers.names.clone());
+    for (index, sub) in handlers.subs.iter().enumerate() {
         if sub.filter.as_ref().is_some_and(|filter| !filter(event)) {
             report.set(index, State::Filtered);
             continue;

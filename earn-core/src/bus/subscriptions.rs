@@ -36,7 +36,14 @@ pub(crate) struct Subscription {
     pub(crate) call: CallFn,
 }
 
-pub(crate) type Resolved = Arc<[Arc<Subscription>]>;
+/// The handlers of one event name, in run order, with their names apart so
+/// a report can keep the names without keeping the handlers alive.
+pub(crate) struct ResolvedList {
+    pub(crate) subs: Vec<Arc<Subscription>>,
+    pub(crate) names: Arc<[Arc<str>]>,
+}
+
+pub(crate) type Resolved = Arc<ResolvedList>;
 
 /// Above this many distinct names the cache starts over, so a stream of
 /// unique names cannot grow it without bound.
@@ -89,7 +96,9 @@ impl Registry {
         self.index
             .for_each_match(name, |key, sub| found.push((key, sub.clone())));
         found.sort_by_key(|(key, sub)| (std::cmp::Reverse(sub.priority), *key));
-        let resolved: Resolved = found.into_iter().map(|(_, sub)| sub).collect();
+        let subs: Vec<Arc<Subscription>> = found.into_iter().map(|(_, sub)| sub).collect();
+        let names = subs.iter().map(|sub| sub.name.clone()).collect();
+        let resolved: Resolved = Arc::new(ResolvedList { subs, names });
         if self.cache.len() >= CACHE_LIMIT {
             self.cache.clear();
         }

@@ -52,7 +52,7 @@ impl Shared {
             }
             None => {
                 let handlers = self.resolve(event.name().as_str());
-                for sub in handlers.iter() {
+                for sub in handlers.subs.iter() {
                     if sub.filter.as_ref().is_some_and(|filter| !filter(&event)) {
                         continue;
                     }
