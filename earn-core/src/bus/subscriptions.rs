@@ -53,7 +53,7 @@ const CACHE_LIMIT: usize = 4096;
 pub(crate) struct Registry {
     index: PatternIndex<Arc<Subscription>>,
     keys: HashMap<SubscriptionId, (IndexKey, Arc<Subscription>)>,
-    cache: HashMap<Box<str>, Resolved>,
+    cache: HashMap<Box<str>, Resolved, foldhash::fast::RandomState>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
