@@ -13,7 +13,10 @@ pub use earn_macros::{
     after_update, before_create, before_delete, before_save, before_update, event_handler, hooks,
     service,
 };
-pub use earn_sqlx::{CHANGES_KEY, Db, Dialect, Field, HookContext, Model, Savepoint, Tx};
+pub use earn_sqlx::{
+    CHANGES_KEY, Db, Dialect, Field, HookContext, Model, OUTBOX_TABLE, Outbox, OutboxDispatch,
+    OutboxRelay, Savepoint, Tx,
+};
 
 /// The lower layers, for code that needs them by name.
 pub mod sqlx {

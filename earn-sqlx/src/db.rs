@@ -32,6 +32,8 @@ pub struct Db {
     pool: Pool,
     /// Where model events go after commit; `None`: the global default bus.
     bus: Option<EventBus>,
+    /// Events go through the transactional outbox.
+    outbox: Option<crate::outbox::Outbox>,
 }
 
 /// Removes the password from a URL before it appears in a message.
@@ -176,6 +178,35 @@ impl Db {
         self
     }
 
+    /// Writes the events of every transaction (model events, `ctx.emit`)
+    /// into the outbox table in that transaction, so a crash after the
+    /// commit cannot lose them. Create the table with
+    /// [`install_outbox`](Db::install_outbox) (or the same DDL in a
+    /// migration) and run an [`OutboxRelay`](crate::OutboxRelay).
+    pub fn with_outbox(mut self, outbox: crate::outbox::Outbox) -> Db {
+        self.outbox = Some(outbox);
+        self
+    }
+
+    /// The outbox settings, if the outbox is on.
+    pub fn outbox(&self) -> Option<crate::outbox::Outbox> {
+        self.outbox
+    }
+
+    /// Creates the outbox table `earn_outbox` if it does not exist.
+    pub async fn install_outbox(&self) -> Result<(), Error> {
+        crate::outbox::install(self).await
+    }
+
+    /// How many events wait in the outbox (operators: the backlog).
+    pub async fn outbox_backlog(&self) -> Result<u64, Error> {
+        crate::outbox::backlog(self).await
+    }
+
+    pub(crate) fn bus_handle(&self) -> Option<EventBus> {
+        self.bus.clone()
+    }
+
     /// The bus model events go to.
     pub fn bus(&self) -> &EventBus {
         self.bus.as_ref().unwrap_or_else(|| EventBus::global())
@@ -210,7 +241,7 @@ impl Db {
 
     /// Begins a transaction. See [`Tx`].
     pub async fn begin(&self) -> Result<Tx, Error> {
-        Tx::begin_on(self.acquire().await?, self.bus.clone()).await
+        Tx::begin_on(self.acquire().await?, self).await
     }
 
     /// Creates the model's table if it does not exist, with column types
@@ -339,6 +370,7 @@ impl From<sqlx::SqlitePool> for Db {
         Db {
             pool: Pool::Sqlite(pool),
             bus: None,
+            outbox: None,
         }
     }
 }
@@ -349,6 +381,7 @@ impl From<sqlx::PgPool> for Db {
         Db {
             pool: Pool::Postgres(pool),
             bus: None,
+            outbox: None,
         }
     }
 }
@@ -359,6 +392,7 @@ impl From<sqlx::MySqlPool> for Db {
         Db {
             pool: Pool::MySql(pool),
             bus: None,
+            outbox: None,
         }
     }
 }

@@ -82,6 +82,7 @@ macro_rules! native {
 }
 
 /// Stored as a wider or signed type, with a checked conversion both ways.
+#[allow(unused_macros)] // MySQL has every integer type natively
 macro_rules! widened {
     ($db:ty: $($ty:ty as $stored:ty => $sql:literal),* $(,)?) => {$(
         impl Field<$db> for $ty {

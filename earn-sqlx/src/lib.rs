@@ -14,6 +14,7 @@ mod guard;
 mod hook;
 mod model;
 mod model_event;
+mod outbox;
 mod persist;
 mod tx;
 
@@ -25,6 +26,7 @@ pub use model::{
     Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements,
 };
 pub use model_event::CHANGES_KEY;
+pub use outbox::{OUTBOX_TABLE, Outbox, OutboxDispatch, OutboxRelay};
 pub use tx::{Savepoint, Tx};
 
 #[doc(hidden)]

@@ -148,6 +148,7 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
         Operation::Update
     };
     let mut progress = Progress::default();
+    let mark = tx.event_mark();
     let result = guarded::<M, _, _>(
         original_key.as_ref(),
         operation,
@@ -162,10 +163,13 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
             if let Some(event) = event {
                 tx.queue_event(event);
             }
-            Ok(())
+            // The write and its outbox rows commit together, or neither.
+            let flushed = tx.flush_outbox().await;
+            progress.settle(tx, flushed)
         }
         Err(error) => {
             model.set_key(original_key);
+            tx.drop_events_since(mark);
             progress.poison_on(tx, &error);
             if hooks.has(HookPhase::AfterRollback) {
                 let operation = progress.operation.unwrap_or(operation);
@@ -420,6 +424,7 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
         return Progress::default().settle(tx, deleted);
     }
     let mut progress = Progress::default();
+    let mark = tx.event_mark();
     // In-transaction hooks take `&mut M`; delete hooks only read, so they
     // get a copy rather than forcing `delete(&mut self)` on users.
     let mut copy = model.clone();
@@ -451,6 +456,9 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
     })
     .await;
     let written = result.is_ok();
+    if !written {
+        tx.drop_events_since(mark);
+    }
     let result = progress.settle(tx, result);
     if hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback) {
         tx.queue_outcome(copy, Operation::Delete, written);
@@ -458,7 +466,8 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
     if let Some(event) = result? {
         tx.queue_event(event);
     }
-    Ok(())
+    let flushed = tx.flush_outbox().await;
+    progress.settle(tx, flushed)
 }
 
 async fn exec_delete<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<(), Error> {

@@ -10,8 +10,10 @@ use sqlx::pool::PoolConnection;
 use sqlx_core::transaction::TransactionManager;
 
 use crate::backend::Dialect;
+use crate::db::Db;
 use crate::hook;
 use crate::model::Entity;
+use crate::outbox::{self, Outbox, OutboxDispatch};
 
 /// A pooled connection of one of the enabled backends.
 pub(crate) enum Conn {
@@ -60,11 +62,19 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// write, or an event.
 trait Pending: Send {
     fn finish(self: Box<Self>, committed: bool, bus: Option<&EventBus>) -> BoxFuture;
+    /// Whether this is an event (dropped when the write that raised it fails).
+    fn is_event(&self) -> bool {
+        false
+    }
 }
 
 /// An event raised in the transaction: published after the commit,
-/// dropped by a rollback.
-struct PendingEvent(Event);
+/// dropped by a rollback. With an outbox, `outbox` is the database whose
+/// row is deleted once the event is handled.
+struct PendingEvent {
+    event: Event,
+    outbox: Option<Db>,
+}
 
 impl Pending for PendingEvent {
     fn finish(self: Box<Self>, committed: bool, bus: Option<&EventBus>) -> BoxFuture {
@@ -73,12 +83,20 @@ impl Pending for PendingEvent {
         }
         let bus = bus.unwrap_or_else(|| EventBus::global()).clone();
         Box::pin(async move {
-            let name = self.0.name().to_string();
-            if let Err(error) = bus.publish(self.0).await {
+            let PendingEvent { event, outbox } = *self;
+            if let Some(db) = outbox {
+                return outbox::publish(&db, &bus, event).await;
+            }
+            let name = event.name().to_string();
+            if let Err(error) = bus.publish(event).await {
                 metrics::counter!("earn_events_undelivered_total").increment(1);
                 tracing::error!(event = name, %error, "an event of a committed transaction could not be published");
             }
         })
+    }
+
+    fn is_event(&self) -> bool {
+        true
     }
 }
 
@@ -141,6 +159,10 @@ pub struct Tx {
     poison: Option<(usize, String)>,
     open: bool,
     bus: Option<EventBus>,
+    /// The database, when its outbox is on.
+    outbox: Option<(Db, Outbox)>,
+    /// Events raised but not yet written to the outbox table.
+    unsaved: Vec<Event>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -161,7 +183,7 @@ fn tx_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 }
 
 impl Tx {
-    pub(crate) async fn begin_on(mut conn: Conn, bus: Option<EventBus>) -> Result<Self, Error> {
+    pub(crate) async fn begin_on(mut conn: Conn, db: &Db) -> Result<Self, Error> {
         dispatch!(&mut conn, |c, DB| {
             <DB as Database>::TransactionManager::begin(c, None).await
         })
@@ -172,7 +194,9 @@ impl Tx {
             marks: Vec::new(),
             poison: None,
             open: true,
-            bus,
+            bus: db.bus_handle(),
+            outbox: db.outbox().map(|outbox| (db.clone(), outbox)),
+            unsaved: Vec::new(),
         })
     }
 
@@ -216,6 +240,10 @@ impl Tx {
             self.rollback_inner().await?;
             return Err(Error::TransactionAborted { reason });
         }
+        if let Err(error) = self.flush_outbox().await {
+            self.rollback_inner().await?;
+            return Err(error);
+        }
         let committed = dispatch!(&mut self.conn, |c, DB| {
             <DB as Database>::TransactionManager::commit(c).await
         });
@@ -247,9 +275,59 @@ impl Tx {
         result.map_err(tx_error("rollback"))
     }
 
-    /// Queues an event, published after the outermost commit.
+    /// Queues an event, published after the outermost commit. With an
+    /// outbox it is also staged for [`flush_outbox`](Tx::flush_outbox).
     pub(crate) fn queue_event(&mut self, event: Event) {
-        self.queue.push(Box::new(PendingEvent(event)));
+        let Some((db, outbox)) = &self.outbox else {
+            self.queue.push(Box::new(PendingEvent {
+                event,
+                outbox: None,
+            }));
+            return;
+        };
+        if outbox.dispatch == OutboxDispatch::Inline {
+            self.queue.push(Box::new(PendingEvent {
+                event: event.clone(),
+                outbox: Some(db.clone()),
+            }));
+        }
+        self.unsaved.push(event);
+    }
+
+    /// Writes staged events as outbox rows in this transaction.
+    pub(crate) async fn flush_outbox(&mut self) -> Result<(), Error> {
+        let Some((_, settings)) = &self.outbox else {
+            return Ok(());
+        };
+        if self.unsaved.is_empty() {
+            return Ok(());
+        }
+        // The committer claims its own rows for one lease; relay-only rows
+        // are claimable at once.
+        let claimed_until = match settings.dispatch {
+            OutboxDispatch::Inline => outbox::now_ms()
+                .saturating_add(i64::try_from(settings.lease.as_millis()).unwrap_or(i64::MAX)),
+            OutboxDispatch::Relay => 0,
+        };
+        let dialect = self.dialect();
+        let events = std::mem::take(&mut self.unsaved);
+        outbox::insert(&mut self.conn, dialect, &events, claimed_until).await
+    }
+
+    /// Where a write starts in the queues, to drop its events if it fails.
+    pub(crate) fn event_mark(&self) -> (usize, usize) {
+        (self.queue.len(), self.unsaved.len())
+    }
+
+    /// Drops the events raised since `mark` (by a write that failed).
+    pub(crate) fn drop_events_since(&mut self, mark: (usize, usize)) {
+        let mut index = 0;
+        self.queue.retain(|pending| {
+            let keep = index < mark.0 || !pending.is_event();
+            index += 1;
+            keep
+        });
+        self.unsaved.truncate(mark.1);
     }
 
     /// Runs (or drops) what waited for the end of the transaction.

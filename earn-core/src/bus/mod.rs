@@ -463,6 +463,32 @@ impl EventBus {
         self.enqueue(Job {
             event,
             target: None,
+            done: None,
+        })
+        .await
+    }
+
+    /// [`publish`](EventBus::publish), then calls `on_handled` once every
+    /// handler of the event has finished with it: succeeded, or given up
+    /// and dead-lettered it, retries included. The transactional outbox
+    /// deletes its row there, so a crash before that point redelivers
+    /// instead of losing the event. Not called if the event is refused.
+    pub async fn publish_then(
+        &self,
+        event: Event,
+        on_handled: impl FnOnce() + Send + 'static,
+    ) -> Result<(), BusError> {
+        let shared = self.shared();
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(BusError::Closed {
+                event: event.name().to_string(),
+            });
+        }
+        let event = dispatch::inherit(event);
+        self.enqueue(Job {
+            event,
+            target: None,
+            done: Some(worker::Completion::new(Box::new(on_handled))),
         })
         .await
     }
@@ -597,6 +623,7 @@ impl EventBus {
         self.enqueue(Job {
             event: letter.event.with_attempt(1),
             target: Some(sub),
+            done: None,
         })
         .await
     }

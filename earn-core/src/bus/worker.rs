@@ -16,6 +16,56 @@ use crate::handler::{Failure, Propagation};
 pub(crate) struct Job {
     pub(crate) event: Event,
     pub(crate) target: Option<Arc<Subscription>>,
+    /// Told when the event is fully handled (every handler succeeded or
+    /// dead-lettered it), retries included.
+    pub(crate) done: Option<Arc<Completion>>,
+}
+
+/// Calls back once every delivery of one published event has finished.
+pub(crate) struct Completion {
+    pending: std::sync::atomic::AtomicUsize,
+    callback: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl Completion {
+    pub(crate) fn new(callback: Box<dyn FnOnce() + Send>) -> Arc<Completion> {
+        Arc::new(Completion {
+            pending: std::sync::atomic::AtomicUsize::new(1),
+            callback: std::sync::Mutex::new(Some(callback)),
+        })
+    }
+
+    fn add(&self) {
+        self.pending
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    fn finish(&self) {
+        if self
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            let callback = self
+                .callback
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(callback) = callback {
+                callback();
+            }
+        }
+    }
+}
+
+struct FinishOnDrop(Option<Arc<Completion>>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        if let Some(done) = &self.0 {
+            done.finish();
+        }
+    }
 }
 
 /// How many queued jobs a worker takes at once.
@@ -45,10 +95,17 @@ impl Shared {
     }
 
     async fn process_job(self: &Arc<Self>, job: Job) {
-        let Job { event, target } = job;
+        let Job {
+            event,
+            target,
+            done,
+        } = job;
+        // Finishes this delivery however the handlers went (retries hold
+        // their own count).
+        let _finish = FinishOnDrop(done.clone());
         match target {
             Some(sub) => {
-                self.deliver(&sub, &event).await;
+                self.deliver(&sub, &event, &done).await;
             }
             None => {
                 let handlers = self.resolve(event.name().as_str());
@@ -56,7 +113,7 @@ impl Shared {
                     if sub.filter.as_ref().is_some_and(|filter| !filter(&event)) {
                         continue;
                     }
-                    if self.deliver(sub, &event).await == Propagation::Stop {
+                    if self.deliver(sub, &event, &done).await == Propagation::Stop {
                         break;
                     }
                 }
@@ -64,17 +121,28 @@ impl Shared {
         }
     }
 
-    async fn deliver(self: &Arc<Self>, sub: &Arc<Subscription>, event: &Event) -> Propagation {
+    async fn deliver(
+        self: &Arc<Self>,
+        sub: &Arc<Subscription>,
+        event: &Event,
+        done: &Option<Arc<Completion>>,
+    ) -> Propagation {
         match call(sub, event, self.config.handler_timeout).await {
             Ok(flow) => flow,
             Err(failure) => {
-                self.failed(sub.clone(), event.clone(), failure);
+                self.failed(sub.clone(), event.clone(), failure, done);
                 Propagation::Continue
             }
         }
     }
 
-    fn failed(self: &Arc<Self>, sub: Arc<Subscription>, event: Event, failure: Failure) {
+    fn failed(
+        self: &Arc<Self>,
+        sub: Arc<Subscription>,
+        event: Event,
+        failure: Failure,
+        done: &Option<Arc<Completion>>,
+    ) {
         let attempt = event.attempt();
         let max_attempts = sub
             .retries
@@ -84,9 +152,13 @@ impl Shared {
             self.in_flight.start();
             let delay = self.config.retry.delay(attempt + 1);
             let shared = self.clone();
+            if let Some(done) = done {
+                done.add();
+            }
             let job = Job {
                 event: event.with_attempt(attempt + 1),
                 target: Some(sub),
+                done: done.clone(),
             };
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;

@@ -1,0 +1,158 @@
+//! The transactional outbox: events are rows written with the data, handled
+//! after the commit, recovered by the relay, never delivered for a rollback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{each_backend, fresh};
+use earn::prelude::*;
+use earn::testing::Recorder;
+use earn::{Dialect, Outbox, OutboxDispatch, OutboxRelay};
+
+#[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
+#[model(table = "outbox_orders", events = "order")]
+struct Order {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    item: String,
+}
+
+#[hooks]
+impl Order {
+    #[after_save]
+    fn refuse(&self) -> Result<(), HookError> {
+        if self.item == "refused" {
+            Err(HookError::abort("refused"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn order(item: &str) -> Order {
+    Order {
+        id: None,
+        item: item.into(),
+    }
+}
+
+async fn setup(db: Db, dispatch: OutboxDispatch) -> (Db, EventBus, Recorder) {
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .unwrap();
+    let recorder = Recorder::attach(&bus, "order.**").unwrap();
+    let db = db.with_bus(bus.clone()).with_outbox(Outbox {
+        dispatch,
+        ..Outbox::default()
+    });
+    fresh::<Order>(&db).await;
+    db.install_outbox().await.unwrap();
+    db.execute_unprepared("DELETE FROM earn_outbox")
+        .await
+        .unwrap();
+    (db, bus, recorder)
+}
+
+/// Waits until the outbox is empty (rows go once their event is handled).
+async fn drained(db: &Db) {
+    for _ in 0..500 {
+        if db.outbox_backlog().await.unwrap() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the outbox still holds {} rows",
+        db.outbox_backlog().await.unwrap()
+    );
+}
+
+fn items(recorder: &Recorder) -> Vec<String> {
+    let mut items: Vec<String> = recorder
+        .events()
+        .iter()
+        .map(|e| e.payload::<Order>().unwrap().item)
+        .collect();
+    items.sort();
+    items
+}
+
+#[tokio::test]
+async fn committed_events_are_handled_and_their_rows_removed() {
+    each_backend(|db| async move {
+        let (db, bus, recorder) = setup(db, OutboxDispatch::Inline).await;
+        order("book").save(&db).await.unwrap();
+        order("refused").save(&db).await.unwrap_err();
+        let mut tx = db.begin().await.unwrap();
+        order("rolled back").save_in(&mut tx).await.unwrap();
+        tx.rollback().await.unwrap();
+        bus.wait_idle().await;
+        drained(&db).await;
+        assert_eq!(items(&recorder), ["book"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_relay_delivers_what_nobody_dispatched() {
+    each_backend(|db| async move {
+        // Relay-only dispatch stands for a producer that died right after
+        // its commit: the rows are there, nothing was published.
+        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        order("a").save(&db).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        order("b").save_in(&mut tx).await.unwrap();
+        {
+            let mut sp = tx.begin().await.unwrap();
+            order("undone").save_in(&mut sp).await.unwrap();
+            sp.rollback().await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        bus.wait_idle().await;
+        assert!(recorder.events().is_empty());
+        assert_eq!(db.outbox_backlog().await.unwrap(), 2);
+
+        let relay = OutboxRelay::new(db.clone(), bus.clone()).batch(10);
+        assert_eq!(relay.run_once().await.unwrap(), 2);
+        assert_eq!(
+            relay.run_once().await.unwrap(),
+            0,
+            "claimed rows are leased, not taken twice"
+        );
+        bus.wait_idle().await;
+        drained(&db).await;
+        assert_eq!(items(&recorder), ["a", "b"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn transactions_committing_out_of_order_are_all_delivered_and_rollbacks_never() {
+    each_backend(|db| async move {
+        if db.dialect() == Dialect::Sqlite {
+            // One writer at a time: SQLite cannot interleave transactions.
+            return;
+        }
+        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        let relay = OutboxRelay::new(db.clone(), bus.clone());
+        let mut first = db.begin().await.unwrap();
+        order("first").save_in(&mut first).await.unwrap();
+        let mut second = db.begin().await.unwrap();
+        order("second").save_in(&mut second).await.unwrap();
+        let mut third = db.begin().await.unwrap();
+        order("third").save_in(&mut third).await.unwrap();
+
+        // The last row written commits first: a cursor past it would skip the others.
+        third.commit().await.unwrap();
+        assert_eq!(relay.run_once().await.unwrap(), 1);
+        first.commit().await.unwrap();
+        second.rollback().await.unwrap();
+        assert_eq!(relay.run_once().await.unwrap(), 1);
+        bus.wait_idle().await;
+        drained(&db).await;
+        assert_eq!(items(&recorder), ["first", "third"]);
+    })
+    .await;
+}
