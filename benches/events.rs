@@ -4,11 +4,13 @@
 //! `cargo bench --bench events`
 
 use std::hint::black_box;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+mod support;
+
+use support::poll_ready;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use earn::{Event, EventBus};
@@ -18,18 +20,6 @@ fn bus() -> EventBus {
         .without_registered_handlers()
         .build()
         .unwrap()
-}
-
-/// Polls a future that never waits, once: emit with sync handlers.
-fn poll_ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a sync handler waited"),
-    }
 }
 
 fn emit(c: &mut Criterion) {

@@ -3,8 +3,10 @@
 //! `cargo bench --bench hooks`
 
 use std::hint::black_box;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
+
+mod support;
+
+use support::poll_ready;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use earn::prelude::*;
@@ -48,18 +50,6 @@ impl Hooked {
     }
     #[before_update]
     async fn a5(&mut self) {}
-}
-
-/// Polls a future that never waits, once, with no runtime in the way.
-fn poll_ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("a no-op hook waited"),
-    }
 }
 
 fn hooks(c: &mut Criterion) {

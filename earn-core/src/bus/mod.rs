@@ -453,19 +453,7 @@ impl EventBus {
     /// error. Failing handlers are retried with backoff, then
     /// dead-lettered.
     pub async fn publish(&self, event: Event) -> Result<(), BusError> {
-        let shared = self.shared();
-        if shared.closed.load(Ordering::Acquire) {
-            return Err(BusError::Closed {
-                event: event.name().to_string(),
-            });
-        }
-        let event = dispatch::inherit(event);
-        self.enqueue(Job {
-            event,
-            target: None,
-            done: None,
-        })
-        .await
+        self.publish_job(event, None).await
     }
 
     /// [`publish`](EventBus::publish), then calls `on_handled` once every
@@ -478,8 +466,16 @@ impl EventBus {
         event: Event,
         on_handled: impl FnOnce() + Send + 'static,
     ) -> Result<(), BusError> {
-        let shared = self.shared();
-        if shared.closed.load(Ordering::Acquire) {
+        let done = worker::Completion::new(Box::new(on_handled));
+        self.publish_job(event, Some(done)).await
+    }
+
+    async fn publish_job(
+        &self,
+        event: Event,
+        done: Option<Arc<worker::Completion>>,
+    ) -> Result<(), BusError> {
+        if self.shared().closed.load(Ordering::Acquire) {
             return Err(BusError::Closed {
                 event: event.name().to_string(),
             });
@@ -488,7 +484,7 @@ impl EventBus {
         self.enqueue(Job {
             event,
             target: None,
-            done: Some(worker::Completion::new(Box::new(on_handled))),
+            done,
         })
         .await
     }
