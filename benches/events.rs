@@ -72,8 +72,34 @@ fn throughput(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let event = Event::new("job.run", &serde_json::json!({ "id": 1 })).unwrap();
-    let mut group = c.benchmark_group("publish_to_handled");
+    // Distinct events, built before the clock starts: one shared Arc
+    // cloned for every publish would measure refcount contention between
+    // the publisher and the workers, not the bus.
+    for distinct in [true, false] {
+        throughput_of(c, &rt, distinct);
+    }
+}
+
+/// With `distinct`, every published event is its own allocation (as in an
+/// application); without, one event is cloned (one shared `Arc`, whose
+/// reference count the publisher and the workers then contend on).
+fn throughput_of(c: &mut Criterion, rt: &tokio::runtime::Runtime, distinct: bool) {
+    let shared = Event::new("job.run", &serde_json::json!({ "id": 0 })).unwrap();
+    let events = |n: u64| -> Vec<Event> {
+        if distinct {
+            (0..n)
+                .map(|id| Event::new("job.run", &serde_json::json!({ "id": id })).unwrap())
+                .collect()
+        } else {
+            std::iter::repeat_n(shared.clone(), n as usize).collect()
+        }
+    };
+    let name = if distinct {
+        "publish_to_handled_distinct_events"
+    } else {
+        "publish_to_handled_one_shared_event"
+    };
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(EVENTS));
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(10));
@@ -93,14 +119,16 @@ fn throughput(c: &mut Criterion) {
                     counter.fetch_add(1, Ordering::Relaxed);
                 })
                 .unwrap();
-                let started = Instant::now();
+                let mut elapsed = Duration::ZERO;
                 for _ in 0..iters {
-                    for _ in 0..EVENTS {
-                        bus.publish(event.clone()).await.unwrap();
+                    let batch = events(EVENTS);
+                    let started = Instant::now();
+                    for event in batch {
+                        bus.publish(event).await.unwrap();
                     }
                     bus.wait_idle().await;
+                    elapsed += started.elapsed();
                 }
-                let elapsed = started.elapsed();
                 assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
                 elapsed
             })
@@ -124,15 +152,21 @@ fn throughput(c: &mut Criterion) {
                         }
                     }
                 });
-                let started = Instant::now();
+                let mut elapsed = Duration::ZERO;
                 for _ in 0..iters {
-                    for _ in 0..EVENTS {
-                        sender.send(event.clone()).await.unwrap();
+                    let batch = events(EVENTS);
+                    let target = handled.load(Ordering::Relaxed) + EVENTS;
+                    let started = Instant::now();
+                    for event in batch {
+                        sender.send(event).await.unwrap();
                     }
+                    while handled.load(Ordering::Acquire) < target {
+                        tokio::task::yield_now().await;
+                    }
+                    elapsed += started.elapsed();
                 }
                 drop(sender);
                 consumer.await.unwrap();
-                let elapsed = started.elapsed();
                 assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
                 elapsed
             })

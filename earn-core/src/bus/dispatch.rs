@@ -11,15 +11,41 @@ use crate::event::Event;
 use crate::handler::{Failure, HandlerStep, Propagation};
 
 tokio::task_local! {
-    /// The event whose handler is running in this task.
+    /// The event whose async handler is running in this task.
     static CURRENT: Event;
 }
 
-/// Ties `event` to the event being handled in this task, if any: same
-/// correlation id, and that event's id as causation id.
+thread_local! {
+    /// The event whose sync handler is running on this thread: a sync
+    /// handler cannot yield, so a thread-local is enough and cheaper than
+    /// entering a task-local scope on every call.
+    static CURRENT_SYNC: std::cell::RefCell<Option<Event>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Restores the previous sync current event, even if the handler panics.
+struct SyncScope(Option<Event>);
+
+impl SyncScope {
+    fn enter(event: &Event) -> SyncScope {
+        SyncScope(CURRENT_SYNC.with(|current| current.replace(Some(event.clone()))))
+    }
+}
+
+impl Drop for SyncScope {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        CURRENT_SYNC.with(|current| *current.borrow_mut() = previous);
+    }
+}
+
+/// Ties `event` to the event being handled in this task or thread, if any:
+/// same correlation id, and that event's id as causation id.
 pub(crate) fn inherit(event: Event) -> Event {
     if event.causation_id().is_some() {
         return event;
+    }
+    if let Some(cause) = CURRENT_SYNC.with(|current| current.borrow().clone()) {
+        return event.caused_by(&cause);
     }
     match CURRENT.try_with(Event::clone) {
         Ok(cause) => event.caused_by(&cause),
@@ -45,7 +71,8 @@ pub(crate) async fn call(
     default_timeout: Option<Duration>,
 ) -> Result<Propagation, Failure> {
     let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        CURRENT.sync_scope(event.clone(), || (sub.call)(event))
+        let _scope = SyncScope::enter(event);
+        (sub.call)(event)
     }));
     let result = match step {
         Err(panic) => Err(Failure::Panic(crate::panic::message(&*panic))),

@@ -58,6 +58,14 @@ pub(crate) struct Registry {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Bumped by every subscription change on any bus, so a worker's cached
+/// handler list knows when it is stale.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Ordering::Acquire)
+}
+
 impl Registry {
     pub(crate) fn next_id() -> SubscriptionId {
         SubscriptionId(NEXT_ID.fetch_add(1, Ordering::Relaxed))
@@ -70,6 +78,7 @@ impl Registry {
         let key = self.index.insert(&pattern, subscription.clone());
         self.keys.insert(id, (key, subscription));
         self.cache.clear();
+        GENERATION.fetch_add(1, Ordering::AcqRel);
         id
     }
 
@@ -79,6 +88,7 @@ impl Registry {
         };
         self.index.remove(key);
         self.cache.clear();
+        GENERATION.fetch_add(1, Ordering::AcqRel);
         true
     }
 

@@ -68,16 +68,41 @@ impl Drop for FinishOnDrop {
     }
 }
 
+/// A worker's last resolved handler list: a stream of events of one name
+/// skips the registry lock and the lookup while no subscription changes.
+#[derive(Default)]
+pub(crate) struct LastResolved(Option<(u64, crate::EventName, super::subscriptions::Resolved)>);
+
+impl LastResolved {
+    fn resolve(
+        &mut self,
+        shared: &Shared,
+        name: &crate::EventName,
+    ) -> super::subscriptions::Resolved {
+        let generation = super::subscriptions::generation();
+        if let Some((seen, last, handlers)) = &self.0
+            && *seen == generation
+            && last == name
+        {
+            return handlers.clone();
+        }
+        let handlers = shared.resolve(name.as_str());
+        self.0 = Some((generation, name.clone(), handlers.clone()));
+        handlers
+    }
+}
+
 /// How many queued jobs a worker takes at once.
 const BATCH: usize = 64;
 
 pub(crate) async fn run(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut last = LastResolved::default();
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         metrics::gauge!("earn_queue_depth").set(queue.len() as f64);
         let taken = batch.len();
         for job in batch.drain(..) {
-            shared.process(job).await;
+            shared.process(job, &mut last).await;
         }
         shared.in_flight.finish(taken);
     }
@@ -85,16 +110,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Recei
 
 impl Shared {
     /// Runs a job's handlers; schedules retries and dead letters failures.
-    pub(crate) async fn process(self: &Arc<Self>, job: Job) {
+    pub(crate) async fn process(self: &Arc<Self>, job: Job, last: &mut LastResolved) {
         let span = super::dispatch::deliver_span(&job.event);
         if span.is_disabled() {
-            self.process_job(job).await;
+            self.process_job(job, last).await;
         } else {
-            self.process_job(job).instrument(span).await;
+            self.process_job(job, last).instrument(span).await;
         }
     }
 
-    async fn process_job(self: &Arc<Self>, job: Job) {
+    async fn process_job(self: &Arc<Self>, job: Job, last: &mut LastResolved) {
         let Job {
             event,
             target,
@@ -108,7 +133,7 @@ impl Shared {
                 self.deliver(&sub, &event, &done).await;
             }
             None => {
-                let handlers = self.resolve(event.name().as_str());
+                let handlers = last.resolve(self, event.name());
                 for sub in handlers.subs.iter() {
                     if sub.filter.as_ref().is_some_and(|filter| !filter(&event)) {
                         continue;
@@ -162,7 +187,7 @@ impl Shared {
             };
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                shared.process(job).await;
+                shared.process(job, &mut LastResolved::default()).await;
                 shared.in_flight.finish(1);
             });
             return;
