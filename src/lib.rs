@@ -38,8 +38,8 @@ pub mod prelude {
 pub mod __private {
     pub use earn_core::__private::{inventory, type_id};
     pub use earn_core::{
-        Event, HandlerError, HandlerRegistration, HandlerStep, HookPhase, HookRegistration,
-        HookTable, IntoHandlerResult, Operation, Service, ServiceHandler,
+        Event, HandlerError, HandlerOptions, HandlerRegistration, HandlerStep, HookPhase,
+        HookRegistration, HookTable, IntoHandlerResult, Operation, Service, ServiceHandler,
     };
     pub use earn_sqlx::__private::{BoxDynError, json_eq, run_phase, serde, serde_json, sqlx};
     pub use earn_sqlx::{

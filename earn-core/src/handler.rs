@@ -137,11 +137,10 @@ impl<E: Into<HandlerError>> IntoHandlerResult for Result<Propagation, E> {
     }
 }
 
-/// A free function registered with `#[event_handler]`, collected at link
-/// time and included by every bus built with the default builder.
-pub struct HandlerRegistration {
-    /// The handler's name: `module::function`.
-    pub name: &'static str,
+/// The options of one `#[event_handler("pattern", …)]`, on a free function
+/// or a service method.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerOptions {
     /// The pattern, validated at compile time.
     pub pattern: &'static str,
     /// Higher runs first.
@@ -152,6 +151,15 @@ pub struct HandlerRegistration {
     pub retries: Option<u32>,
     /// `timeout_ms = N`: overrides the bus's handler timeout.
     pub timeout_ms: Option<u64>,
+}
+
+/// A free function registered with `#[event_handler]`, collected at link
+/// time and included by every bus built with the default builder.
+pub struct HandlerRegistration {
+    /// The handler's name: `module::function`.
+    pub name: &'static str,
+    /// What `#[event_handler(…)]` said.
+    pub options: HandlerOptions,
     /// `file!()` and `line!()` of the function, for the run order of equal
     /// priorities and for debugging.
     pub file: &'static str,

@@ -25,8 +25,8 @@ pub use bus::{
 pub use error::{BoxError, Error, HookError, HookFailure};
 pub use event::{Event, EventData, EventError, PayloadError};
 pub use handler::{
-    Failure, HandlerError, HandlerRegistration, HandlerResult, HandlerStep, IntoHandlerResult,
-    Propagation, handler_registrations,
+    Failure, HandlerError, HandlerOptions, HandlerRegistration, HandlerResult, HandlerStep,
+    IntoHandlerResult, Propagation, handler_registrations,
 };
 pub use index::{IndexKey, PatternIndex};
 pub use name::{EventName, NameError};

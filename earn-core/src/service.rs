@@ -10,16 +10,8 @@ use crate::handler::HandlerStep;
 pub struct ServiceHandler<S> {
     /// `Service::method`.
     pub name: &'static str,
-    /// The pattern, validated at compile time.
-    pub pattern: &'static str,
-    /// Higher runs first.
-    pub priority: i32,
-    /// `filter = path`.
-    pub filter: Option<fn(&Event) -> bool>,
-    /// `retries = N`.
-    pub retries: Option<u32>,
-    /// `timeout_ms = N`.
-    pub timeout_ms: Option<u64>,
+    /// What `#[event_handler(…)]` said.
+    pub options: crate::handler::HandlerOptions,
     /// The generated shim calling the method on the shared service.
     pub call: fn(&Arc<S>, &Event) -> HandlerStep,
 }

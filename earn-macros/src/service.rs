@@ -222,8 +222,6 @@ fn handler(
 ) -> TokenStream {
     let ident = &method.sig.ident;
     let name = format!("{}::{ident}", quote!(#service).to_string().replace(' ', ""));
-    let pattern = &options.pattern;
-    let priority = options.priority;
     let this = format_ident!("this");
     let step = handler_expand::step(
         &method.sig,
@@ -231,15 +229,11 @@ fn handler(
         quote!(#this.#ident),
         quote!(let #this = ::std::sync::Arc::clone(#this);),
     );
-    let (filter, retries, timeout_ms) = handler_expand::option_values(options);
+    let options = handler_expand::options_value(options);
     quote! {
         __earn::ServiceHandler {
             name: #name,
-            pattern: #pattern,
-            priority: #priority,
-            filter: #filter,
-            retries: #retries,
-            timeout_ms: #timeout_ms,
+            options: #options,
             call: {
                 #[allow(unused_variables)]
                 fn shim(#this: &::std::sync::Arc<#service>, event: &__earn::Event) -> __earn::HandlerStep {

@@ -231,21 +231,15 @@ impl EventBusBuilder {
             // Registration order of link-time handlers is source order, never link order.
             statics.sort_by_key(|r| (r.file, r.line, r.name));
             for r in statics {
-                let Ok(pattern) = Pattern::new(r.pattern) else {
-                    continue;
-                };
-                let call = r.call;
-                let filter = r.filter;
-                registry.insert(Subscription {
-                    id: Registry::next_id(),
-                    name: r.name.into(),
-                    pattern,
-                    priority: r.priority,
-                    filter: filter.map(|f| Arc::new(f) as subscriptions::FilterFn),
-                    retries: r.retries,
-                    timeout: r.timeout_ms.map(Duration::from_millis),
-                    call: Arc::new(call),
-                });
+                match Subscription::from_options(r.name, &r.options, Arc::new(r.call)) {
+                    Ok(subscription) => {
+                        registry.insert(subscription);
+                    }
+                    // The macro checked the pattern; never skip a handler silently.
+                    Err(error) => {
+                        tracing::error!(handler = r.name, %error, "event handler not registered")
+                    }
+                }
             }
         }
         let shared = Arc::new(Shared {
@@ -344,29 +338,16 @@ impl EventBus {
     pub fn attach<S: Service>(&self, service: Arc<S>) -> Result<Attachment, BusError> {
         let mut ids = Vec::new();
         for handler in S::handlers() {
-            let pattern = match Pattern::new(handler.pattern) {
-                Ok(pattern) => pattern,
+            let call = handler.call;
+            let service = service.clone();
+            let call: subscriptions::CallFn = Arc::new(move |event: &Event| call(&service, event));
+            match Subscription::from_options(handler.name, &handler.options, call) {
+                Ok(subscription) => ids.push(write(&self.shared().registry).insert(subscription)),
                 Err(error) => {
                     self.detach(Attachment { ids });
                     return Err(error.into());
                 }
-            };
-            let call = handler.call;
-            let service = service.clone();
-            ids.push(
-                write(&self.shared().registry).insert(Subscription {
-                    id: Registry::next_id(),
-                    name: handler.name.into(),
-                    pattern,
-                    priority: handler.priority,
-                    filter: handler
-                        .filter
-                        .map(|f| Arc::new(f) as subscriptions::FilterFn),
-                    retries: handler.retries,
-                    timeout: handler.timeout_ms.map(Duration::from_millis),
-                    call: Arc::new(move |event: &Event| call(&service, event)),
-                }),
-            );
+            }
         }
         Ok(Attachment { ids })
     }

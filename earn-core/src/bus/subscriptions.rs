@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::event::Event;
+use crate::handler::HandlerOptions;
 use crate::handler::HandlerStep;
 use crate::index::{IndexKey, PatternIndex};
-use crate::pattern::Pattern;
+use crate::pattern::{Pattern, PatternError};
 
 /// Identifies a subscription; give it to [`EventBus::unsubscribe`](super::EventBus::unsubscribe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -44,6 +45,27 @@ pub(crate) struct ResolvedList {
 }
 
 pub(crate) type Resolved = Arc<ResolvedList>;
+
+impl Subscription {
+    /// A subscription from the options of an `#[event_handler]` (a free
+    /// function or a service method).
+    pub(crate) fn from_options(
+        name: &'static str,
+        options: &HandlerOptions,
+        call: CallFn,
+    ) -> Result<Subscription, PatternError> {
+        Ok(Subscription {
+            id: Registry::next_id(),
+            name: name.into(),
+            pattern: Pattern::new(options.pattern)?,
+            priority: options.priority,
+            filter: options.filter.map(|f| Arc::new(f) as FilterFn),
+            retries: options.retries,
+            timeout: options.timeout_ms.map(Duration::from_millis),
+            call,
+        })
+    }
+}
 
 /// Above this many distinct names the cache starts over, so a stream of
 /// unique names cannot grow it without bound.

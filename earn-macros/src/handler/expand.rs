@@ -52,8 +52,10 @@ pub(crate) fn step(
     quote!(#prepare #call)
 }
 
-/// `filter`, `retries` and `timeout_ms` as `Option` expressions.
-pub(crate) fn option_values(options: &Options) -> (TokenStream, TokenStream, TokenStream) {
+/// The `HandlerOptions` value of an attribute.
+pub(crate) fn options_value(options: &Options) -> TokenStream {
+    let pattern = &options.pattern;
+    let priority = options.priority;
     let filter = match &options.filter {
         Some(path) => quote_spanned!(path.span()=> ::core::option::Option::Some({
             let filter: fn(&__earn::Event) -> bool = #path;
@@ -69,7 +71,15 @@ pub(crate) fn option_values(options: &Options) -> (TokenStream, TokenStream, Tok
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
     };
-    (filter, retries, timeout_ms)
+    quote! {
+        __earn::HandlerOptions {
+            pattern: #pattern,
+            priority: #priority,
+            filter: #filter,
+            retries: #retries,
+            timeout_ms: #timeout_ms,
+        }
+    }
 }
 
 pub(crate) fn registration(
@@ -80,10 +90,8 @@ pub(crate) fn registration(
     let ident = &function.sig.ident;
     let name = ident.to_string();
     let shim = format_ident!("__earn_handler_{}", ident);
-    let pattern = &options.pattern;
-    let priority = options.priority;
     let step = step(&function.sig, signature, quote!(#ident), quote!());
-    let (filter, retries, timeout_ms) = option_values(options);
+    let options = options_value(options);
     quote! {
         #[doc(hidden)]
         const _: () = {
@@ -97,11 +105,7 @@ pub(crate) fn registration(
             __earn::inventory::submit! {
                 __earn::HandlerRegistration {
                     name: ::core::concat!(::core::module_path!(), "::", #name),
-                    pattern: #pattern,
-                    priority: #priority,
-                    filter: #filter,
-                    retries: #retries,
-                    timeout_ms: #timeout_ms,
+                    options: #options,
                     file: ::core::file!(),
                     line: ::core::line!(),
                     call: #shim,
