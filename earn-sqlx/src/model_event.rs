@@ -10,10 +10,12 @@ use crate::model::Entity;
 pub const CHANGES_KEY: &str = "changes";
 
 /// The event of a successful write, or `None` for a model without events.
+/// On update, `changed` are the fields that differ from `previous`.
 pub(crate) fn model_event<M: Entity>(
     model: &M,
     operation: Operation,
     previous: Option<&M>,
+    changed: &[&'static str],
 ) -> Result<Option<Event>, Error> {
     let Some(prefix) = M::INFO.events else {
         return Ok(None);
@@ -28,7 +30,7 @@ pub(crate) fn model_event<M: Entity>(
     let mut changes = serde_json::Map::new();
     if let Some(previous) = previous {
         let before = payload_of(previous, &name)?;
-        for field in model.changed_fields(previous) {
+        for &field in changed {
             changes.insert(
                 field.to_owned(),
                 serde_json::json!({

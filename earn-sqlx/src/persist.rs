@@ -291,7 +291,7 @@ async fn write_steps<M: Model>(
         .await?;
     // Built before the commit: a model that cannot be serialized fails the
     // write instead of losing its event.
-    let event = model_event(model, operation, previous.as_ref())?;
+    let event = model_event(model, operation, previous.as_ref(), changed)?;
     Ok((operation, event))
 }
 
@@ -441,7 +441,7 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
             .await?;
         progress.wrote = true;
         exec_delete::<M>(tx, &key).await?;
-        let event = model_event(model, Operation::Delete, None)?;
+        let event = model_event(model, Operation::Delete, None, &[])?;
         progress
             .run(
                 &[HookPhase::AfterDelete],
