@@ -68,7 +68,6 @@ async fn unknown_scheme_and_unreachable_server_are_errors() {
 
 #[tokio::test]
 async fn a_closed_pool_is_an_error_and_the_data_is_intact() {
-    let _ = backends();
     for (name, url) in backends() {
         let db = connect(name, &url).await;
         fresh::<Kept>(&db).await;
