@@ -242,6 +242,36 @@ pub enum Error {
         /// The message of the error that poisoned the transaction.
         reason: String,
     },
+
+    /// A message broker (Redis Streams) refused or could not be reached.
+    /// Nothing was lost: a publish that fails was not stored, and an entry
+    /// being consumed stays pending for redelivery.
+    #[error("{transport} error during {operation}: {source}")]
+    Transport {
+        /// `redis`, …
+        transport: &'static str,
+        /// What earn was doing: `publish`, `read`, `ack`, `claim`, …
+        operation: Cow<'static, str>,
+        /// The client's error.
+        source: BoxError,
+    },
+
+    /// An event whose serialized form is larger than the transport allows;
+    /// refused at publish.
+    #[error(
+        "event `{event}` ({id}) is {size} bytes serialized, over the limit of {max} bytes; \
+         it was not published (store large data elsewhere and send a reference)"
+    )]
+    PayloadTooLarge {
+        /// The event's name.
+        event: String,
+        /// The event's id.
+        id: uuid::Uuid,
+        /// Its serialized size in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
 }
 
 impl Error {

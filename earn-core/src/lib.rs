@@ -16,10 +16,11 @@ mod pattern;
 mod phase;
 mod registry;
 mod service;
+mod sink;
 pub mod testing;
 
 pub use bus::{
-    BusError, DeadLetter, DeadLetterStore, EmitReport, EventBus, EventBusBuilder,
+    BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
     MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
 };
 pub use error::{BoxError, Error, HookError, HookFailure};
@@ -35,6 +36,7 @@ pub use pattern::{Pattern, PatternError};
 pub use phase::{HookPhase, Operation};
 pub use registry::{HookRegistration, HookTable, registry};
 pub use service::{Attachment, Service, ServiceHandler};
+pub use sink::{EventSink, SinkFuture};
 
 #[doc(hidden)]
 pub mod __private {

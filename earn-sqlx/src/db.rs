@@ -34,6 +34,18 @@ pub struct Db {
     bus: Option<EventBus>,
     /// Events go through the transactional outbox.
     outbox: Option<crate::outbox::Outbox>,
+    /// Where committed outbox events are handed; `None`: the bus.
+    sink: Option<Sink>,
+}
+
+/// A shared [`EventSink`](earn_core::EventSink), printable for `Db`'s `Debug`.
+#[derive(Clone)]
+pub(crate) struct Sink(pub(crate) std::sync::Arc<dyn earn_core::EventSink>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSink")
+    }
 }
 
 /// Removes the password from a URL before it appears in a message.
@@ -186,6 +198,27 @@ impl Db {
     pub fn with_outbox(mut self, outbox: crate::outbox::Outbox) -> Db {
         self.outbox = Some(outbox);
         self
+    }
+
+    /// Hands committed outbox events to `sink` (a broker such as Redis
+    /// Streams) instead of this database's bus. A row is deleted once the
+    /// sink has accepted its event; until then a relay may resend it.
+    ///
+    /// ```no_run
+    /// # async fn run(redis: earn::EventBus) -> Result<(), earn::Error> {
+    /// // Any `EventSink`: an `EventBus`, or `earn::redis::RedisStreams`.
+    /// let db = earn::Db::connect("sqlite::memory:").await?
+    ///     .with_outbox(earn::Outbox::default())
+    ///     .with_outbox_sink(redis);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_outbox_sink(mut self, sink: impl earn_core::EventSink) -> Db {
+        self.sink = Some(Sink(std::sync::Arc::new(sink)));
+        self
+    }
+
+    pub(crate) fn outbox_sink(&self) -> Option<std::sync::Arc<dyn earn_core::EventSink>> {
+        self.sink.as_ref().map(|sink| sink.0.clone())
     }
 
     /// The outbox settings, if the outbox is on.
@@ -371,6 +404,7 @@ impl From<sqlx::SqlitePool> for Db {
             pool: Pool::Sqlite(pool),
             bus: None,
             outbox: None,
+            sink: None,
         }
     }
 }
@@ -382,6 +416,7 @@ impl From<sqlx::PgPool> for Db {
             pool: Pool::Postgres(pool),
             bus: None,
             outbox: None,
+            sink: None,
         }
     }
 }
@@ -393,6 +428,7 @@ impl From<sqlx::MySqlPool> for Db {
             pool: Pool::MySql(pool),
             bus: None,
             outbox: None,
+            sink: None,
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use earn_core::{Error, Event, EventBus};
+use std::sync::Arc;
+
+use earn_core::{Error, Event, EventBus, EventSink};
 use sqlx::Row as _;
 
 use crate::backend::Dialect;
@@ -187,8 +189,16 @@ pub(crate) async fn delete(db: &Db, id: &str) -> Result<(), Error> {
     .map_err(outbox_error("delete"))
 }
 
-/// Publishes a committed outbox event; its row goes when it is handled.
+/// Hands a committed outbox event to the database's sink (default: `bus`);
+/// its row goes once the sink has accepted it.
 pub(crate) async fn publish(db: &Db, bus: &EventBus, event: Event) {
+    match db.outbox_sink() {
+        Some(sink) => hand_over(db, &*sink, event).await,
+        None => hand_over(db, bus, event).await,
+    }
+}
+
+async fn hand_over(db: &Db, sink: &dyn EventSink, event: Event) {
     let id = event.id().to_string();
     let name = event.name().to_string();
     let db = db.clone();
@@ -200,8 +210,8 @@ pub(crate) async fn publish(db: &Db, bus: &EventBus, event: Event) {
             }
         });
     };
-    if let Err(error) = bus.publish_then(event, handled).await {
-        tracing::warn!(event = name, %error, "an outbox event was not published now; the relay will deliver it");
+    if let Err(error) = sink.hand_over(event, Box::new(handled)).await {
+        tracing::warn!(event = name, %error, "an outbox event was not handed over now; the relay will deliver it");
     }
 }
 
@@ -233,21 +243,33 @@ pub(crate) async fn backlog(db: &Db) -> Result<u64, Error> {
 /// let _ = stop.send(());
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OutboxRelay {
     db: Db,
-    bus: EventBus,
+    sink: Arc<dyn EventSink>,
     batch: i64,
     lease: Duration,
     poll: Duration,
 }
 
+impl std::fmt::Debug for OutboxRelay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxRelay")
+            .field("db", &self.db)
+            .field("batch", &self.batch)
+            .field("lease", &self.lease)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
 impl OutboxRelay {
-    /// A relay of `db`'s outbox to `bus`.
-    pub fn new(db: Db, bus: EventBus) -> OutboxRelay {
+    /// A relay of `db`'s outbox to `sink`: an [`EventBus`] (handlers in
+    /// this process) or a broker such as Redis Streams.
+    pub fn new(db: Db, sink: impl EventSink) -> OutboxRelay {
         OutboxRelay {
             db,
-            bus,
+            sink: Arc::new(sink),
             batch: 100,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
@@ -282,7 +304,7 @@ impl OutboxRelay {
         let count = claimed.len();
         for (id, json) in claimed {
             match serde_json::from_str::<Event>(&json) {
-                Ok(event) => publish(&self.db, &self.bus, event).await,
+                Ok(event) => hand_over(&self.db, &*self.sink, event).await,
                 Err(error) => {
                     // Not an event: kept (and retried after each lease) for an operator.
                     tracing::error!(outbox_id = id, %error, "an outbox row does not hold a valid event");

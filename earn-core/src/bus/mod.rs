@@ -17,6 +17,7 @@ pub use dead_letter::{DeadLetter, DeadLetterStore, MemoryDeadLetters};
 pub use dispatch::EmitReport;
 pub use retry::RetryPolicy;
 pub use subscriptions::SubscriptionId;
+pub use worker::Delivery;
 
 use tracing::Instrument;
 
@@ -447,7 +448,50 @@ impl EventBus {
         event: Event,
         on_handled: impl FnOnce() + Send + 'static,
     ) -> Result<(), BusError> {
-        let done = worker::Completion::new(Box::new(on_handled));
+        let done = worker::Completion::new(false, Box::new(move |_| on_handled()));
+        self.publish_job(event, Some(done)).await
+    }
+
+    /// Runs `event`'s handlers on the workers, retries included, and
+    /// resolves with how they finished. Unlike
+    /// [`publish`](EventBus::publish), a handler that gives up is not
+    /// dead-lettered here: it is in the returned [`Delivery`], for a
+    /// transport that redelivers (Redis Streams leaves the entry
+    /// unacknowledged). Waits for room in the queue whatever the overflow
+    /// policy.
+    ///
+    /// ```
+    /// use earn_core::{Event, EventBus, HandlerError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = EventBus::builder()
+    ///     .without_registered_handlers()
+    ///     .retry(earn_core::RetryPolicy::none())
+    ///     .build()?;
+    /// bus.subscribe("job.*", 0, |_event: Event| async { Err::<(), _>(HandlerError::msg("busy")) })?;
+    /// let delivery = bus.deliver(Event::new("job.run", &1)?).await?;
+    /// assert!(!delivery.is_ok());
+    /// assert!(bus.dead_letters().is_empty()); // the caller owns the failure
+    /// # Ok(()) }
+    /// ```
+    pub async fn deliver(&self, event: Event) -> Result<Delivery, BusError> {
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        self.deliver_then(event, move |delivery| {
+            let _ = sender.send(delivery);
+        })
+        .await?;
+        Ok(receiver.await.unwrap_or_default())
+    }
+
+    /// [`deliver`](EventBus::deliver) without waiting: returns once the
+    /// event is queued and calls `on_done` when its handlers finished.
+    pub async fn deliver_then(
+        &self,
+        event: Event,
+        on_done: impl FnOnce(Delivery) + Send + 'static,
+    ) -> Result<(), BusError> {
+        let done = worker::Completion::new(true, Box::new(on_done));
         self.publish_job(event, Some(done)).await
     }
 
@@ -475,7 +519,13 @@ impl EventBus {
         let queues = &self.inner.queues;
         let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % queues.len();
         shared.in_flight.start();
-        let sent = match shared.config.overflow {
+        // A transport's delivery waits: it holds the event durably and
+        // must not be told "full" for work it cannot put anywhere else.
+        let overflow = match &job.done {
+            Some(done) if done.owns_failures => Overflow::Wait,
+            _ => shared.config.overflow,
+        };
+        let sent = match overflow {
             Overflow::Wait => queues[index]
                 .send(job)
                 .await

@@ -21,16 +21,26 @@ pub(crate) struct Job {
     pub(crate) done: Option<Arc<Completion>>,
 }
 
-/// Calls back once every delivery of one published event has finished.
+/// Calls back once every delivery of one published event has finished,
+/// with the handlers that gave up on it.
 pub(crate) struct Completion {
     pending: std::sync::atomic::AtomicUsize,
-    callback: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// The caller owns failures (a transport that redelivers): they are
+    /// reported to it, not dead-lettered in this process.
+    pub(crate) owns_failures: bool,
+    failures: std::sync::Mutex<Vec<(Arc<str>, Failure)>>,
+    callback: std::sync::Mutex<Option<Box<dyn FnOnce(Delivery) + Send>>>,
 }
 
 impl Completion {
-    pub(crate) fn new(callback: Box<dyn FnOnce() + Send>) -> Arc<Completion> {
+    pub(crate) fn new(
+        owns_failures: bool,
+        callback: Box<dyn FnOnce(Delivery) + Send>,
+    ) -> Arc<Completion> {
         Arc::new(Completion {
             pending: std::sync::atomic::AtomicUsize::new(1),
+            owns_failures,
+            failures: std::sync::Mutex::new(Vec::new()),
             callback: std::sync::Mutex::new(Some(callback)),
         })
     }
@@ -40,21 +50,46 @@ impl Completion {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
+    fn gave_up(&self, handler: Arc<str>, failure: Failure) {
+        lock(&self.failures).push((handler, failure));
+    }
+
     fn finish(&self) {
         if self
             .pending
             .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
             == 1
         {
-            let callback = self
-                .callback
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            let callback = lock(&self.callback).take();
             if let Some(callback) = callback {
-                callback();
+                callback(Delivery {
+                    failures: std::mem::take(&mut *lock(&self.failures)),
+                });
             }
         }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How the handlers of one delivered event finished
+/// ([`EventBus::deliver`](super::EventBus::deliver)).
+#[derive(Debug, Default)]
+pub struct Delivery {
+    failures: Vec<(Arc<str>, Failure)>,
+}
+
+impl Delivery {
+    /// Every matching handler succeeded (or the event matched none).
+    pub fn is_ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// The handlers that gave up, after their retries, and why.
+    pub fn failures(&self) -> &[(Arc<str>, Failure)] {
+        &self.failures
     }
 }
 
@@ -191,6 +226,21 @@ impl Shared {
                 shared.in_flight.finish(1);
             });
             return;
+        }
+        if let Some(done) = done {
+            done.gave_up(sub.name.clone(), failure.clone());
+            if done.owns_failures {
+                tracing::warn!(
+                    handler = &*sub.name,
+                    event = event.name().as_str(),
+                    event_id = %event.id(),
+                    attempts = attempt,
+                    %failure,
+                    "handler {} {failure} after {attempt} attempt(s); the transport will redeliver the event",
+                    sub.name,
+                );
+                return;
+            }
         }
         metrics::counter!("earn_dead_letters_total").increment(1);
         tracing::error!(

@@ -1,0 +1,36 @@
+//! `EventSink`: where a relay hands committed events over.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::bus::EventBus;
+use crate::error::BoxError;
+use crate::event::Event;
+
+/// A boxed, sendable future (what [`EventSink::hand_over`] returns).
+pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'a>>;
+
+/// Something that takes responsibility for events: the in-process
+/// [`EventBus`], or a broker such as Redis Streams (`earn-redis`).
+///
+/// The transactional outbox hands each committed event to a sink and
+/// deletes its row only once the sink calls `accepted`: for the bus, when
+/// every handler has finished with it; for a broker, when the broker has
+/// stored it. A crash before that leaves the row for the relay, so nothing
+/// is lost between a commit and a broker.
+pub trait EventSink: Send + Sync + 'static {
+    /// Hands `event` over. Resolves once the sink has taken it (or refused
+    /// it with an error, in which case `accepted` is never called); calls
+    /// `accepted`, possibly later, once the sink is responsible for it.
+    fn hand_over(&self, event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_>;
+}
+
+impl EventSink for EventBus {
+    fn hand_over(&self, event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_> {
+        Box::pin(async move {
+            self.publish_then(event, accepted)
+                .await
+                .map_err(BoxError::from)
+        })
+    }
+}
