@@ -277,6 +277,27 @@ impl Tx {
 
     /// Queues an event, published after the outermost commit. With an
     /// outbox it is also staged for [`flush_outbox`](Tx::flush_outbox).
+    /// Raises `event` in this transaction: it is published once the
+    /// transaction commits and dropped if it rolls back. With an outbox
+    /// ([`Db::with_outbox`]) it is also written as an outbox row inside the
+    /// transaction, so a crash after the commit cannot lose it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = earn::EventBus::builder().without_registered_handlers().build()?;
+    /// let db = earn::Db::connect("sqlite::memory:").await?.with_bus(bus.clone());
+    /// let seen = bus.wait_for("invoice.sent", std::time::Duration::from_secs(5));
+    /// let mut tx = db.begin().await?;
+    /// tx.emit(earn::Event::new("invoice.sent", &42)?);
+    /// tx.commit().await?;
+    /// assert_eq!(seen.await?.payload::<i32>()?, 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn emit(&mut self, event: Event) {
+        self.queue_event(event);
+    }
+
     pub(crate) fn queue_event(&mut self, event: Event) {
         let Some((db, outbox)) = &self.outbox else {
             self.queue.push(Box::new(PendingEvent {

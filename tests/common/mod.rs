@@ -88,3 +88,15 @@ pub async fn fresh<M: earn::Model>(db: &Db) {
 pub async fn count<M: earn::Model>(db: &Db) -> usize {
     M::all(db).await.expect("select all").len()
 }
+
+/// Holds the lock that runs a binary's tests one at a time.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// A URL for a new SQLite database file in the temp directory, shared by
+/// every connection of a pool (unlike `sqlite::memory:`).
+pub fn sqlite_file(prefix: &str) -> String {
+    let path = std::env::temp_dir().join(format!("earn-{prefix}-{}.db", uuid::Uuid::new_v4()));
+    format!("sqlite://{}?mode=rwc", path.display())
+}

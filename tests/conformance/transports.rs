@@ -1,0 +1,213 @@
+//! The transports under test: the in-memory bus, the transactional outbox
+//! on each database, Redis Streams.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use earn::{Db, Event, EventBus, Outbox, OutboxDispatch, OutboxRelay, RetryPolicy};
+
+use crate::harness::{BoxFuture, Handler, Process, Promises, Transport};
+
+/// Quick retries, so "resend after error" takes milliseconds.
+pub fn retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        jitter: 0.0,
+    }
+}
+
+/// A process's own bus: no link-time handlers, only the test's.
+fn process_bus(ordered: bool) -> EventBus {
+    EventBus::builder()
+        .without_registered_handlers()
+        .workers(if ordered { 1 } else { 2 })
+        .retry(retry())
+        .build()
+        .unwrap()
+}
+
+fn subscribe(bus: &EventBus, handler: Handler) {
+    bus.subscribe("**", 0, move |event: Event| handler(event))
+        .unwrap();
+}
+
+// ---------------------------------------------------------------- memory
+
+/// The in-process bus. One process holds it, so a "group" with several
+/// consumers is served by them in turn, the way a broker shares a group.
+pub struct Memory {
+    bus: EventBus,
+    groups: Arc<Mutex<HashMap<String, Members>>>,
+    next_process: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Members {
+    handlers: Vec<(u64, Handler)>,
+    turn: usize,
+}
+
+impl Memory {
+    pub fn new(ordered: bool) -> Memory {
+        Memory {
+            bus: process_bus(ordered),
+            groups: Arc::default(),
+            next_process: 0.into(),
+        }
+    }
+}
+
+struct MemoryProcess {
+    id: u64,
+    groups: Arc<Mutex<HashMap<String, Members>>>,
+}
+
+impl Process for MemoryProcess {
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        for members in self.groups.lock().unwrap().values_mut() {
+            members.handlers.retain(|(id, _)| *id != self.id);
+        }
+        Box::pin(async {})
+    }
+}
+
+impl Transport for Memory {
+    fn name(&self) -> String {
+        "memory".into()
+    }
+
+    fn promises(&self) -> Promises {
+        Promises {
+            at_least_once: false,
+        }
+    }
+
+    fn publish(&self, event: Event) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.bus.publish(event).await.unwrap() })
+    }
+
+    fn start<'a>(
+        &'a self,
+        _process: &'a str,
+        groups: Vec<(&'a str, Handler)>,
+        _ordered: bool,
+    ) -> BoxFuture<'a, Box<dyn Process>> {
+        let id = self
+            .next_process
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut known = self.groups.lock().unwrap();
+        for (group, handler) in groups {
+            let members = known.entry(group.to_owned()).or_insert_with(|| {
+                let routes = self.groups.clone();
+                let group = group.to_owned();
+                self.bus
+                    .subscribe("**", 0, move |event: Event| {
+                        let handler = {
+                            let mut routes = routes.lock().unwrap();
+                            let members = routes.get_mut(&group).unwrap();
+                            members.turn = members.turn.wrapping_add(1);
+                            let at = members.turn % members.handlers.len().max(1);
+                            members.handlers.get(at).map(|(_, h)| h.clone())
+                        };
+                        async move {
+                            match handler {
+                                Some(handler) => handler(event).await,
+                                None => Ok(()),
+                            }
+                        }
+                    })
+                    .unwrap();
+                Members::default()
+            });
+            members.handlers.push((id, handler));
+        }
+        let groups = self.groups.clone();
+        Box::pin(async move { Box::new(MemoryProcess { id, groups }) as Box<dyn Process> })
+    }
+}
+
+// ---------------------------------------------------------------- outbox
+
+/// The transactional outbox: each event is committed in its own
+/// transaction, and each consumer process runs a relay into its bus (the
+/// committer does not dispatch, so only relays deliver).
+pub struct OutboxTransport {
+    name: &'static str,
+    db: Db,
+}
+
+impl OutboxTransport {
+    pub async fn new(name: &'static str, db: Db) -> OutboxTransport {
+        let db = db.with_outbox(Outbox {
+            dispatch: OutboxDispatch::Relay,
+            ..Outbox::default()
+        });
+        db.install_outbox().await.unwrap();
+        db.execute_unprepared("DELETE FROM earn_outbox")
+            .await
+            .unwrap();
+        OutboxTransport { name, db }
+    }
+}
+
+struct RelayProcess {
+    bus: EventBus,
+    stop: tokio::sync::oneshot::Sender<()>,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Process for RelayProcess {
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ = self.stop.send(());
+            self.relay.await.unwrap();
+            let report = self.bus.shutdown(Duration::from_secs(10)).await;
+            assert!(report.drained, "a relay's bus did not drain: {report:?}");
+        })
+    }
+}
+
+impl Transport for OutboxTransport {
+    fn name(&self) -> String {
+        format!("outbox on {}", self.name)
+    }
+
+    fn promises(&self) -> Promises {
+        // A relay that dies after handing over and before deleting the
+        // row redelivers it.
+        Promises {
+            at_least_once: true,
+        }
+    }
+
+    fn publish(&self, event: Event) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut tx = self.db.begin().await.unwrap();
+            tx.emit(event);
+            tx.commit().await.unwrap();
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        _process: &'a str,
+        groups: Vec<(&'a str, Handler)>,
+        ordered: bool,
+    ) -> BoxFuture<'a, Box<dyn Process>> {
+        Box::pin(async move {
+            let bus = process_bus(ordered);
+            for (_, handler) in groups {
+                subscribe(&bus, handler);
+            }
+            let relay = OutboxRelay::new(self.db.clone(), bus.clone())
+                .batch(if ordered { 1 } else { 20 })
+                .poll_interval(Duration::from_millis(20));
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let relay = tokio::spawn(async move { relay.run_until(stopped).await });
+            Box::new(RelayProcess { bus, stop, relay }) as Box<dyn Process>
+        })
+    }
+}
