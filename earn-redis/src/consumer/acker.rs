@@ -64,7 +64,7 @@ struct Dead {
 #[derive(Default)]
 struct Round {
     acks: Vec<String>,
-    dead: Vec<Dead>,
+    dead: std::collections::VecDeque<Dead>,
 }
 
 impl Round {
@@ -81,7 +81,7 @@ impl Round {
                         "{reason}; the entry stays pending and is delivered again after claim_idle",
                     );
                 }
-                Some(Verdict::DeadLetter(reason)) => self.dead.push(Dead {
+                Some(Verdict::DeadLetter(reason)) => self.dead.push_back(Dead {
                     id: slot.id.clone(),
                     reason,
                     deliveries: slot.deliveries,
@@ -121,7 +121,8 @@ impl Round {
             }
             self.acks.clear();
         }
-        while let Some(dead) = self.dead.last() {
+        // In stream order.
+        while let Some(dead) = self.dead.front() {
             let moved = streams
                 .inner
                 .scripts
@@ -156,7 +157,7 @@ impl Round {
                 Err(error) if is_no_group(&error) => {}
                 Err(error) => return Err(error),
             }
-            self.dead.pop();
+            self.dead.pop_front();
         }
         Ok(())
     }
