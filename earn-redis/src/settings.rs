@@ -152,7 +152,9 @@ impl RedisSettings {
     /// When `workers` batches are in flight the consumer reads nothing
     /// more until one finishes, so at most `workers × batch` entries of
     /// this consumer are in the bus at any time. The bus's own workers
-    /// decide how many handlers run in parallel.
+    /// decide how many handlers run in parallel. When events trickle in,
+    /// each read returns few entries, so with slow handlers as few as
+    /// `workers` entries are handled at once: raise it for slow handlers.
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").workers(8);

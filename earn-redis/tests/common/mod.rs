@@ -170,3 +170,23 @@ where
 pub fn events(name: &str, n: usize) -> Vec<Event> {
     (0..n).map(|i| Event::new(name, &i).unwrap()).collect()
 }
+
+/// A bus whose handler of `pattern` records each event and never returns,
+/// as a process that dies while handling would; enough workers for every
+/// event of a test to start.
+pub fn stuck_bus(pattern: &str) -> (EventBus, Seen) {
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .workers(64)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let seen = Seen::default();
+    let sink = seen.clone();
+    bus.subscribe(pattern, 0, move |event: Event| {
+        sink.push(&event);
+        std::future::pending::<()>()
+    })
+    .unwrap();
+    (bus, seen)
+}
