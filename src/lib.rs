@@ -18,6 +18,14 @@ pub use earn_sqlx::{
     OutboxRelay, Savepoint, Tx,
 };
 
+/// Redis Streams transport: [`RedisStreams`](redis::RedisStreams) publishes
+/// events to a stream and consumes them into an [`EventBus`] with a
+/// consumer group (feature `redis`).
+#[cfg(feature = "redis")]
+pub mod redis {
+    pub use earn_redis::*;
+}
+
 /// The lower layers, for code that needs them by name.
 pub mod sqlx {
     pub use earn_sqlx::__private::sqlx::*;

@@ -1,0 +1,164 @@
+//! The acker: acknowledges finished batches (one `XACK` for all the
+//! batches ready), moves dead letters, and retries until Redis takes them.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::batch::{Batch, InFlight, Verdict};
+use crate::backoff::Backoff;
+use crate::streams::{RedisStreams, is_no_group};
+
+/// Batches taken at once: their acknowledgements go in one `XACK`.
+const ROUND: usize = 64;
+
+pub(crate) async fn run(
+    streams: RedisStreams,
+    in_flight: Arc<InFlight>,
+    mut finished: UnboundedReceiver<Arc<Batch>>,
+) {
+    let mut ready = Vec::with_capacity(ROUND);
+    let mut backoff = Backoff::new();
+    while finished.recv_many(&mut ready, ROUND).await > 0 {
+        let mut round = Round::default();
+        for batch in &ready {
+            round.add(batch);
+        }
+        loop {
+            match round.flush(&streams).await {
+                Ok(()) => break,
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        stream = streams.settings().stream(),
+                        group = streams.settings().group(),
+                        %error,
+                        "cannot acknowledge {} entries; retrying in {delay:?} (they stay pending meanwhile)",
+                        round.acks.len() + round.dead.len(),
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+        backoff.reset();
+        in_flight.remove(
+            ready
+                .iter()
+                .flat_map(|batch| batch.slots.iter().filter_map(|slot| slot.key)),
+        );
+        // Dropping the batches returns their permits: the reader may read more.
+        ready.clear();
+    }
+}
+
+/// A dead letter to write.
+struct Dead {
+    id: String,
+    reason: String,
+    deliveries: u32,
+    event_id: Option<uuid::Uuid>,
+}
+
+/// What one round writes; what is written is removed, so a retry after an
+/// error writes only the rest.
+#[derive(Default)]
+struct Round {
+    acks: Vec<String>,
+    dead: std::collections::VecDeque<Dead>,
+}
+
+impl Round {
+    fn add(&mut self, batch: &Batch) {
+        for (slot, verdict) in batch.slots.iter().zip(batch.take_verdicts()) {
+            match verdict {
+                None => self.acks.push(slot.id.clone()),
+                Some(Verdict::Leave) => {}
+                Some(Verdict::Retry(reason)) => {
+                    tracing::warn!(
+                        entry = slot.id,
+                        event_id = ?slot.event_id,
+                        deliveries = slot.deliveries,
+                        "{reason}; the entry stays pending and is delivered again after claim_idle",
+                    );
+                }
+                Some(Verdict::DeadLetter(reason)) => self.dead.push_back(Dead {
+                    id: slot.id.clone(),
+                    reason,
+                    deliveries: slot.deliveries,
+                    event_id: slot.event_id,
+                }),
+            }
+        }
+    }
+
+    async fn flush(&mut self, streams: &RedisStreams) -> Result<(), redis::RedisError> {
+        let settings = streams.settings();
+        let stream = streams.stream_key().clone();
+        let mut conn = streams.conn();
+        if !self.acks.is_empty() {
+            let acked = redis::cmd("XACK")
+                .arg(&*stream)
+                .arg(settings.group())
+                .arg(&self.acks)
+                .query_async::<u64>(&mut conn)
+                .await;
+            match acked {
+                Ok(n) => {
+                    metrics::counter!("earn_redis_acked_total", "stream" => stream.clone())
+                        .increment(n);
+                }
+                // The group is gone (Redis lost its data): nothing is pending
+                // any more; the reader re-creates the group.
+                Err(error) if is_no_group(&error) => {
+                    tracing::warn!(
+                        stream = &*stream,
+                        group = settings.group(),
+                        "the consumer group vanished before {} entries were acknowledged",
+                        self.acks.len()
+                    );
+                }
+                Err(error) => return Err(error),
+            }
+            self.acks.clear();
+        }
+        // In stream order.
+        while let Some(dead) = self.dead.front() {
+            let moved = streams
+                .inner
+                .scripts
+                .dead_letter
+                .key(&*stream)
+                .key(&*streams.inner.dead)
+                .arg(settings.group())
+                .arg(&dead.id)
+                .arg(&dead.reason)
+                .arg(dead.deliveries)
+                .invoke_async::<u64>(&mut conn)
+                .await;
+            match moved {
+                Ok(1) => {
+                    metrics::counter!("earn_redis_dead_letters_total", "stream" => stream.clone())
+                        .increment(1);
+                    tracing::error!(
+                        stream = &*stream,
+                        group = settings.group(),
+                        entry = dead.id,
+                        event_id = ?dead.event_id,
+                        deliveries = dead.deliveries,
+                        reason = dead.reason,
+                        "entry moved to the dead-letter stream `{}`: {}",
+                        streams.inner.dead,
+                        dead.reason,
+                    );
+                }
+                // No longer pending here (another consumer finished it, or
+                // the group is gone): nothing to move.
+                Ok(_) => {}
+                Err(error) if is_no_group(&error) => {}
+                Err(error) => return Err(error),
+            }
+            self.dead.pop_front();
+        }
+        Ok(())
+    }
+}

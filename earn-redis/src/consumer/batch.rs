@@ -1,0 +1,208 @@
+//! A batch: the entries of one read or claim, handed to the bus together
+//! and acknowledged together once every one of them is finished.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use earn_core::{Delivery, Event, EventBus};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::UnboundedSender;
+use uuid::Uuid;
+
+use crate::entry::{Content, EntryId, RawEntry};
+
+/// The entries this consumer is handling now, so a claim does not hand
+/// the bus an entry it already has.
+#[derive(Default)]
+pub(crate) struct InFlight(Mutex<HashSet<EntryId>>);
+
+impl InFlight {
+    fn lock(&self) -> MutexGuard<'_, HashSet<EntryId>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub(crate) fn remove(&self, keys: impl Iterator<Item = EntryId>) {
+        let mut set = self.lock();
+        for key in keys {
+            set.remove(&key);
+        }
+    }
+}
+
+/// What happens to an entry once its batch is finished. No verdict: it is
+/// acknowledged.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Handlers failed; it stays pending and is claimed again after
+    /// `claim_idle`.
+    Retry(String),
+    /// Moved to the dead-letter stream and acknowledged, atomically.
+    DeadLetter(String),
+    /// Not handled here (the bus refused it, or another batch of this
+    /// consumer has it): stays pending, untouched.
+    Leave,
+}
+
+/// One entry of a batch.
+pub(crate) struct Slot {
+    pub(crate) id: String,
+    /// Set when this batch registered the entry as in flight (and so must
+    /// unregister it).
+    pub(crate) key: Option<EntryId>,
+    pub(crate) event_id: Option<Uuid>,
+    pub(crate) deliveries: u32,
+}
+
+pub(crate) struct Batch {
+    pub(crate) slots: Vec<Slot>,
+    verdicts: Mutex<Vec<Option<Verdict>>>,
+    /// Entries not finished yet, plus one held while dispatching.
+    remaining: AtomicUsize,
+    max_deliveries: u32,
+    done: UnboundedSender<Arc<Batch>>,
+    /// Returned when the acknowledgements are written: bounds the batches
+    /// in flight.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// What dispatching a batch found out about the bus.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BusState {
+    Open,
+    Closed,
+}
+
+impl Batch {
+    /// The verdicts, one per slot.
+    pub(crate) fn take_verdicts(&self) -> Vec<Option<Verdict>> {
+        std::mem::take(&mut *self.verdicts.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn set(&self, index: usize, verdict: Verdict) {
+        self.verdicts.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(verdict);
+    }
+
+    /// One entry is finished; the last one sends the batch to the acker.
+    fn finish_one(self: &Arc<Self>) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The acker is gone only if the consumer was aborted: the
+            // entries stay pending.
+            let _ = self.done.send(self.clone());
+        }
+    }
+
+    /// The bus finished with entry `index`.
+    fn delivered(self: &Arc<Self>, index: usize, delivery: Delivery) {
+        if !delivery.is_ok() {
+            let reason = delivery
+                .failures()
+                .iter()
+                .map(|(handler, failure)| format!("handler `{handler}` {failure}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let permanent = delivery.failures().iter().any(|(_, f)| !f.is_retryable());
+            let deliveries = self.slots[index].deliveries;
+            let verdict = if permanent || deliveries >= self.max_deliveries {
+                Verdict::DeadLetter(reason)
+            } else {
+                Verdict::Retry(reason)
+            };
+            self.set(index, verdict);
+        }
+        self.finish_one();
+    }
+}
+
+/// Hands `entries` (with their delivery counts) to `bus` as one batch.
+/// Entries that are not events, or past the delivery limit, are marked for
+/// the dead-letter stream without running handlers.
+pub(crate) async fn dispatch(
+    bus: &EventBus,
+    in_flight: &InFlight,
+    entries: Vec<RawEntry>,
+    deliveries: &[u32],
+    max_deliveries: u32,
+    permit: OwnedSemaphorePermit,
+    done: &UnboundedSender<Arc<Batch>>,
+) -> BusState {
+    let count = entries.len();
+    let mut slots = Vec::with_capacity(count);
+    let mut duplicate = Vec::new();
+    {
+        let mut set = in_flight.lock();
+        for (index, entry) in entries.iter().enumerate() {
+            let parsed = EntryId::parse(&entry.id);
+            let key = parsed.filter(|key| set.insert(*key));
+            if parsed.is_some() && key.is_none() {
+                duplicate.push(index);
+            }
+            slots.push(Slot {
+                id: entry.id.clone(),
+                key,
+                event_id: match &entry.content {
+                    Content::Event(data) => Some(data.id),
+                    _ => None,
+                },
+                deliveries: deliveries.get(index).copied().unwrap_or(1),
+            });
+        }
+    }
+    let batch = Arc::new(Batch {
+        slots,
+        verdicts: Mutex::new((0..count).map(|_| None).collect()),
+        remaining: AtomicUsize::new(count + 1),
+        max_deliveries,
+        done: done.clone(),
+        _permit: permit,
+    });
+    let mut state = BusState::Open;
+    for (index, entry) in entries.into_iter().enumerate() {
+        if duplicate.contains(&index) {
+            batch.set(index, Verdict::Leave);
+            batch.finish_one();
+            continue;
+        }
+        let deliveries = batch.slots[index].deliveries;
+        match entry.content {
+            Content::Deleted => batch.finish_one(),
+            Content::Invalid(reason) => {
+                batch.set(index, Verdict::DeadLetter(reason));
+                batch.finish_one();
+            }
+            Content::Event(_) if deliveries > max_deliveries => {
+                batch.set(
+                    index,
+                    Verdict::DeadLetter(format!(
+                        "delivered {deliveries} times without being acknowledged \
+                         (its consumers stopped while handling it); max_deliveries is {max_deliveries}"
+                    )),
+                );
+                batch.finish_one();
+            }
+            Content::Event(_) if state == BusState::Closed => {
+                batch.set(index, Verdict::Leave);
+                batch.finish_one();
+            }
+            Content::Event(mut data) => {
+                data.attempt = deliveries;
+                let event = Event::from_data(data);
+                let own = batch.clone();
+                let queued = bus
+                    .deliver_then(event, move |delivery| own.delivered(index, delivery))
+                    .await;
+                if queued.is_err() {
+                    state = BusState::Closed;
+                    batch.set(index, Verdict::Leave);
+                    batch.finish_one();
+                }
+            }
+        }
+    }
+    batch.finish_one();
+    state
+}

@@ -1,0 +1,159 @@
+//! The Lua scripts: each runs atomically in Redis, so a dead letter is
+//! never both acknowledged and lost, nor stored twice.
+//!
+//! `redis::Script` sends `EVALSHA` and loads the script on `NOSCRIPT`, so a
+//! restarted (empty) server is handled.
+
+use redis::Script;
+
+/// Moves one pending entry to the dead-letter stream and acknowledges it,
+/// in one step. Copies the entry's fields after the `dead:*` ones. Does
+/// nothing if the entry is no longer pending for the group (another
+/// consumer finished it). Returns 1 if dead-lettered, 0 if not pending.
+///
+/// KEYS: stream, dead. ARGV: group, entry id, reason, deliveries.
+const DEAD_LETTER: &str = r"
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if acked == 0 then return 0 end
+local fields = {'dead:reason', ARGV[3], 'dead:deliveries', ARGV[4],
+                'dead:group', ARGV[1], 'dead:entry', ARGV[2]}
+local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #found == 1 then
+  for _, value in ipairs(found[1][2]) do table.insert(fields, value) end
+end
+redis.call('XADD', KEYS[2], '*', unpack(fields))
+return 1
+";
+
+/// Puts a dead letter back into the stream (its original fields, as a new
+/// entry) and deletes it from the dead-letter stream, in one step.
+/// Returns the new entry id, or false if there is no such dead letter.
+///
+/// KEYS: dead, stream. ARGV: dead letter id.
+const REQUEUE: &str = r"
+local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #found == 0 then return false end
+local fields = {}
+local raw = found[1][2]
+for i = 1, #raw, 2 do
+  if string.sub(raw[i], 1, 5) ~= 'dead:' then
+    table.insert(fields, raw[i])
+    table.insert(fields, raw[i + 1])
+  end
+end
+if #fields == 0 then return redis.error_reply('ERR the dead letter holds no entry fields to requeue') end
+local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
+redis.call('XDEL', KEYS[1], ARGV[1])
+return id
+";
+
+/// Deletes the dead-letter stream; returns how many entries it held.
+///
+/// KEYS: dead.
+const PURGE: &str = r"
+local n = redis.call('XLEN', KEYS[1])
+redis.call('DEL', KEYS[1])
+return n
+";
+
+/// Schedules an event: score = the server's clock + delay, so machines
+/// with skewed clocks agree on when it is due.
+///
+/// KEYS: delayed. ARGV: delay in ms, member (`name\njson`).
+const SCHEDULE: &str = r"
+local t = redis.call('TIME')
+local due = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+redis.call('ZADD', KEYS[1], string.format('%.0f', due), ARGV[2])
+return 1
+";
+
+/// Moves due delayed events into the stream, oldest first, each `XADD`
+/// and `ZREM` together. Returns how many moved.
+///
+/// KEYS: delayed, stream. ARGV: limit.
+const MOVE_DUE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now), 'LIMIT', 0, tonumber(ARGV[1]))
+for _, member in ipairs(due) do
+  local cut = string.find(member, '\n', 1, true)
+  if cut then
+    redis.call('XADD', KEYS[2], '*', 'v', '1', 'name', string.sub(member, 1, cut - 1),
+               'event', string.sub(member, cut + 1))
+  else
+    redis.call('XADD', KEYS[2], '*', 'v', '1', 'event', member)
+  end
+  redis.call('ZREM', KEYS[1], member)
+end
+return #due
+";
+
+/// Trims the stream towards `max_len` entries with `XTRIM MINID`, never
+/// past an entry that any group has pending or has not read yet: only
+/// entries at or before every group's last-delivered id and before every
+/// group's oldest pending id go. At most `cap` entries per call. Returns
+/// how many entries were deleted.
+///
+/// KEYS: stream. ARGV: max_len, cap.
+const TRIM: &str = r"
+local function split(id)
+  local dash = string.find(id, '-', 1, true)
+  return tonumber(string.sub(id, 1, dash - 1)), string.sub(id, dash + 1)
+end
+local function less(a, b)
+  local am, as = split(a)
+  local bm, bs = split(b)
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
+local len = redis.call('XLEN', KEYS[1])
+local excess = len - tonumber(ARGV[1])
+if excess <= 0 then return 0 end
+if excess > tonumber(ARGV[2]) then excess = tonumber(ARGV[2]) end
+local delivered, pending
+for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local info = {}
+  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
+  local last = info['last-delivered-id']
+  if delivered == nil or less(last, delivered) then delivered = last end
+  if tonumber(info['pending']) > 0 then
+    local oldest = redis.call('XPENDING', KEYS[1], info['name'])[2]
+    if pending == nil or less(oldest, pending) then pending = oldest end
+  end
+end
+local stop = '+'
+if pending ~= nil and (delivered == nil or not less(delivered, pending)) then
+  stop = '(' .. pending
+elseif delivered ~= nil then
+  stop = delivered
+end
+local doomed = redis.call('XRANGE', KEYS[1], '-', stop, 'COUNT', excess)
+if #doomed == 0 then return 0 end
+local kept = redis.call('XRANGE', KEYS[1], '(' .. doomed[#doomed][1], '+', 'COUNT', 1)
+if #kept == 0 then return 0 end
+return redis.call('XTRIM', KEYS[1], 'MINID', kept[1][1])
+";
+
+/// The scripts, hashed once.
+pub(crate) struct Scripts {
+    pub(crate) dead_letter: Script,
+    pub(crate) requeue: Script,
+    pub(crate) purge: Script,
+    pub(crate) schedule: Script,
+    pub(crate) move_due: Script,
+    pub(crate) trim: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Scripts {
+        Scripts {
+            dead_letter: Script::new(DEAD_LETTER),
+            requeue: Script::new(REQUEUE),
+            purge: Script::new(PURGE),
+            schedule: Script::new(SCHEDULE),
+            move_due: Script::new(MOVE_DUE),
+            trim: Script::new(TRIM),
+        }
+    }
+}

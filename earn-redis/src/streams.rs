@@ -1,0 +1,309 @@
+//! `RedisStreams`: the connection, publishing, and the `EventSink` the
+//! transactional outbox relays to.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use earn_core::{BoxError, Error, Event, EventBus, EventSink, SinkFuture};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tracing::Instrument;
+
+use crate::consumer::Consumer;
+use crate::entry;
+use crate::scripts::Scripts;
+use crate::settings::{RedisSettings, StartFrom};
+
+/// Wraps a Redis error as earn's transport error.
+pub(crate) fn transport(operation: &'static str) -> impl FnOnce(redis::RedisError) -> Error {
+    move |source| Error::Transport {
+        transport: "redis",
+        operation: operation.into(),
+        source: Box::new(source),
+    }
+}
+
+/// A transport error with a message of ours.
+pub(crate) fn transport_msg(operation: &'static str, message: String) -> Error {
+    Error::Transport {
+        transport: "redis",
+        operation: operation.into(),
+        source: message.into(),
+    }
+}
+
+/// Whether Redis said the consumer group (or its stream) does not exist.
+pub(crate) fn is_no_group(error: &redis::RedisError) -> bool {
+    error.code() == Some("NOGROUP")
+}
+
+/// How long a command on the shared connection may take before it fails.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection attempt may take.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connection settings: fail a command within seconds when Redis is away
+/// (callers back off and retry), reconnect in the background.
+pub(crate) fn connection_config(response_timeout: Duration) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1))
+}
+
+pub(crate) struct Inner {
+    pub(crate) client: redis::Client,
+    /// Multiplexed: concurrent commands share one socket and are pipelined.
+    /// Never used for a blocking read.
+    pub(crate) conn: ConnectionManager,
+    pub(crate) settings: RedisSettings,
+    pub(crate) dead: Arc<str>,
+    pub(crate) delayed: Arc<str>,
+    pub(crate) scripts: Scripts,
+}
+
+/// Events over a Redis stream: publish them, consume them into an
+/// [`EventBus`] with a consumer group, and manage the dead letters.
+/// Cheap to clone; clones share one multiplexed connection, which
+/// pipelines concurrent commands.
+///
+/// See the [crate documentation](crate) for the delivery guarantees.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use earn::redis::{RedisSettings, RedisStreams};
+/// use earn::{Event, EventBus};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let streams = RedisStreams::connect(
+///     "redis://127.0.0.1:6379",
+///     RedisSettings::new("orders", "billing"),
+/// ).await?;
+///
+/// let bus = EventBus::builder().build()?; // with the #[event_handler]s of the program
+/// let consumer = streams.consume(bus).await?;
+///
+/// streams.publish(&Event::new("order.paid", &serde_json::json!({"order": 7}))?).await?;
+///
+/// // at shutdown:
+/// consumer.shutdown(Duration::from_secs(10)).await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisStreams {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStreams")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStreams {
+    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`,
+    /// or `rediss://` with TLS if the `redis` crate was built with it).
+    /// Fails if the server cannot be reached; once connected, a lost
+    /// connection is re-established in the background and the commands in
+    /// between fail with [`Error::Transport`].
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), earn::Error> {
+    /// use earn::redis::{RedisSettings, RedisStreams};
+    /// let streams = RedisStreams::connect("redis://127.0.0.1:6379", RedisSettings::new("orders", "billing")).await?;
+    /// assert_eq!(streams.settings().stream(), "orders");
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect(url: &str, settings: RedisSettings) -> Result<RedisStreams, Error> {
+        let client = redis::Client::open(url).map_err(transport("connect"))?;
+        let conn =
+            ConnectionManager::new_with_config(client.clone(), connection_config(RESPONSE_TIMEOUT))
+                .await
+                .map_err(transport("connect"))?;
+        Ok(RedisStreams {
+            inner: Arc::new(Inner {
+                client,
+                conn,
+                dead: Arc::from(settings.dead_key()),
+                delayed: Arc::from(settings.delayed_key()),
+                settings,
+                scripts: Scripts::new(),
+            }),
+        })
+    }
+
+    /// The settings this was connected with.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) {
+    /// println!("publishing to {}", streams.settings().stream());
+    /// # }
+    /// ```
+    pub fn settings(&self) -> &RedisSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    pub(crate) fn stream_key(&self) -> &Arc<str> {
+        &self.inner.settings.stream
+    }
+
+    /// Serializes `event` once, refusing one over `max_payload`.
+    fn encode(&self, event: &Event) -> Result<Vec<u8>, Error> {
+        let json = serde_json::to_vec(event.data()).map_err(|error| Error::Transport {
+            transport: "redis",
+            operation: "publish".into(),
+            source: Box::new(error),
+        })?;
+        let max = self.inner.settings.max_payload;
+        if json.len() > max {
+            return Err(Error::PayloadTooLarge {
+                event: event.name().to_string(),
+                id: event.id(),
+                size: json.len(),
+                max,
+            });
+        }
+        Ok(json)
+    }
+
+    /// Appends `event` to the stream (`XADD`) and returns the entry id.
+    /// Once this returns `Ok`, Redis holds the event (durably as far as its
+    /// persistence settings go). An error means it may not have been
+    /// stored: publish again (the event id lets handlers drop a duplicate).
+    ///
+    /// The event is serialized once; one larger than
+    /// [`max_payload`](RedisSettings::max_payload) is refused with
+    /// [`Error::PayloadTooLarge`]. Concurrent calls share one connection
+    /// and are pipelined: publish from many tasks for throughput.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
+    /// let event = earn::Event::new("order.paid", &serde_json::json!({"order": 7}))?;
+    /// let entry_id = streams.publish(&event).await?;
+    /// println!("stored as {entry_id}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish(&self, event: &Event) -> Result<String, Error> {
+        let json = self.encode(event)?;
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(&**self.stream_key()).arg("*");
+        for (field, value) in entry::encode(event, &json) {
+            cmd.arg(field).arg(value);
+        }
+        let mut conn = self.conn();
+        let send = cmd.query_async::<String>(&mut conn);
+        let span = tracing::debug_span!("earn.redis.publish", event = event.name().as_str(), event_id = %event.id());
+        let id = if span.is_disabled() {
+            send.await
+        } else {
+            send.instrument(span).await
+        }
+        .map_err(transport("publish"))?;
+        metrics::counter!("earn_redis_published_total", "stream" => self.stream_key().clone())
+            .increment(1);
+        Ok(id)
+    }
+
+    /// Stores `event` to be appended to the stream after `delay`. It waits
+    /// in the sorted set `{stream}:delayed`, scored by its due time on the
+    /// Redis server's clock; running consumers move due events to the
+    /// stream (checking every 100 ms), each move atomic. So it is handled
+    /// no earlier than `delay` from now, and later if no consumer runs.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let reminder = earn::Event::new("cart.reminder", &serde_json::json!({"cart": 3}))?;
+    /// streams.publish_delayed(&reminder, Duration::from_secs(3600)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_delayed(&self, event: &Event, delay: Duration) -> Result<(), Error> {
+        let json = self.encode(event)?;
+        let name = event.name().as_str();
+        let mut member = Vec::with_capacity(name.len() + 1 + json.len());
+        member.extend_from_slice(name.as_bytes());
+        member.push(b'\n');
+        member.extend_from_slice(&json);
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .scripts
+            .schedule
+            .key(&*self.inner.delayed)
+            .arg(delay_ms)
+            .arg(member)
+            .invoke_async::<()>(&mut self.conn())
+            .await
+            .map_err(transport("publish_delayed"))?;
+        metrics::counter!("earn_redis_published_total", "stream" => self.stream_key().clone())
+            .increment(1);
+        tracing::debug!(event = name, event_id = %event.id(), ?delay, "event scheduled");
+        Ok(())
+    }
+
+    /// Starts consuming the stream into `bus` as this settings' consumer
+    /// of its group, and returns the running [`Consumer`].
+    ///
+    /// Creates the group if it is missing (and the stream with it,
+    /// `MKSTREAM`), starting where [`start`](RedisSettings::start) says.
+    /// The consumer first handles its own pending entries (left by an
+    /// earlier run under the same name), then new ones; see the
+    /// [crate documentation](crate) for the rest.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = earn::EventBus::builder().build()?;
+    /// let consumer = streams.consume(bus).await?;
+    /// println!("consuming as {}", consumer.name());
+    /// # Ok(()) }
+    /// ```
+    pub async fn consume(&self, bus: EventBus) -> Result<Consumer, Error> {
+        self.ensure_group(self.inner.settings.start).await?;
+        Consumer::start(self.clone(), bus).await
+    }
+
+    /// Creates the group (and the stream) unless it exists.
+    pub(crate) async fn ensure_group(&self, start: StartFrom) -> Result<(), Error> {
+        let id = match start {
+            StartFrom::Beginning => "0",
+            StartFrom::New => "$",
+        };
+        let created = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&**self.stream_key())
+            .arg(&*self.inner.settings.group)
+            .arg(id)
+            .arg("MKSTREAM")
+            .query_async::<()>(&mut self.conn())
+            .await;
+        match created {
+            Err(error) if error.code() != Some("BUSYGROUP") => {
+                Err(transport("create group")(error))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The transactional outbox relays to Redis through this: an event is
+/// accepted (its outbox row deleted) once `XADD` succeeded.
+///
+/// ```no_run
+/// # async fn run(db: earn::Db, streams: earn::redis::RedisStreams) {
+/// let relay = earn::OutboxRelay::new(db, streams);
+/// # }
+/// ```
+impl EventSink for RedisStreams {
+    fn hand_over(&self, event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_> {
+        Box::pin(async move {
+            self.publish(&event).await.map_err(BoxError::from)?;
+            accepted();
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,126 @@
+//! Operator access: list, requeue and purge dead letters; the group's lag.
+
+mod common;
+
+use std::time::Duration;
+
+use earn::{Event, HandlerError};
+use redis::AsyncCommands;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_requeued_and_purged() {
+    let stream = common::unique_stream();
+    let settings = common::settings(&stream).max_deliveries(1);
+    let Some((streams, _keys)) = common::connect(settings).await else {
+        return;
+    };
+    let bus = common::bus();
+    let seen = common::Seen::default();
+    let sink = seen.clone();
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let up = healthy.clone();
+    bus.subscribe_sync("sms.*", 0, move |event: &Event| {
+        sink.push(event);
+        if up.load(std::sync::atomic::Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(HandlerError::msg("gateway down"))
+        }
+    })
+    .unwrap();
+    let consumer = streams.consume(bus).await.unwrap();
+    let sent = common::events("sms.send", 3);
+    for event in &sent {
+        streams.publish(event).await.unwrap();
+    }
+    common::wait_until_async("3 dead letters", Duration::from_secs(5), || async {
+        streams.dead_letters(10).await.unwrap().len() == 3
+    })
+    .await;
+    let letters = streams.dead_letters(10).await.unwrap();
+    let ids: Vec<_> = letters
+        .iter()
+        .map(|l| l.event.as_ref().unwrap().id())
+        .collect();
+    assert_eq!(
+        ids,
+        sent.iter().map(Event::id).collect::<Vec<_>>(),
+        "oldest first"
+    );
+    assert_eq!(streams.dead_letters(2).await.unwrap().len(), 2, "limit");
+
+    // The gateway is back: requeue one; it is handled, and no longer a dead letter.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    streams.requeue(&letters[1].id).await.unwrap();
+    common::wait_until("the requeued event", Duration::from_secs(5), || {
+        seen.len() >= 4
+    })
+    .await;
+    let again = seen.events().pop().unwrap();
+    assert_eq!(again.id(), sent[1].id(), "same event id");
+    assert_eq!(again.attempt(), 1, "a new entry starts again at delivery 1");
+    let left: Vec<String> = streams
+        .dead_letters(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.id)
+        .collect();
+    assert_eq!(left, [letters[0].id.clone(), letters[2].id.clone()]);
+
+    let missing = streams.requeue(&letters[1].id).await.unwrap_err();
+    assert!(
+        matches!(&missing, earn::Error::Transport { operation, .. } if operation == "requeue"),
+        "{missing}"
+    );
+    assert!(missing.to_string().contains("no dead letter"), "{missing}");
+
+    assert_eq!(streams.purge_dead_letters().await.unwrap(), 2);
+    assert!(streams.dead_letters(10).await.unwrap().is_empty());
+    assert_eq!(streams.purge_dead_letters().await.unwrap(), 0);
+    assert!(consumer.shutdown(Duration::from_secs(5)).await.drained);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lag_counts_pending_unread_length_and_delayed() {
+    let stream = common::unique_stream();
+    let Some((streams, _keys)) = common::connect(common::settings(&stream)).await else {
+        return;
+    };
+    let empty = streams.lag().await.unwrap();
+    assert_eq!(
+        (empty.pending, empty.lag, empty.length, empty.delayed),
+        (0, Some(0), 0, 0)
+    );
+
+    // The group exists (created by a consumer that stopped at once).
+    let consumer = streams.consume(common::bus()).await.unwrap();
+    assert!(consumer.shutdown(Duration::from_secs(5)).await.drained);
+    for event in common::events("report.built", 10) {
+        streams.publish(&event).await.unwrap();
+    }
+    streams
+        .publish_delayed(
+            &Event::new("report.built", &0).unwrap(),
+            Duration::from_secs(600),
+        )
+        .await
+        .unwrap();
+    // Another consumer of the group reads 4 and does not acknowledge them.
+    let mut conn = common::raw().await;
+    let _: redis::Value = conn
+        .xread_options(
+            &[&stream],
+            &[">"],
+            &redis::streams::StreamReadOptions::default()
+                .group("workers", "someone")
+                .count(4),
+        )
+        .await
+        .unwrap();
+    let lag = streams.lag().await.unwrap();
+    assert_eq!(lag.pending, 4);
+    assert_eq!(lag.lag, Some(6));
+    assert_eq!(lag.length, 10);
+    assert_eq!(lag.delayed, 1);
+}

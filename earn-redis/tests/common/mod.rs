@@ -1,0 +1,192 @@
+//! What every Redis test needs: the server (from `EARN_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`), a stream of its own, its keys deleted at the
+//! end, and a bus that records what its handlers saw.
+//!
+//! When Redis cannot be reached the test prints a skip line and passes,
+//! unless `EARN_REQUIRE_SERVICES=1`, which turns that into a failure.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use earn::redis::{RedisSettings, RedisStreams};
+use earn::{Event, EventBus, RetryPolicy};
+
+pub fn url() -> String {
+    std::env::var("EARN_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn required() -> bool {
+    std::env::var("EARN_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// A stream name no other test uses.
+pub fn unique_stream() -> String {
+    format!("earn-test:{}", uuid::Uuid::new_v4())
+}
+
+/// Test settings: short block and claim times so tests take milliseconds.
+pub fn settings(stream: &str) -> RedisSettings {
+    RedisSettings::new(stream, "workers")
+        .consumer("c1")
+        .block(Duration::from_millis(100))
+        .claim_idle(Duration::from_secs(60))
+}
+
+/// Deletes a test's keys when dropped, even if the test panicked.
+pub struct Keys {
+    url: String,
+    keys: Vec<String>,
+}
+
+impl Keys {
+    pub fn new(url: &str, stream: &str) -> Keys {
+        Keys {
+            url: url.to_owned(),
+            keys: vec![
+                stream.to_owned(),
+                format!("{stream}:dead"),
+                format!("{stream}:delayed"),
+            ],
+        }
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        let deleted = redis::Client::open(self.url.as_str())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .and_then(|mut conn| redis::cmd("DEL").arg(&self.keys).query::<()>(&mut conn));
+        if let Err(error) = deleted {
+            eprintln!("could not delete test keys {:?}: {error}", self.keys);
+        }
+    }
+}
+
+/// A connected `RedisStreams` on a fresh stream, and the guard deleting its
+/// keys; `None` (after a skip line) when Redis is unreachable.
+pub async fn connect(settings: RedisSettings) -> Option<(RedisStreams, Keys)> {
+    let url = url();
+    let keys = Keys::new(&url, settings.stream());
+    match RedisStreams::connect(&url, settings).await {
+        Ok(streams) => Some((streams, keys)),
+        Err(error) if required() => {
+            panic!("EARN_REQUIRE_SERVICES=1 but Redis at {url} is unreachable: {error}")
+        }
+        Err(error) => {
+            std::mem::forget(keys);
+            eprintln!("skipped: Redis at {url} is unreachable ({error}); set EARN_REDIS_URL");
+            None
+        }
+    }
+}
+
+/// A plain connection for looking at Redis directly.
+pub async fn raw() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// A bus with the test's handlers only, and no local retries: Redis
+/// redelivers.
+pub fn bus() -> EventBus {
+    EventBus::builder()
+        .without_registered_handlers()
+        .workers(2)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+/// Every event the handlers saw (successful or not), in order.
+#[derive(Clone, Default)]
+pub struct Seen(Arc<Mutex<Vec<Event>>>);
+
+impl Seen {
+    pub fn push(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn ids(&self) -> Vec<uuid::Uuid> {
+        self.events().iter().map(Event::id).collect()
+    }
+}
+
+/// A bus whose handler of `pattern` records each event and succeeds.
+pub fn recording_bus(pattern: &str) -> (EventBus, Seen) {
+    let bus = bus();
+    let seen = Seen::default();
+    let sink = seen.clone();
+    bus.subscribe_sync(pattern, 0, move |event: &Event| sink.push(event))
+        .unwrap();
+    (bus, seen)
+}
+
+/// Waits until `done` holds, failing the test with `what` after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Like [`wait_until`] with an async condition.
+pub async fn wait_until_async<F, Fut>(what: &str, timeout: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `n` events named `name`, payload their index.
+pub fn events(name: &str, n: usize) -> Vec<Event> {
+    (0..n).map(|i| Event::new(name, &i).unwrap()).collect()
+}
+
+/// A bus whose handler of `pattern` records each event and never returns,
+/// as a process that dies while handling would; enough workers for every
+/// event of a test to start.
+pub fn stuck_bus(pattern: &str) -> (EventBus, Seen) {
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .workers(64)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let seen = Seen::default();
+    let sink = seen.clone();
+    bus.subscribe(pattern, 0, move |event: Event| {
+        sink.push(&event);
+        std::future::pending::<()>()
+    })
+    .unwrap();
+    (bus, seen)
+}
