@@ -232,6 +232,10 @@ pub enum Error {
     #[error(transparent)]
     Event(#[from] crate::event::EventError),
 
+    /// The event bus refused something (shut down, queue full, bad pattern).
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
+
     /// An earlier write in this transaction failed after it had changed the
     /// database, so the transaction can only be rolled back.
     #[error(

@@ -139,6 +139,18 @@ impl Db {
         } else {
             SqlitePoolOptions::new()
         };
+        // A file shared by several connections (a relay beside the request
+        // handlers, several processes): WAL lets readers run beside the one
+        // writer, and writers wait for each other instead of failing with
+        // "database is locked".
+        let options = if in_memory {
+            options
+        } else {
+            options
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(std::time::Duration::from_secs(10))
+        };
         let pool = pool.connect_with(options).await.map_err(connect_error)?;
         Ok(Db::from(pool))
     }

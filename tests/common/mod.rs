@@ -100,3 +100,20 @@ pub fn sqlite_file(prefix: &str) -> String {
     let path = std::env::temp_dir().join(format!("earn-{prefix}-{}.db", uuid::Uuid::new_v4()));
     format!("sqlite://{}?mode=rwc", path.display())
 }
+
+/// The Redis URL from `EARN_REDIS_URL`; `None` (the caller skips) when it
+/// is unset, unless `EARN_REQUIRE_SERVICES=1`, which fails instead.
+pub fn redis_url() -> Option<String> {
+    match std::env::var("EARN_REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if required() => {
+            panic!(
+                "EARN_REDIS_URL is not set and EARN_REQUIRE_SERVICES=1: Redis tests cannot be skipped"
+            )
+        }
+        _ => {
+            eprintln!("skipped on redis: EARN_REDIS_URL is not set");
+            None
+        }
+    }
+}

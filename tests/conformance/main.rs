@@ -1,6 +1,7 @@
 //! One conformance suite, written once and run against every transport:
 //! the in-memory bus, the transactional outbox on SQLite, PostgreSQL and
-//! MariaDB, and Redis Streams. Every assertion checks that no event id is
+//! MariaDB, and Redis Streams (a consumer group per handler group, a
+//! consumer per process). Every assertion checks that no event id is
 //! missing; duplicates are counted and reported, and allowed only where
 //! the transport says it is at-least-once.
 
@@ -39,6 +40,9 @@ where
         };
         let db = common::connect(name, &url).await;
         all.push(Arc::new(transports::OutboxTransport::new(name, db).await));
+    }
+    if let Some(url) = common::redis_url() {
+        all.push(Arc::new(transports::RedisTransport::new(&url).await));
     }
     for transport in all {
         eprintln!("--- on {}", transport.name());

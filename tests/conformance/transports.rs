@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use earn::redis::{Consumer, RedisSettings, RedisStreams};
 use earn::{Db, Event, EventBus, Outbox, OutboxDispatch, OutboxRelay, RetryPolicy};
 
 use crate::harness::{BoxFuture, Handler, Process, Promises, Transport};
@@ -208,6 +209,94 @@ impl Transport for OutboxTransport {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let relay = tokio::spawn(async move { relay.run_until(stopped).await });
             Box::new(RelayProcess { bus, stop, relay }) as Box<dyn Process>
+        })
+    }
+}
+
+// ---------------------------------------------------------------- redis
+
+/// Redis Streams: each group of a process is a consumer of that group with
+/// a bus of its own, named after the process.
+pub struct RedisTransport {
+    url: String,
+    stream: String,
+    publisher: RedisStreams,
+}
+
+impl RedisTransport {
+    pub async fn new(url: &str) -> RedisTransport {
+        let stream = format!("earn:conformance:{}", uuid::Uuid::new_v4());
+        let publisher =
+            RedisStreams::connect(url, RedisSettings::new(stream.as_str(), "publisher"))
+                .await
+                .unwrap_or_else(|error| panic!("cannot reach redis at {url}: {error}"));
+        RedisTransport {
+            url: url.to_owned(),
+            stream,
+            publisher,
+        }
+    }
+
+    fn settings(&self, group: &str, process: &str, ordered: bool) -> RedisSettings {
+        RedisSettings::new(self.stream.as_str(), group)
+            .consumer(process)
+            .batch(if ordered { 1 } else { 10 })
+            .block(Duration::from_millis(100))
+            .claim_idle(Duration::from_secs(5))
+    }
+}
+
+struct RedisProcess {
+    consumers: Vec<(Consumer, EventBus)>,
+}
+
+impl Process for RedisProcess {
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            for (consumer, bus) in self.consumers {
+                consumer.shutdown(Duration::from_secs(10)).await;
+                let report = bus.shutdown(Duration::from_secs(10)).await;
+                assert!(report.drained, "a consumer's bus did not drain: {report:?}");
+            }
+        })
+    }
+}
+
+impl Transport for RedisTransport {
+    fn name(&self) -> String {
+        "redis streams".into()
+    }
+
+    fn promises(&self) -> Promises {
+        Promises {
+            at_least_once: true,
+        }
+    }
+
+    fn publish(&self, event: Event) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.publisher.publish(&event).await.unwrap();
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        process: &'a str,
+        groups: Vec<(&'a str, Handler)>,
+        ordered: bool,
+    ) -> BoxFuture<'a, Box<dyn Process>> {
+        Box::pin(async move {
+            let mut consumers = Vec::new();
+            for (group, handler) in groups {
+                let bus = process_bus(ordered);
+                subscribe(&bus, handler);
+                let streams =
+                    RedisStreams::connect(&self.url, self.settings(group, process, ordered))
+                        .await
+                        .unwrap();
+                consumers.push((streams.consume(bus.clone()).await.unwrap(), bus));
+            }
+            Box::new(RedisProcess { consumers }) as Box<dyn Process>
         })
     }
 }
