@@ -60,6 +60,7 @@ pub(crate) struct Inner {
     pub(crate) settings: RedisSettings,
     pub(crate) dead: Arc<str>,
     pub(crate) delayed: Arc<str>,
+    pub(crate) marks: Arc<str>,
     pub(crate) scripts: Scripts,
     /// Queue of the task that sends `XADD`s in pipelines.
     publisher: mpsc::Sender<publisher::Request>,
@@ -143,6 +144,7 @@ impl RedisStreams {
                 conn,
                 dead: Arc::from(settings.dead_key()),
                 delayed: Arc::from(settings.delayed_key()),
+                marks: Arc::from(format!("{}:marks", settings.stream)),
                 settings,
                 scripts: Scripts::new(),
             }),
