@@ -26,6 +26,15 @@ impl InFlight {
         self.lock().len()
     }
 
+    /// How many of `entries` are not being handled here already.
+    pub(crate) fn count_new(&self, entries: &[RawEntry]) -> usize {
+        let set = self.lock();
+        entries
+            .iter()
+            .filter(|entry| EntryId::parse(&entry.id).is_none_or(|key| !set.contains(&key)))
+            .count()
+    }
+
     pub(crate) fn remove(&self, keys: impl Iterator<Item = EntryId>) {
         let mut set = self.lock();
         for key in keys {
