@@ -198,8 +198,10 @@ impl RedisStreams {
     ///
     /// The event is serialized once; one larger than
     /// [`max_payload`](RedisSettings::max_payload) is refused with
-    /// [`Error::PayloadTooLarge`]. Concurrent calls share one connection
-    /// and are pipelined: publish from many tasks for throughput.
+    /// [`Error::PayloadTooLarge`]. Concurrent calls (from any clone) go out
+    /// together: whatever is queued when the previous round trip returns is
+    /// sent as one pipeline of `XADD`s. Publish from many tasks for
+    /// throughput; a lone call is sent at once.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
