@@ -150,6 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .arg(&stream)
         .arg(format!("{stream}:dead"))
         .arg(format!("{stream}:delayed"))
+        .arg(format!("{stream}:marks"))
         .query_async::<()>(&mut conn)
         .await?;
     Ok(())
