@@ -63,10 +63,6 @@ pub struct StreamLag {
     pub delayed: u64,
 }
 
-/// Most entries one trim call deletes (each runs inside Redis, which does
-/// nothing else meanwhile).
-const TRIM_CAP: usize = 10_000;
-
 impl RedisStreams {
     /// The oldest `limit` dead letters of the stream, all groups together.
     ///
@@ -206,10 +202,15 @@ impl RedisStreams {
         Ok(lag)
     }
 
-    /// Trims the stream now, as consumers do every few seconds: towards
+    /// Trims the stream now, as consumers do every two seconds: towards
     /// [`max_len`](crate::RedisSettings::max_len) entries, never past an
     /// entry that a group of the stream has pending or has not read yet.
     /// Returns how many entries were deleted.
+    ///
+    /// Each call also records where the stream ends (in
+    /// `{stream}:marks`); a trim cuts at the newest such mark that is at
+    /// least `max_len` entries from the end, so the first calls on a stream
+    /// may delete nothing.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
@@ -218,23 +219,15 @@ impl RedisStreams {
     /// # Ok(()) }
     /// ```
     pub async fn trim(&self) -> Result<u64, Error> {
-        let mut total = 0;
-        loop {
-            let deleted: u64 = self
-                .inner
-                .scripts
-                .trim
-                .key(&**self.stream_key())
-                .arg(self.inner.settings.max_len)
-                .arg(TRIM_CAP)
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(transport("trim"))?;
-            total += deleted;
-            if deleted < TRIM_CAP as u64 {
-                return Ok(total);
-            }
-        }
+        self.inner
+            .scripts
+            .trim
+            .key(&**self.stream_key())
+            .key(&*self.inner.marks)
+            .arg(self.inner.settings.max_len)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(transport("trim"))
     }
 }
 

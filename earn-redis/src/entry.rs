@@ -1,7 +1,7 @@
 //! The entry format (`v`, `name`, `event`) and the parsing of stream
 //! replies, straight from `redis::Value` without intermediate maps.
 
-use earn_core::{Event, EventData};
+use earn_core::EventData;
 use redis::Value;
 
 /// Version of the entry format, the `v` field.
@@ -124,15 +124,6 @@ pub(crate) fn entries_into(entries: Value, out: &mut Vec<RawEntry>) -> Result<()
     Ok(())
 }
 
-/// The entry fields of `event` for `XADD`, as `[(field, value)]`.
-pub(crate) fn encode<'a>(event: &'a Event, json: &'a [u8]) -> [(&'static str, &'a [u8]); 3] {
-    [
-        (FIELD_VERSION, VERSION.as_bytes()),
-        (FIELD_NAME, event.name().as_str().as_bytes()),
-        (FIELD_EVENT, json),
-    ]
-}
-
 /// The bytes of a string-like value.
 pub(crate) fn bytes(value: &Value) -> Option<&[u8]> {
     match value {
@@ -185,6 +176,7 @@ pub(crate) fn pairs(value: Value) -> Vec<(String, Value)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use earn_core::Event;
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
@@ -194,10 +186,14 @@ mod tests {
     fn a_published_entry_decodes_to_its_event() {
         let event = Event::new("order.paid", &serde_json::json!({"total": 12})).unwrap();
         let json = serde_json::to_vec(event.data()).unwrap();
-        let fields = encode(&event, &json)
-            .iter()
-            .flat_map(|(k, v)| [bulk(k), Value::BulkString(v.to_vec())])
-            .collect();
+        let fields = vec![
+            bulk(FIELD_VERSION),
+            bulk(VERSION),
+            bulk(FIELD_NAME),
+            bulk("order.paid"),
+            bulk(FIELD_EVENT),
+            Value::BulkString(json),
+        ];
         match decode(Value::Array(fields)) {
             Content::Event(data) => assert_eq!(&data, event.data()),
             _ => panic!("not decoded"),

@@ -4,6 +4,7 @@ mod admin;
 mod backoff;
 mod consumer;
 mod entry;
+mod publisher;
 mod scripts;
 mod settings;
 mod streams;

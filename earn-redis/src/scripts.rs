@@ -89,12 +89,20 @@ return #due
 ";
 
 /// Trims the stream towards `max_len` entries with `XTRIM MINID`, never
-/// past an entry that any group has pending or has not read yet: only
-/// entries at or before every group's last-delivered id and before every
-/// group's oldest pending id go. At most `cap` entries per call. Returns
+/// past an entry that any group has pending or has not read yet. Returns
 /// how many entries were deleted.
 ///
-/// KEYS: stream. ARGV: max_len, cap.
+/// Finding the id `max_len` entries from the end would mean reading them
+/// all (`XRANGE`), which costs Redis more than adding them did. Instead each
+/// call records a mark in the sorted set `{stream}:marks`: the newest id,
+/// scored by the stream's `entries-added` counter (its position). The cut
+/// is the newest mark at least `max_len` entries from the end, so the
+/// stream keeps between `max_len` entries and that plus what was added
+/// between two calls. Then the cut moves back to the oldest entry any
+/// group still has pending (`XPENDING`) or to its last-delivered id,
+/// whichever is older, checked in the same atomic step as the trim.
+///
+/// KEYS: stream, marks. ARGV: max_len.
 const TRIM: &str = r"
 local function split(id)
   local dash = string.find(id, '-', 1, true)
@@ -107,32 +115,40 @@ local function less(a, b)
   if #as ~= #bs then return #as < #bs end
   return as < bs
 end
-local len = redis.call('XLEN', KEYS[1])
-local excess = len - tonumber(ARGV[1])
-if excess <= 0 then return 0 end
-if excess > tonumber(ARGV[2]) then excess = tonumber(ARGV[2]) end
-local delivered, pending
+local function fields(list)
+  local map = {}
+  for i = 1, #list, 2 do map[list[i]] = list[i + 1] end
+  return map
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  return 0
+end
+local stream = fields(redis.call('XINFO', 'STREAM', KEYS[1]))
+local added = tonumber(stream['entries-added'])
+local newest = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if #newest == 2 and tonumber(newest[2]) > added then
+  -- The stream was deleted and created again: its marks are meaningless.
+  redis.call('DEL', KEYS[2])
+end
+redis.call('ZADD', KEYS[2], string.format('%.0f', added), stream['last-generated-id'])
+local max_len = tonumber(ARGV[1])
+if tonumber(stream['length']) <= max_len then return 0 end
+local mark = redis.call('ZREVRANGEBYSCORE', KEYS[2], string.format('%.0f', added - max_len + 1),
+                        '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if #mark == 0 then return 0 end
+-- Older marks will never be needed again.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. mark[2])
+local cut = mark[1]
 for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local info = {}
-  for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
-  local last = info['last-delivered-id']
-  if delivered == nil or less(last, delivered) then delivered = last end
+  local info = fields(group)
+  if less(info['last-delivered-id'], cut) then cut = info['last-delivered-id'] end
   if tonumber(info['pending']) > 0 then
     local oldest = redis.call('XPENDING', KEYS[1], info['name'])[2]
-    if pending == nil or less(oldest, pending) then pending = oldest end
+    if less(oldest, cut) then cut = oldest end
   end
 end
-local stop = '+'
-if pending ~= nil and (delivered == nil or not less(delivered, pending)) then
-  stop = '(' .. pending
-elseif delivered ~= nil then
-  stop = delivered
-end
-local doomed = redis.call('XRANGE', KEYS[1], '-', stop, 'COUNT', excess)
-if #doomed == 0 then return 0 end
-local kept = redis.call('XRANGE', KEYS[1], '(' .. doomed[#doomed][1], '+', 'COUNT', 1)
-if #kept == 0 then return 0 end
-return redis.call('XTRIM', KEYS[1], 'MINID', kept[1][1])
+return redis.call('XTRIM', KEYS[1], 'MINID', cut)
 ";
 
 /// The scripts, hashed once.

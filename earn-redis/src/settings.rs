@@ -207,11 +207,14 @@ impl RedisSettings {
 
     /// How many entries the stream keeps, default 100 000, at least 1.
     ///
-    /// Consumers trim the stream every few seconds with `XTRIM MINID` to at
-    /// most this many entries, but never past the oldest entry that any
-    /// group of the stream still has pending or has not read yet: a
-    /// backlog is never dropped, so the stream can be longer than this.
-    /// Publishing never trims (`XADD MAXLEN` would drop pending entries).
+    /// Consumers trim the stream every two seconds with `XTRIM MINID`
+    /// towards this many entries, but never past the oldest entry that any
+    /// group of the stream still has pending or has not read yet: a backlog
+    /// is never dropped, so the stream can be longer than this. The cut
+    /// falls on a position recorded at an earlier trim, so without a
+    /// backlog the stream keeps between `max_len` entries and that plus
+    /// what was added in the last two seconds. Publishing never trims
+    /// (`XADD MAXLEN` would drop pending entries).
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").max_len(1_000_000);
@@ -224,7 +227,7 @@ impl RedisSettings {
 
     /// The largest serialized event (its JSON) `publish` accepts, default
     /// 1 MiB. A larger one is refused with
-    /// [`Error::PayloadTooLarge`](earn::Error::PayloadTooLarge) and not
+    /// [`Error::PayloadTooLarge`](earn_core::Error::PayloadTooLarge) and not
     /// sent; store large data elsewhere and publish a reference.
     ///
     /// ```

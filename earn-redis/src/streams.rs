@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use earn_core::{BoxError, Error, Event, EventBus, EventSink, SinkFuture};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::consumer::Consumer;
-use crate::entry;
+use crate::publisher;
 use crate::scripts::Scripts;
 use crate::settings::{RedisSettings, StartFrom};
 
@@ -59,7 +60,20 @@ pub(crate) struct Inner {
     pub(crate) settings: RedisSettings,
     pub(crate) dead: Arc<str>,
     pub(crate) delayed: Arc<str>,
+    pub(crate) marks: Arc<str>,
     pub(crate) scripts: Scripts,
+    /// Queue of the task that sends `XADD`s in pipelines.
+    publisher: mpsc::Sender<publisher::Request>,
+}
+
+/// The publishing task ended: its runtime was shut down.
+fn publisher_gone() -> Error {
+    transport_msg(
+        "publish",
+        "the publishing task has stopped (the tokio runtime it ran on was shut down); \
+         connect again from the running runtime"
+            .to_owned(),
+    )
 }
 
 /// Events over a Redis stream: publish them, consume them into an
@@ -122,12 +136,15 @@ impl RedisStreams {
             ConnectionManager::new_with_config(client.clone(), connection_config(RESPONSE_TIMEOUT))
                 .await
                 .map_err(transport("connect"))?;
+        let stream: Arc<str> = settings.stream.clone();
         Ok(RedisStreams {
             inner: Arc::new(Inner {
                 client,
+                publisher: publisher::spawn(conn.clone(), stream),
                 conn,
                 dead: Arc::from(settings.dead_key()),
                 delayed: Arc::from(settings.delayed_key()),
+                marks: Arc::from(format!("{}:marks", settings.stream)),
                 settings,
                 scripts: Scripts::new(),
             }),
@@ -155,7 +172,9 @@ impl RedisStreams {
 
     /// Serializes `event` once, refusing one over `max_payload`.
     fn encode(&self, event: &Event) -> Result<Vec<u8>, Error> {
-        let json = serde_json::to_vec(event.data()).map_err(|error| Error::Transport {
+        // Sized for a typical small event: no regrowth while writing it.
+        let mut json = Vec::with_capacity(256);
+        serde_json::to_writer(&mut json, event.data()).map_err(|error| Error::Transport {
             transport: "redis",
             operation: "publish".into(),
             source: Box::new(error),
@@ -179,8 +198,10 @@ impl RedisStreams {
     ///
     /// The event is serialized once; one larger than
     /// [`max_payload`](RedisSettings::max_payload) is refused with
-    /// [`Error::PayloadTooLarge`]. Concurrent calls share one connection
-    /// and are pipelined: publish from many tasks for throughput.
+    /// [`Error::PayloadTooLarge`]. Concurrent calls (from any clone) go out
+    /// together: whatever is queued when the previous round trip returns is
+    /// sent as one pipeline of `XADD`s. Publish from many tasks for
+    /// throughput; a lone call is sent at once.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
@@ -191,23 +212,29 @@ impl RedisStreams {
     /// ```
     pub async fn publish(&self, event: &Event) -> Result<String, Error> {
         let json = self.encode(event)?;
-        let mut cmd = redis::cmd("XADD");
-        cmd.arg(&**self.stream_key()).arg("*");
-        for (field, value) in entry::encode(event, &json) {
-            cmd.arg(field).arg(value);
-        }
-        let mut conn = self.conn();
-        let send = cmd.query_async::<String>(&mut conn);
+        let (reply, stored) = oneshot::channel();
+        let request = publisher::Request {
+            name: event.name().clone(),
+            json,
+            reply,
+        };
+        let send = async {
+            self.inner
+                .publisher
+                .send(request)
+                .await
+                .map_err(|_| publisher_gone())?;
+            stored
+                .await
+                .map_err(|_| publisher_gone())?
+                .map_err(transport("publish"))
+        };
         let span = tracing::debug_span!("earn.redis.publish", event = event.name().as_str(), event_id = %event.id());
-        let id = if span.is_disabled() {
+        if span.is_disabled() {
             send.await
         } else {
             send.instrument(span).await
         }
-        .map_err(transport("publish"))?;
-        metrics::counter!("earn_redis_published_total", "stream" => self.stream_key().clone())
-            .increment(1);
-        Ok(id)
     }
 
     /// Stores `event` to be appended to the stream after `delay`. It waits

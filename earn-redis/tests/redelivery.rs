@@ -43,9 +43,11 @@ async fn a_failing_entry_is_redelivered_after_claim_idle_then_dead_lettered() {
     );
     assert!(seen.events().iter().all(|e| e.id() == event.id()));
     let times = at.lock().unwrap().clone();
+    // Each delivery comes claim_idle after the previous read; the handler
+    // ran a little after that read, so allow for that delay.
     for pair in times.windows(2) {
         assert!(
-            pair[1] - pair[0] >= Duration::from_millis(380),
+            pair[1] - pair[0] >= Duration::from_millis(300),
             "redelivered only after claim_idle: {:?}",
             pair[1] - pair[0]
         );

@@ -42,14 +42,22 @@ async fn trimming_keeps_pending_and_unread_entries_of_every_group() {
         return;
     };
     let mut conn = common::raw().await;
-    for event in common::events("log.line", 30) {
-        streams.publish(&event).await.unwrap();
+    for group in ["workers", "slow"] {
+        let _: () = conn
+            .xgroup_create_mkstream(&stream, group, "0")
+            .await
+            .unwrap();
+    }
+    // Published in three rounds with a trim after each, as consumers trim
+    // while events arrive: each trim marks where the stream ends.
+    for _ in 0..3 {
+        for event in common::events("log.line", 10) {
+            streams.publish(&event).await.unwrap();
+        }
+        assert_eq!(streams.trim().await.unwrap(), 0, "nothing read yet");
     }
     let all = ids(&mut conn, &stream).await;
-    for group in ["workers", "slow"] {
-        let _: () = conn.xgroup_create(&stream, group, "0").await.unwrap();
-    }
-    assert_eq!(streams.trim().await.unwrap(), 0, "nothing read yet");
+    assert_eq!(all.len(), 30);
 
     let read_by_workers = read(&mut conn, &stream, "workers", 30).await;
     let _: u64 = conn
@@ -70,26 +78,38 @@ async fn trimming_keeps_pending_and_unread_entries_of_every_group() {
         "the oldest pending entry is kept"
     );
 
+    // Nothing pending: the cut stops at `slow`'s last-delivered entry.
     let _: u64 = conn
         .xack(&stream, "slow", &read_by_slow[10..])
         .await
         .unwrap();
-    assert_eq!(streams.trim().await.unwrap(), 10);
+    assert_eq!(streams.trim().await.unwrap(), 9);
     assert_eq!(
         ids(&mut conn, &stream).await,
-        all[20..],
+        all[19..],
         "unread entries are kept"
     );
 
+    // All read: the cut is the newest mark at least max_len from the end
+    // (written after the 20th entry), so never fewer than max_len remain.
     let rest = read(&mut conn, &stream, "slow", 30).await;
     let _: u64 = conn.xack(&stream, "slow", &rest).await.unwrap();
-    assert_eq!(streams.trim().await.unwrap(), 5);
-    assert_eq!(
-        ids(&mut conn, &stream).await,
-        all[25..],
-        "max_len entries stay"
-    );
     assert_eq!(streams.trim().await.unwrap(), 0);
+    for event in common::events("log.line", 10) {
+        streams.publish(&event).await.unwrap();
+    }
+    for group in ["workers", "slow"] {
+        let read = read(&mut conn, &stream, group, 10).await;
+        let _: u64 = conn.xack(&stream, group, &read).await.unwrap();
+    }
+    assert_eq!(
+        streams.trim().await.unwrap(),
+        10,
+        "cut at the mark after the 30th entry"
+    );
+    let left = ids(&mut conn, &stream).await;
+    assert_eq!(left.len(), 11);
+    assert_eq!(left[0], all[29]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,8 +125,16 @@ async fn a_running_consumer_trims_what_every_group_has_finished() {
         streams.publish(&event).await.unwrap();
     }
     common::wait_until("50 handled", Duration::from_secs(5), || seen.len() >= 50).await;
-    common::wait_until_async("trimmed to max_len", Duration::from_secs(6), || async {
-        streams.lag().await.unwrap().length == 10
+    // More events after a first trim, so that a mark lies max_len back.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for event in common::events("log.line", 20) {
+        streams.publish(&event).await.unwrap();
+    }
+    common::wait_until("70 handled", Duration::from_secs(5), || seen.len() >= 70).await;
+    common::wait_until_async("trimmed", Duration::from_secs(6), || async {
+        let length = streams.lag().await.unwrap().length;
+        assert!(length >= 10, "never below max_len: {length}");
+        length <= 21
     })
     .await;
     assert!(consumer.shutdown(Duration::from_secs(5)).await.drained);

@@ -1,6 +1,7 @@
 //! The acker: acknowledges finished batches (one `XACK` for all the
 //! batches ready), moves dead letters, and retries until Redis takes them.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -20,12 +21,9 @@ pub(crate) async fn run(
     let mut ready = Vec::with_capacity(ROUND);
     let mut backoff = Backoff::new();
     while finished.recv_many(&mut ready, ROUND).await > 0 {
-        let mut round = Round::default();
-        for batch in &ready {
-            round.add(batch);
-        }
+        let mut round = Round::new(&ready);
         loop {
-            match round.flush(&streams).await {
+            match round.flush(&streams, &ready).await {
                 Ok(()) => break,
                 Err(error) => {
                     let delay = backoff.next_delay();
@@ -34,7 +32,7 @@ pub(crate) async fn run(
                         group = streams.settings().group(),
                         %error,
                         "cannot acknowledge {} entries; retrying in {delay:?} (they stay pending meanwhile)",
-                        round.acks.len() + round.dead.len(),
+                        round.left(),
                     );
                     tokio::time::sleep(delay).await;
                 }
@@ -59,49 +57,72 @@ struct Dead {
     event_id: Option<uuid::Uuid>,
 }
 
-/// What one round writes; what is written is removed, so a retry after an
+/// What one round writes; what is written is marked, so a retry after an
 /// error writes only the rest.
-#[derive(Default)]
 struct Round {
-    acks: Vec<String>,
-    dead: std::collections::VecDeque<Dead>,
+    /// Per batch, per slot: acknowledge it (no verdict means success).
+    ack: Vec<Vec<bool>>,
+    acks: usize,
+    dead: VecDeque<Dead>,
 }
 
 impl Round {
-    fn add(&mut self, batch: &Batch) {
-        for (slot, verdict) in batch.slots.iter().zip(batch.take_verdicts()) {
-            match verdict {
-                None => self.acks.push(slot.id.clone()),
-                Some(Verdict::Leave) => {}
-                Some(Verdict::Retry(reason)) => {
-                    tracing::warn!(
-                        entry = slot.id,
-                        event_id = ?slot.event_id,
-                        deliveries = slot.deliveries,
-                        "{reason}; the entry stays pending and is delivered again after claim_idle",
-                    );
+    fn new(ready: &[Arc<Batch>]) -> Round {
+        let mut round = Round {
+            ack: Vec::with_capacity(ready.len()),
+            acks: 0,
+            dead: VecDeque::new(),
+        };
+        for batch in ready {
+            let mut ack = Vec::with_capacity(batch.slots.len());
+            for (slot, verdict) in batch.slots.iter().zip(batch.take_verdicts()) {
+                ack.push(verdict.is_none());
+                match verdict {
+                    None => round.acks += 1,
+                    Some(Verdict::Leave) => {}
+                    Some(Verdict::Retry(reason)) => {
+                        tracing::warn!(
+                            entry = slot.id,
+                            event_id = ?slot.event_id,
+                            deliveries = slot.deliveries,
+                            "{reason}; the entry stays pending and is delivered again after claim_idle",
+                        );
+                    }
+                    Some(Verdict::DeadLetter(reason)) => round.dead.push_back(Dead {
+                        id: slot.id.clone(),
+                        reason,
+                        deliveries: slot.deliveries,
+                        event_id: slot.event_id,
+                    }),
                 }
-                Some(Verdict::DeadLetter(reason)) => self.dead.push_back(Dead {
-                    id: slot.id.clone(),
-                    reason,
-                    deliveries: slot.deliveries,
-                    event_id: slot.event_id,
-                }),
             }
+            round.ack.push(ack);
         }
+        round
     }
 
-    async fn flush(&mut self, streams: &RedisStreams) -> Result<(), redis::RedisError> {
+    /// Entries still to write.
+    fn left(&self) -> usize {
+        self.acks + self.dead.len()
+    }
+
+    async fn flush(
+        &mut self,
+        streams: &RedisStreams,
+        ready: &[Arc<Batch>],
+    ) -> Result<(), redis::RedisError> {
         let settings = streams.settings();
         let stream = streams.stream_key().clone();
         let mut conn = streams.conn();
-        if !self.acks.is_empty() {
-            let acked = redis::cmd("XACK")
-                .arg(&*stream)
-                .arg(settings.group())
-                .arg(&self.acks)
-                .query_async::<u64>(&mut conn)
-                .await;
+        if self.acks > 0 {
+            let mut xack = redis::cmd("XACK");
+            xack.arg(&*stream).arg(settings.group());
+            for (batch, ack) in ready.iter().zip(&self.ack) {
+                for (slot, _) in batch.slots.iter().zip(ack).filter(|(_, ack)| **ack) {
+                    xack.arg(&slot.id);
+                }
+            }
+            let acked = xack.query_async::<u64>(&mut conn).await;
             match acked {
                 Ok(n) => {
                     metrics::counter!("earn_redis_acked_total", "stream" => stream.clone())
@@ -114,12 +135,12 @@ impl Round {
                         stream = &*stream,
                         group = settings.group(),
                         "the consumer group vanished before {} entries were acknowledged",
-                        self.acks.len()
+                        self.acks
                     );
                 }
                 Err(error) => return Err(error),
             }
-            self.acks.clear();
+            self.acks = 0;
         }
         // In stream order.
         while let Some(dead) = self.dead.front() {

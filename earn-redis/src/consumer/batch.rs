@@ -26,6 +26,15 @@ impl InFlight {
         self.lock().len()
     }
 
+    /// How many of `entries` are not being handled here already.
+    pub(crate) fn count_new(&self, entries: &[RawEntry]) -> usize {
+        let set = self.lock();
+        entries
+            .iter()
+            .filter(|entry| EntryId::parse(&entry.id).is_none_or(|key| !set.contains(&key)))
+            .count()
+    }
+
     pub(crate) fn remove(&self, keys: impl Iterator<Item = EntryId>) {
         let mut set = self.lock();
         for key in keys {
@@ -132,17 +141,18 @@ pub(crate) async fn dispatch(
 ) -> BusState {
     let count = entries.len();
     let mut slots = Vec::with_capacity(count);
+    let mut contents = Vec::with_capacity(count);
     let mut duplicate = Vec::new();
     {
         let mut set = in_flight.lock();
-        for (index, entry) in entries.iter().enumerate() {
+        for (index, entry) in entries.into_iter().enumerate() {
             let parsed = EntryId::parse(&entry.id);
             let key = parsed.filter(|key| set.insert(*key));
             if parsed.is_some() && key.is_none() {
                 duplicate.push(index);
             }
             slots.push(Slot {
-                id: entry.id.clone(),
+                id: entry.id,
                 key,
                 event_id: match &entry.content {
                     Content::Event(data) => Some(data.id),
@@ -150,6 +160,7 @@ pub(crate) async fn dispatch(
                 },
                 deliveries: deliveries.get(index).copied().unwrap_or(1),
             });
+            contents.push(entry.content);
         }
     }
     let batch = Arc::new(Batch {
@@ -161,14 +172,14 @@ pub(crate) async fn dispatch(
         _permit: permit,
     });
     let mut state = BusState::Open;
-    for (index, entry) in entries.into_iter().enumerate() {
+    for (index, content) in contents.into_iter().enumerate() {
         if duplicate.contains(&index) {
             batch.set(index, Verdict::Leave);
             batch.finish_one();
             continue;
         }
         let deliveries = batch.slots[index].deliveries;
-        match entry.content {
+        match content {
             Content::Deleted => batch.finish_one(),
             Content::Invalid(reason) => {
                 batch.set(index, Verdict::DeadLetter(reason));

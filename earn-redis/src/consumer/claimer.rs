@@ -79,8 +79,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
                     entries = entries.len(),
                     "claimed idle entries"
                 );
+                // Not those this consumer is still handling (claimed back
+                // because their handling outlasted claim_idle).
+                let taken_over = shared.in_flight.count_new(&entries);
                 metrics::counter!("earn_redis_claimed_total", "stream" => settings.stream.clone())
-                    .increment(entries.len() as u64);
+                    .increment(taken_over as u64);
                 let state = dispatch(
                     &shared.bus,
                     &shared.in_flight,

@@ -19,6 +19,7 @@ use redis::Value;
 use redis::aio::ConnectionManager;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::entry;
 use crate::settings::RedisSettings;
@@ -163,12 +164,22 @@ impl Consumer {
             finished,
             stop: stop.clone(),
         });
+        // Every log of the consumer's tasks names the stream, group and consumer.
+        let span = tracing::info_span!(
+            "earn.redis.consumer",
+            stream = &*settings.stream,
+            group = &*settings.group,
+            consumer = &*settings.consumer,
+        );
         let tasks = vec![
-            tokio::spawn(reader::run(shared.clone(), reader_conn, stop_rx.clone())),
-            tokio::spawn(claimer::run(shared, stop_rx.clone())),
-            tokio::spawn(housekeeping::run(streams.clone(), stop_rx)),
+            tokio::spawn(
+                reader::run(shared.clone(), reader_conn, stop_rx.clone()).instrument(span.clone()),
+            ),
+            tokio::spawn(claimer::run(shared, stop_rx.clone()).instrument(span.clone())),
+            tokio::spawn(housekeeping::run(streams.clone(), stop_rx).instrument(span.clone())),
         ];
-        let acker = tokio::spawn(acker::run(streams, in_flight.clone(), finished_rx));
+        let acker =
+            tokio::spawn(acker::run(streams, in_flight.clone(), finished_rx).instrument(span));
         tracing::info!(
             stream = &*settings.stream,
             group = &*settings.group,

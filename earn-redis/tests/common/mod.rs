@@ -52,6 +52,7 @@ impl Keys {
                 stream.to_owned(),
                 format!("{stream}:dead"),
                 format!("{stream}:delayed"),
+                format!("{stream}:marks"),
             ],
         }
     }
