@@ -1,0 +1,165 @@
+//! The transactional outbox: events raised in a transaction are rows of
+//! `earn_outbox`, written in that transaction. After the commit they are
+//! published at once and each row is deleted when its event has been fully
+//! handled; [`OutboxRelay`] delivers whatever a crash left behind.
+
+mod relay;
+mod sql;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use earn_core::{Error, Event, EventBus, EventSink};
+
+use crate::backend::Dialect;
+use crate::db::Db;
+use crate::tx::{Conn, dispatch};
+pub use relay::OutboxRelay;
+use sql::sql;
+
+/// The outbox table.
+pub const OUTBOX_TABLE: &str = "earn_outbox";
+
+/// Who publishes committed outbox events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutboxDispatch {
+    /// The committing process publishes them right after the commit; a
+    /// relay only picks up rows whose lease ran out (a crash between commit
+    /// and delivery).
+    #[default]
+    Inline,
+    /// Only a relay publishes them: for a producer that has no handlers,
+    /// with workers running [`OutboxRelay`] elsewhere.
+    Relay,
+}
+
+/// Outbox settings of a [`Db`].
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox {
+    /// Who publishes.
+    pub dispatch: OutboxDispatch,
+    /// How long a claimed row (by the committer or a relay) is left alone
+    /// before another relay may take it over.
+    pub lease: Duration,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            dispatch: OutboxDispatch::Inline,
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn outbox_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| Error::Database {
+        table: OUTBOX_TABLE.into(),
+        operation,
+        source: Box::new(source),
+    }
+}
+
+/// Creates the outbox table (the migration, for a quick start or tests).
+pub(crate) async fn install(db: &Db) -> Result<(), Error> {
+    for statement in sql(db.dialect()).create {
+        db.execute_unprepared(statement).await?;
+    }
+    Ok(())
+}
+
+/// Writes `events` as outbox rows on `conn` (inside the caller's
+/// transaction), claimed until `claimed_until` (0: claimable at once).
+pub(crate) async fn insert(
+    conn: &mut Conn,
+    dialect: Dialect,
+    events: &[Event],
+    claimed_until: i64,
+) -> Result<(), Error> {
+    let statement = sql(dialect).insert;
+    for event in events {
+        let json = serde_json::to_string(event).map_err(|source| {
+            Error::Event(earn_core::EventError::Payload {
+                name: event.name().to_string(),
+                source,
+            })
+        })?;
+        let id = event.id().to_string();
+        let created = i64::try_from(event.data().timestamp_ms).unwrap_or(i64::MAX);
+        dispatch!(conn, |c, DB| {
+            sqlx::query::<DB>(statement)
+                .bind(&id)
+                .bind(event.name().as_str())
+                .bind(&json)
+                .bind(created)
+                .bind(claimed_until)
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+        })
+        .map_err(outbox_error("insert"))?;
+    }
+    Ok(())
+}
+
+/// Deletes the row of a handled event.
+pub(crate) async fn delete(db: &Db, id: &str) -> Result<(), Error> {
+    let statement = sql(db.dialect()).delete;
+    let mut conn = db.acquire().await?;
+    dispatch!(&mut conn, |c, DB| {
+        sqlx::query::<DB>(statement)
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|_| ())
+    })
+    .map_err(outbox_error("delete"))
+}
+
+/// Hands a committed outbox event to the database's sink (default: `bus`);
+/// its row goes once the sink has accepted it.
+pub(crate) async fn publish(db: &Db, bus: &EventBus, event: Event) {
+    match db.outbox_sink() {
+        Some(sink) => hand_over(db, &*sink, event).await,
+        None => hand_over(db, bus, event).await,
+    }
+}
+
+async fn hand_over(db: &Db, sink: &dyn EventSink, event: Event) {
+    let id = event.id().to_string();
+    let name = event.name().to_string();
+    let db = db.clone();
+    let handled = move || {
+        tokio::spawn(async move {
+            if let Err(error) = delete(&db, &id).await {
+                // The row stays: a relay redelivers it after its lease.
+                tracing::warn!(event_id = id, %error, "a handled outbox event could not be deleted");
+            }
+        });
+    };
+    if let Err(error) = sink.hand_over(event, Box::new(handled)).await {
+        tracing::warn!(event = name, %error, "an outbox event was not handed over now; the relay will deliver it");
+    }
+}
+
+/// How many events wait in the outbox (not yet fully handled).
+pub(crate) async fn backlog(db: &Db) -> Result<u64, Error> {
+    let statement = sql(db.dialect()).count;
+    let mut conn = db.acquire().await?;
+    let count: i64 = dispatch!(&mut conn, |c, DB| {
+        sqlx::query_scalar::<DB, i64>(statement)
+            .fetch_one(&mut *c)
+            .await
+    })
+    .map_err(outbox_error("count"))?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}
