@@ -156,3 +156,65 @@ async fn transactions_committing_out_of_order_are_all_delivered_and_rollbacks_ne
     })
     .await;
 }
+
+/// Whether the recorder holds `item` within `within`.
+async fn seen_within(recorder: &Recorder, item: &str, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        while !items(recorder).iter().any(|seen| seen == item) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn a_running_relay_on_postgres_wakes_at_a_commit_not_at_its_next_poll() {
+    each_backend(|db| async move {
+        if db.dialect() != Dialect::Postgres {
+            // Only PostgreSQL has LISTEN / NOTIFY: elsewhere the relay polls.
+            return;
+        }
+        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        // A poll interval far beyond the test's patience: only a notification
+        // can make the relay claim in time.
+        let relay =
+            OutboxRelay::new(db.clone(), bus.clone()).poll_interval(Duration::from_secs(30));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move { relay.run_until(stopped).await });
+        // Past the relay's first (empty) claim and its LISTEN.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        order("woken").save(&db).await.unwrap();
+        assert!(
+            seen_within(&recorder, "woken", Duration::from_secs(2)).await,
+            "the relay did not wake at the commit"
+        );
+
+        // A lost listening connection comes back, and the relay still wakes.
+        let pool = db.as_postgres().unwrap();
+        let terminated: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'earn_outbox_relay'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(
+            terminated >= 1,
+            "the relay's listening connection was not found"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        order("after reconnect").save(&db).await.unwrap();
+        assert!(
+            seen_within(&recorder, "after reconnect", Duration::from_secs(2)).await,
+            "the relay did not wake at a commit after its connection was lost"
+        );
+
+        stop.send(()).unwrap();
+        running.await.unwrap();
+        bus.wait_idle().await;
+        drained(&db).await;
+    })
+    .await;
+}

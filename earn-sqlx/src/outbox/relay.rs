@@ -7,6 +7,7 @@ use earn_core::{Error, Event, EventSink};
 use sqlx::Row as _;
 
 use super::sql::sql;
+use super::wake::Wake;
 use super::{hand_over, lease_ms, now_ms, outbox_error};
 use crate::backend::Dialect;
 use crate::db::Db;
@@ -147,31 +148,36 @@ impl OutboxRelay {
         Ok(rows)
     }
 
-    /// Runs until `stop` completes: claims and publishes, sleeping
-    /// [`poll_interval`](OutboxRelay::poll_interval) when there is nothing
-    /// to do, and backing off on database errors.
+    /// Runs until `stop` completes: claims and publishes, then waits for
+    /// more. On PostgreSQL it listens on channel `earn_outbox` (on a
+    /// connection of its own) and wakes as soon as a transaction commits
+    /// rows for it; everywhere, and whenever that connection is lost, it
+    /// also polls every [`poll_interval`](OutboxRelay::poll_interval).
+    /// Database errors back off up to 30 s.
     pub async fn run_until<F: std::future::Future>(&self, stop: F) {
         let mut stop = std::pin::pin!(stop);
+        let wake = Wake::start(&self.db);
         let mut backoff = self.poll;
         loop {
-            let wait = match self.run_once().await {
+            let (wait, wakeable) = match self.run_once().await {
                 Ok(0) => {
                     backoff = self.poll;
-                    self.poll
+                    (self.poll, true)
                 }
                 Ok(_) => {
                     backoff = self.poll;
-                    Duration::ZERO
+                    (Duration::ZERO, false)
                 }
                 Err(error) => {
                     tracing::warn!(%error, "outbox relay: claim failed; retrying");
                     backoff = (backoff * 2).min(Duration::from_secs(30));
-                    backoff
+                    (backoff, false)
                 }
             };
             tokio::select! {
                 _ = &mut stop => return,
                 _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified(), if wakeable => {}
             }
         }
     }

@@ -13,6 +13,9 @@ pub(super) struct Sql {
     pub(super) lock: &'static str,
     pub(super) extend: &'static str,
     pub(super) count: &'static str,
+    /// PostgreSQL: `insert` that also wakes the relays listening on
+    /// channel `earn_outbox` (`wake.rs`) once the transaction commits.
+    pub(super) insert_notify: &'static str,
 }
 
 const SQL: [Sql; 3] = [
@@ -31,6 +34,7 @@ const SQL: [Sql; 3] = [
         lock: "",
         extend: "",
         count: "SELECT COUNT(*) FROM earn_outbox",
+        insert_notify: "",
     },
     Sql {
         create: &[
@@ -46,6 +50,8 @@ const SQL: [Sql; 3] = [
                LIMIT $2 FOR UPDATE SKIP LOCKED",
         extend: "UPDATE earn_outbox SET claimed_until = $1, attempts = attempts + 1 WHERE id = $2",
         count: "SELECT COUNT(*) FROM earn_outbox",
+        insert_notify: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) \
+                        SELECT $1, $2, $3, $4, $5 FROM (SELECT pg_notify('earn_outbox', '')) AS wake",
     },
     Sql {
         create: &[
@@ -61,6 +67,7 @@ const SQL: [Sql; 3] = [
                LIMIT ? FOR UPDATE SKIP LOCKED",
         extend: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id = ?",
         count: "SELECT COUNT(*) FROM earn_outbox",
+        insert_notify: "",
     },
 ];
 
