@@ -135,8 +135,7 @@ fn relay(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     group.finish();
 }
 
-const PROBE_INSERT: &str =
-    "INSERT INTO bench_outbox_probe (id, name, event, created_at, claimed_until) VALUES ($1, $2, $3, $4, 0)";
+const PROBE_INSERT: &str = "INSERT INTO bench_outbox_probe (id, name, event, created_at, claimed_until) VALUES ($1, $2, $3, $4, 0)";
 const PROBE_NOTIFY: &str = "SELECT pg_notify('earn_outbox_bench', '')";
 const PROBE_INSERT_NOTIFY: &str = "INSERT INTO bench_outbox_probe (id, name, event, created_at, claimed_until) \
      SELECT $1, $2, $3, $4, 0 FROM (SELECT pg_notify('earn_outbox_bench', '')) AS wake";

@@ -26,7 +26,9 @@ pub use model::{
     Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements,
 };
 pub use model_event::CHANGES_KEY;
-pub use outbox::{OUTBOX_TABLE, Outbox, OutboxDispatch, OutboxRelay};
+pub use outbox::{
+    OUTBOX_DEAD_TABLE, OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxDispatch, OutboxRelay,
+};
 pub use tx::{Savepoint, Tx};
 
 #[doc(hidden)]

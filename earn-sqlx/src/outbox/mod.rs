@@ -3,6 +3,7 @@
 //! published at once and each row is deleted when its event has been fully
 //! handled; [`OutboxRelay`] delivers whatever a crash left behind.
 
+mod dead;
 mod relay;
 mod sql;
 mod wake;
@@ -14,8 +15,10 @@ use earn_core::{Error, Event, EventBus, EventSink};
 use crate::backend::Dialect;
 use crate::db::Db;
 use crate::tx::{Conn, dispatch};
+pub use dead::{OUTBOX_DEAD_TABLE, OutboxDeadLetter};
+pub(crate) use dead::{dead_letters, purge_dead_letters, requeue_dead_letter};
 pub use relay::OutboxRelay;
-use sql::sql;
+use sql::{MAX_IN, in_list, sql};
 
 /// The outbox table.
 pub const OUTBOX_TABLE: &str = "earn_outbox";
@@ -70,12 +73,10 @@ fn outbox_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
-/// Creates the outbox table (the migration, for a quick start or tests).
+/// Creates the outbox tables if they do not exist (the migration
+/// documented on [`Db::install_outbox`]).
 pub(crate) async fn install(db: &Db) -> Result<(), Error> {
-    for statement in sql(db.dialect()).create {
-        db.execute_unprepared(statement).await?;
-    }
-    Ok(())
+    db.execute_unprepared(sql(db.dialect()).migration).await
 }
 
 /// Writes `events` as outbox rows on `conn` (inside the caller's
@@ -139,28 +140,81 @@ pub(crate) async fn delete(db: &Db, id: &str) -> Result<(), Error> {
     .map_err(outbox_error("delete"))
 }
 
+/// Deletes the rows of handled events, in as few statements as it can.
+async fn delete_many(db: &Db, ids: &[String]) -> Result<(), Error> {
+    let statements = sql(db.dialect());
+    let mut conn = db.acquire().await?;
+    #[cfg(feature = "postgres")]
+    #[allow(irrefutable_let_patterns)]
+    if let Conn::Postgres(c) = &mut conn {
+        return sqlx::query(statements.delete_any)
+            .bind(ids)
+            .execute(&mut **c)
+            .await
+            .map(|_| ())
+            .map_err(outbox_error("delete"));
+    }
+    run_in(&mut conn, statements.delete_in, None, ids)
+        .await
+        .map(|_| ())
+        .map_err(outbox_error("delete"))
+}
+
+/// Runs `head` completed with an `IN` list of `ids` (in chunks of at most
+/// [`MAX_IN`]), binding `first` before the ids; returns the rows affected.
+async fn run_in(
+    conn: &mut Conn,
+    head: &'static str,
+    first: Option<i64>,
+    ids: &[String],
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in ids.chunks(MAX_IN) {
+        let offset = usize::from(first.is_some());
+        let statement = format!("{head}{}", in_list(conn.dialect(), offset, chunk.len()));
+        affected += dispatch!(&mut *conn, |c, DB| {
+            // Only placeholders vary: the values are bound. Not kept
+            // prepared, as each length is a statement of its own.
+            let mut query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement)).persistent(false);
+            if let Some(first) = first {
+                query = query.bind(first);
+            }
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query
+                .execute(&mut *c)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+    }
+    Ok(affected)
+}
+
 /// Hands a committed outbox event to the database's sink (default: `bus`);
 /// its row goes once the sink has accepted it.
 pub(crate) async fn publish(db: &Db, bus: &EventBus, event: Event) {
-    match db.outbox_sink() {
-        Some(sink) => hand_over(db, &*sink, event).await,
-        None => hand_over(db, bus, event).await,
-    }
-}
-
-async fn hand_over(db: &Db, sink: &dyn EventSink, event: Event) {
     let id = event.id().to_string();
-    let name = event.name().to_string();
-    let db = db.clone();
+    let rows = db.clone();
     let handled = move || {
         tokio::spawn(async move {
-            if let Err(error) = delete(&db, &id).await {
+            if let Err(error) = delete(&rows, &id).await {
                 // The row stays: a relay redelivers it after its lease.
                 tracing::warn!(event_id = id, %error, "a handled outbox event could not be deleted");
             }
         });
     };
-    if let Err(error) = sink.hand_over(event, Box::new(handled)).await {
+    match db.outbox_sink() {
+        Some(sink) => hand_over(&*sink, event, Box::new(handled)).await,
+        None => hand_over(bus, event, Box::new(handled)).await,
+    }
+}
+
+/// Hands `event` to `sink`, which calls `accepted` once it is responsible
+/// for it; a refusal leaves the row for a relay, after its lease.
+async fn hand_over(sink: &dyn EventSink, event: Event, accepted: Box<dyn FnOnce() + Send>) {
+    let name = event.name().to_string();
+    if let Err(error) = sink.hand_over(event, accepted).await {
         tracing::warn!(event = name, %error, "an outbox event was not handed over now; the relay will deliver it");
     }
 }
