@@ -12,6 +12,7 @@ mod db;
 mod field;
 mod guard;
 mod hook;
+mod inbox;
 mod model;
 mod model_event;
 mod outbox;
@@ -22,6 +23,7 @@ pub use backend::{Backend, Dialect, Done};
 pub use db::Db;
 pub use field::Field;
 pub use hook::{Hook, HookContext, HookFn, HookStep, IntoHookResult};
+pub use inbox::INBOX_TABLE;
 pub use model::{
     Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements,
 };
