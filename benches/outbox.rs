@@ -9,6 +9,12 @@
 //! with `pg_notify` as a statement of its own, and with it folded into the
 //! insert as earn does.
 //!
+//! The tables live in a schema of their own, `earn_bench`, so tests of
+//! other checkouts using the same database cannot touch them; the outbox
+//! table is vacuumed before each fill, as autovacuum would between bursts
+//! (on a server with autovacuum off, dead rows of earlier runs would
+//! otherwise make every claim slower).
+//!
 //! `EARN_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench outbox --features postgres`
 
 use std::sync::Arc;
@@ -65,6 +71,7 @@ async fn drained(db: &Db) {
 /// Fills the outbox, then times a fresh relay from its start until
 /// `handled` (and, if `drain`, until the outbox is empty again).
 async fn deliver(db: &Db, bus: &EventBus, seen: &Seen, drain: bool) -> Duration {
+    db.execute_unprepared("VACUUM earn_outbox").await.unwrap();
     fill(db).await;
     seen.count.store(0, Ordering::SeqCst);
     let all = seen.all.notified();
@@ -84,6 +91,20 @@ async fn deliver(db: &Db, bus: &EventBus, seen: &Seen, drain: bool) -> Duration 
     elapsed
 }
 
+/// A pool whose connections work in schema `earn_bench`.
+async fn pool(url: &str) -> sqlx::PgPool {
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS earn_bench")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    sqlx::PgPool::connect_with(options.options([("search_path", "earn_bench")]))
+        .await
+        .unwrap()
+}
+
 fn relay(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     let seen = Arc::new(Seen::default());
     let (db, bus) = rt.block_on(async {
@@ -98,9 +119,7 @@ fn relay(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
             }
         })
         .unwrap();
-        let db = Db::connect(url)
-            .await
-            .unwrap()
+        let db = Db::from(pool(url).await)
             .with_bus(bus.clone())
             .with_outbox(Outbox {
                 dispatch: OutboxDispatch::Relay,
@@ -142,7 +161,7 @@ const PROBE_INSERT_NOTIFY: &str = "INSERT INTO bench_outbox_probe (id, name, eve
 
 fn commit(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     let pool = rt.block_on(async {
-        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let pool = pool(url).await;
         sqlx::raw_sql(
             "DROP TABLE IF EXISTS bench_outbox_probe; \
              CREATE TABLE bench_outbox_probe (id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, \

@@ -344,3 +344,47 @@ async fn a_row_claimed_more_than_max_attempts_times_is_dead_lettered_and_can_be_
     })
     .await;
 }
+
+/// A sink that takes events and holds on to them, like a slow broker.
+#[derive(Clone, Default)]
+struct Holding(std::sync::Arc<std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>>);
+
+impl Holding {
+    fn accept_all(&self) -> usize {
+        let held = std::mem::take(&mut *self.0.lock().unwrap());
+        let count = held.len();
+        held.into_iter().for_each(|accepted| accepted());
+        count
+    }
+}
+
+impl EventSink for Holding {
+    fn hand_over(&self, _event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_> {
+        self.0.lock().unwrap().push(accepted);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn the_relay_stops_claiming_while_the_sink_is_behind() {
+    each_backend(|db| async move {
+        let (db, _bus, _recorder) = setup(db, OutboxDispatch::Relay).await;
+        for item in ["a", "b", "c", "d", "e"] {
+            order(item).save(&db).await.unwrap();
+        }
+        let sink = Holding::default();
+        let relay = OutboxRelay::new(db.clone(), sink.clone())
+            .batch(10)
+            .max_in_flight(2);
+        assert_eq!(relay.run_once().await.unwrap(), 2);
+        let waiting = tokio::time::timeout(Duration::from_millis(200), relay.run_once()).await;
+        assert!(waiting.is_err(), "claimed beyond max_in_flight");
+        assert_eq!(sink.accept_all(), 2);
+        assert_eq!(relay.run_once().await.unwrap(), 2);
+        assert_eq!(sink.accept_all(), 2);
+        assert_eq!(relay.run_once().await.unwrap(), 1);
+        assert_eq!(sink.accept_all(), 1);
+        drained(&db).await;
+    })
+    .await;
+}

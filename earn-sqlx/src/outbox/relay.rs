@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use earn_core::{Error, Event, EventSink};
 use sqlx::Row as _;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::sql::sql;
 use super::wake::Wake;
 use super::{dead, delete_many, hand_over, lease_ms, now_ms, outbox_error, run_in};
 use crate::db::Db;
 use crate::tx::dispatch;
+
+const DEFAULT_BATCH: usize = 500;
+const DEFAULT_MAX_IN_FLIGHT: usize = 4 * DEFAULT_BATCH;
 
 /// Handled rows deleted per statement, at most.
 const DELETE_BATCH: usize = 1_000;
@@ -36,6 +39,10 @@ struct Claimed {
 /// `earn_outbox_dead` with the reason, in one transaction with its delete
 /// from `earn_outbox`; see [`Db::outbox_dead_letters`].
 ///
+/// Rows are claimed a [`batch`](OutboxRelay::batch) at a time, rows never
+/// claimed first (oldest first), then rows whose lease ran out (earliest
+/// first), and handed to the sink without waiting for earlier batches to
+/// be handled, up to [`max_in_flight`](OutboxRelay::max_in_flight) rows.
 /// Rows of handled events are deleted in batches, off the delivery path,
 /// and only once the sink has accepted their event.
 ///
@@ -52,10 +59,15 @@ struct Claimed {
 pub struct OutboxRelay {
     db: Db,
     sink: Arc<dyn EventSink>,
-    batch: i64,
+    batch: usize,
     lease: Duration,
     poll: Duration,
     max_attempts: i32,
+    max_in_flight: usize,
+    /// One permit per row that may be claimed and not yet accepted by the
+    /// sink; a row's permit goes back when the sink accepts its event or
+    /// drops it refused.
+    in_flight: Arc<Semaphore>,
     /// Ids of handled rows, for the task that deletes them (started by
     /// the first claim, ended when the relay and its deliveries are gone).
     handled: Arc<OnceLock<mpsc::UnboundedSender<String>>>,
@@ -69,6 +81,7 @@ impl std::fmt::Debug for OutboxRelay {
             .field("lease", &self.lease)
             .field("poll", &self.poll)
             .field("max_attempts", &self.max_attempts)
+            .field("max_in_flight", &self.max_in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -86,23 +99,42 @@ impl OutboxRelay {
         OutboxRelay {
             db,
             sink: Arc::new(sink),
-            batch: 100,
+            batch: DEFAULT_BATCH,
             lease: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             max_attempts: 10,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             handled: Arc::new(OnceLock::new()),
         }
     }
 
-    /// Rows claimed at once (default 100).
+    /// Rows claimed at once (default 500).
     ///
     /// ```no_run
     /// # fn run(relay: earn::OutboxRelay) -> earn::OutboxRelay {
-    /// relay.batch(500)
+    /// relay.batch(100)
     /// # }
     /// ```
     pub fn batch(mut self, batch: usize) -> Self {
-        self.batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        self.batch = batch.max(1);
+        self
+    }
+
+    /// At most this many rows claimed and not yet accepted by the sink
+    /// (default 2,000, four batches): claiming stops while the sink is
+    /// behind. Keep it below what the sink handles within one
+    /// [`lease`](OutboxRelay::lease), or rows will be claimed again (and
+    /// delivered twice) while they wait.
+    ///
+    /// ```no_run
+    /// # fn run(relay: earn::OutboxRelay) -> earn::OutboxRelay {
+    /// relay.max_in_flight(10_000)
+    /// # }
+    /// ```
+    pub fn max_in_flight(mut self, rows: usize) -> Self {
+        self.max_in_flight = rows.clamp(1, Semaphore::MAX_PERMITS);
+        self.in_flight = Arc::new(Semaphore::new(self.max_in_flight));
         self
     }
 
@@ -161,7 +193,16 @@ impl OutboxRelay {
     pub async fn run_once(&self) -> Result<usize, Error> {
         let now = now_ms();
         let until = now.saturating_add(lease_ms(self.lease));
-        let claimed = self.claim(now, until).await?;
+        let wanted = self.batch.min(self.max_in_flight);
+        let Ok(mut permits) = self
+            .in_flight
+            .clone()
+            .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX))
+            .await
+        else {
+            return Ok(0); // never closed
+        };
+        let claimed = self.claim(now, until, wanted).await?;
         let count = claimed.len();
         let handled = self.handled();
         for row in claimed {
@@ -184,7 +225,9 @@ impl OutboxRelay {
             }
             let handled = handled.clone();
             let id = row.id;
+            let permit = permits.split(1);
             let accepted = move || {
+                drop(permit);
                 if handled.send(id).is_err() {
                     // The relay's runtime is gone: the row stays, delivered again after its lease.
                     tracing::debug!("a handled outbox row was left for lack of a running relay");
@@ -234,13 +277,14 @@ impl OutboxRelay {
         })
     }
 
-    /// Claims up to a batch of rows whose lease ran out, leasing them
-    /// until `until`, in their commit-independent order (created, id).
-    async fn claim(&self, now: i64, until: i64) -> Result<Vec<Claimed>, Error> {
+    /// Claims up to `limit` rows whose lease ran out (an index range on
+    /// `claimed_until`: the cost does not grow with the backlog), leasing
+    /// them until `until`; returns them oldest first.
+    async fn claim(&self, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>, Error> {
         let statements = sql(self.db.dialect());
-        let batch = self.batch;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut rows = if statements.claim.is_empty() {
-            self.lock_and_lease(now, until).await?
+            self.lock_and_lease(now, until, limit).await?
         } else {
             let mut conn = self.db.acquire().await?;
             dispatch!(&mut conn, |c, DB| {
@@ -248,7 +292,7 @@ impl OutboxRelay {
                     let rows = sqlx::query::<DB>(statements.claim)
                         .bind(until)
                         .bind(now)
-                        .bind(batch)
+                        .bind(limit)
                         .fetch_all(&mut *c)
                         .await?;
                     rows.iter()
@@ -274,15 +318,19 @@ impl OutboxRelay {
     /// MySQL, which has no `UPDATE … RETURNING`: locks claimable rows
     /// (skipping locked ones) and leases them with one `UPDATE`, in one
     /// transaction.
-    async fn lock_and_lease(&self, now: i64, until: i64) -> Result<Vec<Claimed>, Error> {
+    async fn lock_and_lease(
+        &self,
+        now: i64,
+        until: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, Error> {
         let statements = sql(self.db.dialect());
-        let batch = self.batch;
         let mut tx = self.db.begin().await?;
         let rows = dispatch!(&mut tx.conn, |c, DB| {
             async {
                 let rows = sqlx::query::<DB>(statements.lock)
                     .bind(now)
-                    .bind(batch)
+                    .bind(limit)
                     .fetch_all(&mut *c)
                     .await?;
                 rows.iter()

@@ -46,7 +46,7 @@ const SQL: [Sql; 3] = [
         delete_any: "",
         delete_in: "DELETE FROM earn_outbox WHERE id IN ",
         claim: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN \
-                (SELECT id FROM earn_outbox WHERE claimed_until < ? ORDER BY created_at, id LIMIT ?) \
+                (SELECT id FROM earn_outbox WHERE claimed_until < ? ORDER BY claimed_until, created_at LIMIT ?) \
                 RETURNING id, event, attempts, created_at",
         lock: "",
         extend_in: "",
@@ -72,7 +72,7 @@ const SQL: [Sql; 3] = [
         // One statement, no transaction of its own: the rows are locked,
         // skipping those another relay is claiming, and leased at once.
         claim: "UPDATE earn_outbox SET claimed_until = $1, attempts = attempts + 1 WHERE id IN \
-                (SELECT id FROM earn_outbox WHERE claimed_until < $2 ORDER BY created_at, id LIMIT $3 \
+                (SELECT id FROM earn_outbox WHERE claimed_until < $2 ORDER BY claimed_until, created_at LIMIT $3 \
                 FOR UPDATE SKIP LOCKED) \
                 RETURNING id, event, attempts, created_at",
         lock: "",
@@ -100,7 +100,7 @@ const SQL: [Sql; 3] = [
         delete_in: "DELETE FROM earn_outbox WHERE id IN ",
         claim: "",
         lock: "SELECT id, event, attempts, created_at FROM earn_outbox WHERE claimed_until < ? \
-               ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
+               ORDER BY claimed_until, created_at LIMIT ? FOR UPDATE SKIP LOCKED",
         extend_in: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN ",
         count: "SELECT COUNT(*) FROM earn_outbox",
         bury: "REPLACE INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
