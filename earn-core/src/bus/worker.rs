@@ -21,6 +21,9 @@ pub(crate) struct Job {
     pub(crate) done: Option<Arc<Completion>>,
 }
 
+/// What a [`Completion`] calls with the outcome.
+type Callback = Box<dyn FnOnce(Delivery) + Send>;
+
 /// Calls back once every delivery of one published event has finished,
 /// with the handlers that gave up on it.
 pub(crate) struct Completion {
@@ -29,14 +32,11 @@ pub(crate) struct Completion {
     /// reported to it, not dead-lettered in this process.
     pub(crate) owns_failures: bool,
     failures: std::sync::Mutex<Vec<(Arc<str>, Failure)>>,
-    callback: std::sync::Mutex<Option<Box<dyn FnOnce(Delivery) + Send>>>,
+    callback: std::sync::Mutex<Option<Callback>>,
 }
 
 impl Completion {
-    pub(crate) fn new(
-        owns_failures: bool,
-        callback: Box<dyn FnOnce(Delivery) + Send>,
-    ) -> Arc<Completion> {
+    pub(crate) fn new(owns_failures: bool, callback: Callback) -> Arc<Completion> {
         Arc::new(Completion {
             pending: std::sync::atomic::AtomicUsize::new(1),
             owns_failures,
