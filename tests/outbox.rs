@@ -345,9 +345,11 @@ async fn a_row_claimed_more_than_max_attempts_times_is_dead_lettered_and_can_be_
     .await;
 }
 
+type Accepted = Box<dyn FnOnce() + Send>;
+
 /// A sink that takes events and holds on to them, like a slow broker.
 #[derive(Clone, Default)]
-struct Holding(std::sync::Arc<std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>>);
+struct Holding(std::sync::Arc<std::sync::Mutex<Vec<Accepted>>>);
 
 impl Holding {
     fn accept_all(&self) -> usize {
@@ -359,7 +361,7 @@ impl Holding {
 }
 
 impl EventSink for Holding {
-    fn hand_over(&self, _event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_> {
+    fn hand_over(&self, _event: Event, accepted: Accepted) -> SinkFuture<'_> {
         self.0.lock().unwrap().push(accepted);
         Box::pin(async { Ok(()) })
     }

@@ -12,6 +12,7 @@ pub(super) struct Sql {
     pub(super) insert_notify: &'static str,
     pub(super) delete: &'static str,
     /// PostgreSQL: deletes the rows whose ids are in an array.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(super) delete_any: &'static str,
     /// Elsewhere: the start of a `DELETE` completed with an `IN` list.
     pub(super) delete_in: &'static str,
