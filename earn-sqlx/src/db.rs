@@ -259,7 +259,9 @@ impl Db {
     ///
     /// Times are milliseconds since the Unix epoch. `claimed_until` is the
     /// end of the lease of whoever delivers the row (0: claimable now);
-    /// `attempts` counts relay claims.
+    /// `attempts` counts relay claims. Every event inserts, updates and
+    /// deletes a row of `earn_outbox`: on PostgreSQL leave autovacuum on
+    /// for it, or dead rows make each claim slower.
     pub async fn install_outbox(&self) -> Result<(), Error> {
         crate::outbox::install(self).await
     }
