@@ -38,12 +38,12 @@ fn inbox_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     }
 }
 
-pub(crate) async fn install(db: &Db) -> Result<(), Error> {
+async fn install(db: &Db) -> Result<(), Error> {
     db.execute_unprepared(MIGRATION[db.dialect() as usize])
         .await
 }
 
-pub(crate) async fn begin_once(db: &Db, handler: &str, event: &Event) -> Result<Option<Tx>, Error> {
+async fn begin_once(db: &Db, handler: &str, event: &Event) -> Result<Option<Tx>, Error> {
     // `INSERT IGNORE` would cut a longer name down to size on MySQL,
     // merging handlers; refuse it everywhere alike.
     if handler.chars().count() > MAX_HANDLER_CHARS {
@@ -76,4 +76,97 @@ pub(crate) async fn begin_once(db: &Db, handler: &str, event: &Event) -> Result<
         return Ok(None);
     }
     Ok(Some(tx))
+}
+
+impl Db {
+    /// Creates the idempotency inbox `earn_inbox` if it does not exist,
+    /// for [`begin_once`](Db::begin_once). In production put the same DDL
+    /// in a migration.
+    ///
+    /// ```no_run
+    /// # async fn run(db: earn::Db) -> Result<(), earn::Error> {
+    /// db.install_inbox().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// The migration, PostgreSQL:
+    ///
+    /// ```sql
+    #[doc = include_str!("../migrations/inbox_postgres.sql")]
+    /// ```
+    ///
+    /// MySQL / MariaDB:
+    ///
+    /// ```sql
+    #[doc = include_str!("../migrations/inbox_mysql.sql")]
+    /// ```
+    ///
+    /// SQLite:
+    ///
+    /// ```sql
+    #[doc = include_str!("../migrations/inbox_sqlite.sql")]
+    /// ```
+    ///
+    /// `handled_at` is in milliseconds since the Unix epoch. Rows are never
+    /// deleted by earn: delete old ones once redelivery of their events is
+    /// no longer possible.
+    pub async fn install_inbox(&self) -> Result<(), Error> {
+        install(self).await
+    }
+
+    /// Begins a transaction for `handler`'s work on `event`, unless that
+    /// work was already done: effectively-once database side effects over
+    /// at-least-once delivery.
+    ///
+    /// Inside the new transaction, (`handler`, event id) is inserted into
+    /// `earn_inbox` ([`install_inbox`](Db::install_inbox)). If the pair
+    /// was already there the transaction is rolled back and `Ok(None)`
+    /// returned: the event was handled before, do nothing. Otherwise the
+    /// [`Tx`] is returned: make the handler's writes in it and commit; the
+    /// inbox row commits with them. If the handler fails and the
+    /// transaction rolls back (or is dropped), the inbox row goes too, so a
+    /// redelivery runs the handler again.
+    ///
+    /// A concurrent delivery of the same event to the same handler waits
+    /// on PostgreSQL and MySQL for the first transaction to end, then
+    /// returns `None` if it committed (SQLite has one writer at a time).
+    /// `handler` names the work (at most 255 characters): use one name per
+    /// handler, stable across releases.
+    ///
+    /// Only the database writes made in the transaction are
+    /// effectively-once: a side effect outside it (an email, an HTTP call)
+    /// can still happen twice.
+    ///
+    /// ```no_run
+    /// use earn::prelude::*;
+    ///
+    /// #[derive(Debug, Clone, Model)]
+    /// #[model(table = "shipments")]
+    /// struct Shipment {
+    ///     #[model(primary_key, auto)]
+    ///     id: Option<i64>,
+    ///     order_event: String,
+    /// }
+    ///
+    /// struct Shipping {
+    ///     db: Db,
+    /// }
+    ///
+    /// #[service]
+    /// impl Shipping {
+    ///     #[event_handler("order.paid")]
+    ///     async fn ship(&self, event: &Event) -> Result<(), HandlerError> {
+    ///         let Some(mut tx) = self.db.begin_once("shipping.ship", event).await? else {
+    ///             return Ok(()); // a redelivery: shipped already
+    ///         };
+    ///         let mut shipment = Shipment { id: None, order_event: event.id().to_string() };
+    ///         shipment.save_in(&mut tx).await?;
+    ///         tx.commit().await?; // the shipment and the inbox row, together
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub async fn begin_once(&self, handler: &str, event: &Event) -> Result<Option<Tx>, Error> {
+        begin_once(self, handler, event).await
+    }
 }

@@ -3,6 +3,7 @@
 //! published at once and each row is deleted when its event has been fully
 //! handled; [`OutboxRelay`] delivers whatever a crash left behind.
 
+mod admin;
 mod dead;
 mod relay;
 mod sql;
@@ -16,7 +17,7 @@ use crate::backend::Dialect;
 use crate::db::Db;
 use crate::tx::{Conn, dispatch};
 pub use dead::{OUTBOX_DEAD_TABLE, OutboxDeadLetter};
-pub(crate) use dead::{dead_letters, purge_dead_letters, requeue_dead_letter};
+use dead::{dead_letters, purge_dead_letters, requeue_dead_letter};
 pub use relay::OutboxRelay;
 use sql::{MAX_IN, in_list, sql};
 
