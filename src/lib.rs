@@ -14,8 +14,8 @@ pub use earn_macros::{
     service,
 };
 pub use earn_sqlx::{
-    CHANGES_KEY, Db, Dialect, Field, HookContext, Model, OUTBOX_TABLE, Outbox, OutboxDispatch,
-    OutboxRelay, Savepoint, Tx,
+    CHANGES_KEY, Db, Dialect, Field, HookContext, INBOX_TABLE, Model, OUTBOX_DEAD_TABLE,
+    OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxDispatch, OutboxRelay, Savepoint, Tx,
 };
 
 /// Redis Streams transport: [`RedisStreams`](redis::RedisStreams) publishes

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{each_backend, fresh};
 use earn::prelude::*;
 use earn::testing::Recorder;
-use earn::{Dialect, Outbox, OutboxDispatch, OutboxRelay};
+use earn::{Dialect, EventSink, Outbox, OutboxDispatch, OutboxRelay, SinkFuture};
 
 #[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
 #[model(table = "outbox_orders", events = "order")]
@@ -153,6 +153,240 @@ async fn transactions_committing_out_of_order_are_all_delivered_and_rollbacks_ne
         bus.wait_idle().await;
         drained(&db).await;
         assert_eq!(items(&recorder), ["first", "third"]);
+    })
+    .await;
+}
+
+/// Whether the recorder holds `item` within `within`.
+async fn seen_within(recorder: &Recorder, item: &str, within: Duration) -> bool {
+    tokio::time::timeout(within, async {
+        while !items(recorder).iter().any(|seen| seen == item) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn a_running_relay_on_postgres_wakes_at_a_commit_not_at_its_next_poll() {
+    each_backend(|db| async move {
+        if db.dialect() != Dialect::Postgres {
+            // Only PostgreSQL has LISTEN / NOTIFY: elsewhere the relay polls.
+            return;
+        }
+        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        // A poll interval far beyond the test's patience: only a notification
+        // can make the relay claim in time.
+        let relay =
+            OutboxRelay::new(db.clone(), bus.clone()).poll_interval(Duration::from_secs(30));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move { relay.run_until(stopped).await });
+        // Past the relay's first (empty) claim and its LISTEN.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        order("woken").save(&db).await.unwrap();
+        assert!(
+            seen_within(&recorder, "woken", Duration::from_secs(2)).await,
+            "the relay did not wake at the commit"
+        );
+
+        // A lost listening connection comes back, and the relay still wakes.
+        let pool = db.as_postgres().unwrap();
+        let terminated: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = 'earn_outbox_relay'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(
+            terminated >= 1,
+            "the relay's listening connection was not found"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        order("after reconnect").save(&db).await.unwrap();
+        assert!(
+            seen_within(&recorder, "after reconnect", Duration::from_secs(2)).await,
+            "the relay did not wake at a commit after its connection was lost"
+        );
+
+        stop.send(()).unwrap();
+        running.await.unwrap();
+        bus.wait_idle().await;
+        drained(&db).await;
+    })
+    .await;
+}
+
+/// A broker that is down: refuses every event.
+struct Refusing;
+
+impl EventSink for Refusing {
+    fn hand_over(&self, _event: Event, _accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_> {
+        Box::pin(async { Err("the broker is down".into()) })
+    }
+}
+
+/// Writes a row by hand, as a buggy producer or a botched migration would.
+async fn insert_raw(db: &Db, id: &str, event: &str) {
+    db.execute_unprepared(&format!(
+        "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) \
+         VALUES ('{id}', 'order.created', '{event}', 0, 0)"
+    ))
+    .await
+    .unwrap();
+}
+
+async fn fresh_dead_letters(db: &Db) {
+    db.purge_outbox_dead_letters().await.unwrap();
+}
+
+#[tokio::test]
+async fn rows_without_a_valid_event_move_to_the_dead_letters_and_the_others_are_delivered() {
+    each_backend(|db| async move {
+        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        fresh_dead_letters(&db).await;
+        insert_raw(&db, "not-json", "{oops").await;
+        insert_raw(&db, "not-an-event", r#"{"name": "Not A Name!"}"#).await;
+        order("good").save(&db).await.unwrap();
+
+        let relay = OutboxRelay::new(db.clone(), bus.clone());
+        assert_eq!(relay.run_once().await.unwrap(), 3);
+        bus.wait_idle().await;
+        drained(&db).await;
+        assert_eq!(items(&recorder), ["good"]);
+
+        let dead = db.outbox_dead_letters(10).await.unwrap();
+        let mut ids: Vec<&str> = dead.iter().map(|letter| letter.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["not-an-event", "not-json"]);
+        for letter in &dead {
+            assert!(letter.event.is_none());
+            assert_eq!(letter.name, "order.created");
+            assert_eq!(letter.attempts, 1);
+            assert!(
+                letter.reason.contains("does not hold a valid event"),
+                "{}",
+                letter.reason
+            );
+        }
+        let raw = dead.iter().find(|letter| letter.id == "not-json").unwrap();
+        assert_eq!(raw.raw, "{oops");
+        assert_eq!(
+            relay.run_once().await.unwrap(),
+            0,
+            "dead letters are not claimed"
+        );
+        assert_eq!(db.outbox_dead_letters(1).await.unwrap().len(), 1, "limit");
+        assert_eq!(db.purge_outbox_dead_letters().await.unwrap(), 2);
+        assert_eq!(db.purge_outbox_dead_letters().await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_row_claimed_more_than_max_attempts_times_is_dead_lettered_and_can_be_requeued() {
+    each_backend(|db| async move {
+        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        fresh_dead_letters(&db).await;
+        order("stuck").save(&db).await.unwrap();
+
+        // Each claim's lease ends at once, and the sink refuses every time.
+        let refused = OutboxRelay::new(db.clone(), Refusing)
+            .lease(Duration::ZERO)
+            .max_attempts(2);
+        for attempt in 1..=3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert_eq!(refused.run_once().await.unwrap(), 1, "claim {attempt}");
+            let dead = db.outbox_dead_letters(10).await.unwrap();
+            assert_eq!(
+                dead.len(),
+                usize::from(attempt == 3),
+                "after claim {attempt}"
+            );
+        }
+        assert_eq!(db.outbox_backlog().await.unwrap(), 0);
+        let dead = db.outbox_dead_letters(10).await.unwrap();
+        let letter = &dead[0];
+        assert_eq!(letter.attempts, 3);
+        assert!(
+            letter.reason.contains("max_attempts (2)"),
+            "{}",
+            letter.reason
+        );
+        let event = letter.event.as_ref().expect("a valid event");
+        assert_eq!(event.name().as_str(), "order.created");
+        assert_eq!(event.id().to_string(), letter.id);
+        assert!(letter.failed_at <= std::time::SystemTime::now());
+
+        // Requeued: claimable at once, attempts reset (a relay allowing a
+        // single claim still delivers it).
+        db.requeue_outbox_dead_letter(&letter.id).await.unwrap();
+        assert!(db.outbox_dead_letters(10).await.unwrap().is_empty());
+        assert_eq!(db.outbox_backlog().await.unwrap(), 1);
+        let relay = OutboxRelay::new(db.clone(), bus.clone()).max_attempts(1);
+        assert_eq!(relay.run_once().await.unwrap(), 1);
+        bus.wait_idle().await;
+        drained(&db).await;
+        assert_eq!(items(&recorder), ["stuck"]);
+        assert!(db.outbox_dead_letters(10).await.unwrap().is_empty());
+
+        let missing = db.requeue_outbox_dead_letter(&letter.id).await.unwrap_err();
+        assert!(
+            matches!(&missing, earn::Error::NoDeadLetter { id, .. } if *id == letter.id),
+            "{missing}"
+        );
+        assert!(
+            missing.to_string().contains("earn_outbox_dead"),
+            "{missing}"
+        );
+    })
+    .await;
+}
+
+type Accepted = Box<dyn FnOnce() + Send>;
+
+/// A sink that takes events and holds on to them, like a slow broker.
+#[derive(Clone, Default)]
+struct Holding(std::sync::Arc<std::sync::Mutex<Vec<Accepted>>>);
+
+impl Holding {
+    fn accept_all(&self) -> usize {
+        let held = std::mem::take(&mut *self.0.lock().unwrap());
+        let count = held.len();
+        held.into_iter().for_each(|accepted| accepted());
+        count
+    }
+}
+
+impl EventSink for Holding {
+    fn hand_over(&self, _event: Event, accepted: Accepted) -> SinkFuture<'_> {
+        self.0.lock().unwrap().push(accepted);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn the_relay_stops_claiming_while_the_sink_is_behind() {
+    each_backend(|db| async move {
+        let (db, _bus, _recorder) = setup(db, OutboxDispatch::Relay).await;
+        for item in ["a", "b", "c", "d", "e"] {
+            order(item).save(&db).await.unwrap();
+        }
+        let sink = Holding::default();
+        let relay = OutboxRelay::new(db.clone(), sink.clone())
+            .batch(10)
+            .max_in_flight(2);
+        assert_eq!(relay.run_once().await.unwrap(), 2);
+        let waiting = tokio::time::timeout(Duration::from_millis(200), relay.run_once()).await;
+        assert!(waiting.is_err(), "claimed beyond max_in_flight");
+        assert_eq!(sink.accept_all(), 2);
+        assert_eq!(relay.run_once().await.unwrap(), 2);
+        assert_eq!(sink.accept_all(), 2);
+        assert_eq!(relay.run_once().await.unwrap(), 1);
+        assert_eq!(sink.accept_all(), 1);
+        drained(&db).await;
     })
     .await;
 }

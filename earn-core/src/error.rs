@@ -260,6 +260,18 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// An operator asked for a dead letter that is not there: it never
+    /// was, or it was requeued or purged already.
+    #[error(
+        "no dead letter with id `{id}` in `{store}`: it was never there, or was already requeued or purged"
+    )]
+    NoDeadLetter {
+        /// Where dead letters are kept: a table (`earn_outbox_dead`) or a stream.
+        store: Cow<'static, str>,
+        /// The id asked for.
+        id: String,
+    },
+
     /// An event whose serialized form is larger than the transport allows;
     /// refused at publish.
     #[error(

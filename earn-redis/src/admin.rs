@@ -4,7 +4,7 @@ use earn_core::{Error, Event};
 use redis::Value;
 
 use crate::entry::{self, Content};
-use crate::streams::{RedisStreams, transport, transport_msg};
+use crate::streams::{RedisStreams, transport};
 
 /// An entry that was moved to the dead-letter stream `{stream}:dead`,
 /// acknowledged in its group at the same time.
@@ -115,13 +115,10 @@ impl RedisStreams {
                 tracing::info!(dead_letter = dead_letter_id, entry, "dead letter requeued");
                 Ok(())
             }
-            None => Err(transport_msg(
-                "requeue",
-                format!(
-                    "no dead letter with id {dead_letter_id} in `{}`",
-                    self.inner.dead
-                ),
-            )),
+            None => Err(Error::NoDeadLetter {
+                store: self.inner.dead.to_string().into(),
+                id: dead_letter_id.to_owned(),
+            }),
         }
     }
 

@@ -70,7 +70,7 @@ async fn dead_letters_are_listed_requeued_and_purged() {
 
     let missing = streams.requeue(&letters[1].id).await.unwrap_err();
     assert!(
-        matches!(&missing, earn::Error::Transport { operation, .. } if operation == "requeue"),
+        matches!(&missing, earn::Error::NoDeadLetter { id, .. } if *id == letters[1].id),
         "{missing}"
     );
     assert!(missing.to_string().contains("no dead letter"), "{missing}");

@@ -238,16 +238,6 @@ impl Db {
         self.outbox
     }
 
-    /// Creates the outbox table `earn_outbox` if it does not exist.
-    pub async fn install_outbox(&self) -> Result<(), Error> {
-        crate::outbox::install(self).await
-    }
-
-    /// How many events wait in the outbox (operators: the backlog).
-    pub async fn outbox_backlog(&self) -> Result<u64, Error> {
-        crate::outbox::backlog(self).await
-    }
-
     pub(crate) fn bus_handle(&self) -> Option<EventBus> {
         self.bus.clone()
     }

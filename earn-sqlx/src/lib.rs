@@ -12,6 +12,7 @@ mod db;
 mod field;
 mod guard;
 mod hook;
+mod inbox;
 mod model;
 mod model_event;
 mod outbox;
@@ -22,11 +23,14 @@ pub use backend::{Backend, Dialect, Done};
 pub use db::Db;
 pub use field::Field;
 pub use hook::{Hook, HookContext, HookFn, HookStep, IntoHookResult};
+pub use inbox::INBOX_TABLE;
 pub use model::{
     Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements,
 };
 pub use model_event::CHANGES_KEY;
-pub use outbox::{OUTBOX_TABLE, Outbox, OutboxDispatch, OutboxRelay};
+pub use outbox::{
+    OUTBOX_DEAD_TABLE, OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxDispatch, OutboxRelay,
+};
 pub use tx::{Savepoint, Tx};
 
 #[doc(hidden)]

@@ -25,6 +25,19 @@ pub(crate) enum Conn {
     MySql(PoolConnection<sqlx::MySql>),
 }
 
+impl Conn {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            #[cfg(feature = "postgres")]
+            Conn::Postgres(_) => Dialect::Postgres,
+            #[cfg(feature = "mysql")]
+            Conn::MySql(_) => Dialect::MySql,
+        }
+    }
+}
+
 /// Runs `$body` with `$c` bound to the concrete `&mut DB::Connection` and
 /// `$DB` to the backend type.
 macro_rules! dispatch {
@@ -202,14 +215,7 @@ impl Tx {
 
     /// The dialect of the connection.
     pub fn dialect(&self) -> Dialect {
-        match &self.conn {
-            #[cfg(feature = "sqlite")]
-            Conn::Sqlite(_) => Dialect::Sqlite,
-            #[cfg(feature = "postgres")]
-            Conn::Postgres(_) => Dialect::Postgres,
-            #[cfg(feature = "mysql")]
-            Conn::MySql(_) => Dialect::MySql,
-        }
+        self.conn.dialect()
     }
 
     /// Opens a savepoint. Writes made in it can be undone on their own with

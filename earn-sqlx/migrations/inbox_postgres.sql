@@ -1,0 +1,6 @@
+CREATE TABLE IF NOT EXISTS earn_inbox (
+    handler TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    handled_at BIGINT NOT NULL,
+    PRIMARY KEY (handler, event_id)
+);
