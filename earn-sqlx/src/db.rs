@@ -279,6 +279,27 @@ impl Db {
         Tx::begin_on(self.acquire().await?, self).await
     }
 
+    /// Begins a transaction that takes no gap locks on MySQL (`READ
+    /// COMMITTED` for this one transaction): the relay's claims must never
+    /// block or deadlock the inserts of the application's commits.
+    /// Elsewhere a plain [`begin`](Db::begin).
+    pub(crate) async fn begin_without_gap_locks(&self) -> Result<Tx, Error> {
+        #[cfg_attr(not(feature = "mysql"), allow(unused_mut))]
+        let mut conn = self.acquire().await?;
+        #[cfg(feature = "mysql")]
+        if let crate::tx::Conn::MySql(c) = &mut conn {
+            // Applies to the next transaction of this session only.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                .execute(&mut **c)
+                .await
+                .map_err(|source| Error::Connection {
+                    operation: "set the isolation level",
+                    source: Box::new(source),
+                })?;
+        }
+        Tx::begin_on(conn, self).await
+    }
+
     /// Creates the model's table if it does not exist, with column types
     /// chosen for the backend. Meant for quick starts and tests; production
     /// schemas belong in migrations.

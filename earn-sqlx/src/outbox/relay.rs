@@ -325,7 +325,7 @@ impl OutboxRelay {
         limit: i64,
     ) -> Result<Vec<Claimed>, Error> {
         let statements = sql(self.db.dialect());
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_without_gap_locks().await?;
         let rows = dispatch!(&mut tx.conn, |c, DB| {
             async {
                 let rows = sqlx::query::<DB>(statements.lock)
