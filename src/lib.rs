@@ -18,6 +18,8 @@ pub use earn_sqlx::{
     OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxDispatch, OutboxRelay, Savepoint, Tx,
 };
 
+pub mod admin;
+
 /// Redis Streams transport: [`RedisStreams`](redis::RedisStreams) publishes
 /// events to a stream and consumes them into an [`EventBus`] with a
 /// consumer group (feature `redis`).

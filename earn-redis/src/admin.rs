@@ -140,6 +140,21 @@ impl RedisStreams {
             .map_err(transport("purge_dead_letters"))
     }
 
+    /// How many dead letters the stream has (`XLEN {stream}:dead`).
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
+    /// println!("{} dead letters", streams.dead_letter_count().await?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn dead_letter_count(&self) -> Result<u64, Error> {
+        redis::cmd("XLEN")
+            .arg(&*self.inner.dead)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(transport("dead_letter_count"))
+    }
+
     /// This group's backlog: entries pending, entries not yet read, the
     /// stream's length and the delayed events. Zeros if the stream does not
     /// exist yet.

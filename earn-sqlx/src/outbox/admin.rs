@@ -57,6 +57,20 @@ impl Db {
         super::backlog(self).await
     }
 
+    /// How many outbox rows the relays gave up on (what
+    /// [`outbox_dead_letters`](Db::outbox_dead_letters) lists).
+    ///
+    /// ```no_run
+    /// # async fn run(db: earn::Db) -> Result<(), earn::Error> {
+    /// if db.outbox_dead_letter_count().await? > 0 {
+    ///     eprintln!("some events could not be delivered: see db.outbox_dead_letters(..)");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn outbox_dead_letter_count(&self) -> Result<u64, Error> {
+        super::dead_count(self).await
+    }
+
     /// The outbox rows a relay gave up on (see
     /// [`OutboxRelay::max_attempts`](crate::OutboxRelay::max_attempts)),
     /// oldest first, at most `limit`.

@@ -222,7 +222,15 @@ async fn hand_over(sink: &dyn EventSink, event: Event, accepted: Box<dyn FnOnce(
 
 /// How many events wait in the outbox (not yet fully handled).
 pub(crate) async fn backlog(db: &Db) -> Result<u64, Error> {
-    let statement = sql(db.dialect()).count;
+    count(db, sql(db.dialect()).count).await
+}
+
+/// How many rows the relays gave up on.
+pub(crate) async fn dead_count(db: &Db) -> Result<u64, Error> {
+    count(db, "SELECT COUNT(*) FROM earn_outbox_dead").await
+}
+
+async fn count(db: &Db, statement: &'static str) -> Result<u64, Error> {
     let mut conn = db.acquire().await?;
     let count: i64 = dispatch!(&mut conn, |c, DB| {
         sqlx::query_scalar::<DB, i64>(statement)
