@@ -36,6 +36,8 @@ pub struct Db {
     outbox: Option<crate::outbox::Outbox>,
     /// Where committed outbox events are handed; `None`: the bus.
     sink: Option<Sink>,
+    /// Deletes the outbox rows of handled events, in batches.
+    deleter: crate::outbox::Deleter,
 }
 
 /// A shared [`EventSink`](earn_core::EventSink), printable for `Db`'s `Debug`.
@@ -227,6 +229,10 @@ impl Db {
     pub fn with_outbox_sink(mut self, sink: impl earn_core::EventSink) -> Db {
         self.sink = Some(Sink(std::sync::Arc::new(sink)));
         self
+    }
+
+    pub(crate) fn outbox_deleter(&self) -> &crate::outbox::Deleter {
+        &self.deleter
     }
 
     pub(crate) fn outbox_sink(&self) -> Option<std::sync::Arc<dyn earn_core::EventSink>> {
@@ -428,6 +434,7 @@ impl From<sqlx::SqlitePool> for Db {
             bus: None,
             outbox: None,
             sink: None,
+            deleter: crate::outbox::Deleter::default(),
         }
     }
 }
@@ -440,6 +447,7 @@ impl From<sqlx::PgPool> for Db {
             bus: None,
             outbox: None,
             sink: None,
+            deleter: crate::outbox::Deleter::default(),
         }
     }
 }
@@ -452,6 +460,7 @@ impl From<sqlx::MySqlPool> for Db {
             bus: None,
             outbox: None,
             sink: None,
+            deleter: crate::outbox::Deleter::default(),
         }
     }
 }

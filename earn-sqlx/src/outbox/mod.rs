@@ -127,20 +127,6 @@ pub(crate) async fn insert(
     Ok(())
 }
 
-/// Deletes the row of a handled event.
-pub(crate) async fn delete(db: &Db, id: &str) -> Result<(), Error> {
-    let statement = sql(db.dialect()).delete;
-    let mut conn = db.acquire().await?;
-    dispatch!(&mut conn, |c, DB| {
-        sqlx::query::<DB>(statement)
-            .bind(id)
-            .execute(&mut *c)
-            .await
-            .map(|_| ())
-    })
-    .map_err(outbox_error("delete"))
-}
-
 /// Deletes the rows of handled events, in as few statements as it can.
 async fn delete_many(db: &Db, ids: &[String]) -> Result<(), Error> {
     let statements = sql(db.dialect());
@@ -192,19 +178,47 @@ async fn run_in(
     Ok(affected)
 }
 
+/// Handled rows deleted per statement, at most.
+const DELETE_BATCH: usize = 1_000;
+
+/// Deletes the rows of handled events in batches, from a task of its own
+/// started by the first id: whatever was handled while one batch was
+/// being deleted goes in the next statement. Shared by clones.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Deleter(
+    std::sync::Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<String>>>,
+);
+
+impl Deleter {
+    /// Queues the row `id` of `db` for deletion.
+    pub(crate) fn delete(&self, db: &Db, id: String) {
+        let sender = self.0.get_or_init(|| {
+            let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::with_capacity(DELETE_BATCH);
+                while receiver.recv_many(&mut ids, DELETE_BATCH).await > 0 {
+                    if let Err(error) = delete_many(&db, &ids).await {
+                        // The rows stay: a relay redelivers them after their lease.
+                        tracing::warn!(rows = ids.len(), %error, "handled outbox rows could not be deleted; they will be delivered again after their lease");
+                    }
+                    ids.clear();
+                }
+            });
+            sender
+        });
+        // Only fails once the task is gone (the runtime is shutting down):
+        // the row stays for a relay.
+        let _ = sender.send(id);
+    }
+}
+
 /// Hands a committed outbox event to the database's sink (default: `bus`);
 /// its row goes once the sink has accepted it.
 pub(crate) async fn publish(db: &Db, bus: &EventBus, event: Event) {
     let id = event.id().to_string();
     let rows = db.clone();
-    let handled = move || {
-        tokio::spawn(async move {
-            if let Err(error) = delete(&rows, &id).await {
-                // The row stays: a relay redelivers it after its lease.
-                tracing::warn!(event_id = id, %error, "a handled outbox event could not be deleted");
-            }
-        });
-    };
+    let handled = move || rows.outbox_deleter().delete(&rows, id);
     match db.outbox_sink() {
         Some(sink) => hand_over(&*sink, event, Box::new(handled)).await,
         None => hand_over(bus, event, Box::new(handled)).await,

@@ -1,23 +1,20 @@
 //! `OutboxRelay`: claims rows nobody is handling and hands them to a sink.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use earn_core::{Error, Event, EventSink};
 use sqlx::Row as _;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 use super::sql::sql;
 use super::wake::Wake;
-use super::{dead, delete_many, hand_over, lease_ms, now_ms, outbox_error, run_in};
+use super::{Deleter, dead, hand_over, lease_ms, now_ms, outbox_error, run_in};
 use crate::db::Db;
 use crate::tx::dispatch;
 
 const DEFAULT_BATCH: usize = 500;
 const DEFAULT_MAX_IN_FLIGHT: usize = 4 * DEFAULT_BATCH;
-
-/// Handled rows deleted per statement, at most.
-const DELETE_BATCH: usize = 1_000;
 
 /// A claimed row.
 struct Claimed {
@@ -68,9 +65,8 @@ pub struct OutboxRelay {
     /// sink; a row's permit goes back when the sink accepts its event or
     /// drops it refused.
     in_flight: Arc<Semaphore>,
-    /// Ids of handled rows, for the task that deletes them (started by
-    /// the first claim, ended when the relay and its deliveries are gone).
-    handled: Arc<OnceLock<mpsc::UnboundedSender<String>>>,
+    /// Deletes the rows of handled events in batches.
+    handled: Deleter,
 }
 
 impl std::fmt::Debug for OutboxRelay {
@@ -105,7 +101,7 @@ impl OutboxRelay {
             max_attempts: 10,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
-            handled: Arc::new(OnceLock::new()),
+            handled: Deleter::default(),
         }
     }
 
@@ -204,7 +200,6 @@ impl OutboxRelay {
         };
         let claimed = self.claim(now, until, wanted).await?;
         let count = claimed.len();
-        let handled = self.handled();
         for row in claimed {
             let event = match serde_json::from_str::<Event>(&row.event) {
                 Ok(event) => event,
@@ -223,15 +218,12 @@ impl OutboxRelay {
                 self.bury(&row, until, &reason).await;
                 continue;
             }
-            let handled = handled.clone();
+            let (handled, db) = (self.handled.clone(), self.db.clone());
             let id = row.id;
             let permit = permits.split(1);
             let accepted = move || {
                 drop(permit);
-                if handled.send(id).is_err() {
-                    // The relay's runtime is gone: the row stays, delivered again after its lease.
-                    tracing::debug!("a handled outbox row was left for lack of a running relay");
-                }
+                handled.delete(&db, id);
             };
             hand_over(&*self.sink, event, Box::new(accepted)).await;
         }
@@ -255,26 +247,6 @@ impl OutboxRelay {
                 tracing::error!(outbox_id = row.id, reason, %error, "a poison outbox row could not be dead-lettered");
             }
         }
-    }
-
-    /// The sender of handled ids, starting the task that deletes their rows.
-    fn handled(&self) -> &mpsc::UnboundedSender<String> {
-        self.handled.get_or_init(|| {
-            let (sender, mut receiver) = mpsc::unbounded_channel::<String>();
-            let db = self.db.clone();
-            tokio::spawn(async move {
-                // Whatever was handled while the last batch was deleted
-                // goes in the next statement.
-                let mut ids = Vec::with_capacity(DELETE_BATCH);
-                while receiver.recv_many(&mut ids, DELETE_BATCH).await > 0 {
-                    if let Err(error) = delete_many(&db, &ids).await {
-                        tracing::warn!(rows = ids.len(), %error, "handled outbox rows could not be deleted; they will be delivered again after their lease");
-                    }
-                    ids.clear();
-                }
-            });
-            sender
-        })
     }
 
     /// Claims up to `limit` rows whose lease ran out (an index range on

@@ -10,7 +10,6 @@ pub(super) struct Sql {
     /// PostgreSQL: `insert` that also wakes the relays listening on
     /// channel `earn_outbox` (`wake.rs`) once the transaction commits.
     pub(super) insert_notify: &'static str,
-    pub(super) delete: &'static str,
     /// PostgreSQL: deletes the rows whose ids are in an array.
     #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     pub(super) delete_any: &'static str,
@@ -43,7 +42,6 @@ const SQL: [Sql; 3] = [
         migration: include_str!("../../migrations/outbox_sqlite.sql"),
         insert: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) VALUES (?, ?, ?, ?, ?)",
         insert_notify: "",
-        delete: "DELETE FROM earn_outbox WHERE id = ?",
         delete_any: "",
         delete_in: "DELETE FROM earn_outbox WHERE id IN ",
         claim: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN \
@@ -67,7 +65,6 @@ const SQL: [Sql; 3] = [
         insert: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) VALUES ($1, $2, $3, $4, $5)",
         insert_notify: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) \
                         SELECT $1, $2, $3, $4, $5 FROM (SELECT pg_notify('earn_outbox', '')) AS wake",
-        delete: "DELETE FROM earn_outbox WHERE id = $1",
         delete_any: "DELETE FROM earn_outbox WHERE id = ANY($1)",
         delete_in: "",
         // One statement, no transaction of its own: the rows are locked,
@@ -96,7 +93,6 @@ const SQL: [Sql; 3] = [
         migration: include_str!("../../migrations/outbox_mysql.sql"),
         insert: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) VALUES (?, ?, ?, ?, ?)",
         insert_notify: "",
-        delete: "DELETE FROM earn_outbox WHERE id = ?",
         delete_any: "",
         delete_in: "DELETE FROM earn_outbox WHERE id IN ",
         claim: "",
