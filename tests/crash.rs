@@ -224,22 +224,26 @@ where
     }
 }
 
+/// Kills the producer with SIGKILL at its 5th event at `point`, then runs
+/// the relay; returns how many orders were handled twice.
+async fn kill_the_producer(setup: Setup, db: Db, point: &str, what: &str) -> usize {
+    let _worker = setup.worker(None);
+    let pause_at = format!("{point}:5");
+    let mut producer = setup.start(&["produce", "--count", "20", "--pause-at", &pause_at]);
+    producer.wait_for("PAUSED");
+    producer.kill9();
+    assert!(
+        db.outbox_backlog().await.unwrap() > 0,
+        "{what}: the crash left nothing in the outbox"
+    );
+    setup.start(&["relay"]).wait_for("done");
+    setup.expect_every_committed_order_handled(&db, what).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_commit_before_dispatch() {
     each_database("after-commit", |setup, db| async move {
-        let _worker = setup.worker(None);
-        let mut producer =
-            setup.start(&["produce", "--count", "20", "--pause-at", "after-commit:5"]);
-        producer.wait_for("PAUSED");
-        producer.kill9();
-        assert!(
-            db.outbox_backlog().await.unwrap() > 0,
-            "the crash left nothing in the outbox"
-        );
-        setup.start(&["relay"]).wait_for("done");
-        setup
-            .expect_every_committed_order_handled(&db, "after commit, before dispatch")
-            .await;
+        kill_the_producer(setup, db, "after-commit", "after commit, before dispatch").await;
     })
     .await;
 }
@@ -247,19 +251,8 @@ async fn killed_after_commit_before_dispatch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_dispatch_before_the_row_is_marked() {
     each_database("after-dispatch", |setup, db| async move {
-        let _worker = setup.worker(None);
-        let mut producer =
-            setup.start(&["produce", "--count", "20", "--pause-at", "after-dispatch:5"]);
-        producer.wait_for("PAUSED");
-        producer.kill9();
-        assert!(
-            db.outbox_backlog().await.unwrap() > 0,
-            "the crash left nothing in the outbox"
-        );
-        setup.start(&["relay"]).wait_for("done");
-        let duplicates = setup
-            .expect_every_committed_order_handled(&db, "after dispatch, before the row is marked")
-            .await;
+        let what = "after dispatch, before the row is marked";
+        let duplicates = kill_the_producer(setup, db, "after-dispatch", what).await;
         assert!(
             duplicates >= 1,
             "the event dispatched before the crash is delivered again"

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::batch::{BusState, dispatch};
 use super::{Shared, delivery_counts, sleep_or_stop, stopped};
 use crate::backoff::Backoff;
 use crate::entry;
@@ -84,18 +83,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
                 let taken_over = shared.in_flight.count_new(&entries);
                 metrics::counter!("earn_redis_claimed_total", "stream" => settings.stream.clone())
                     .increment(taken_over as u64);
-                let state = dispatch(
-                    &shared.bus,
-                    &shared.in_flight,
-                    entries,
-                    &deliveries,
-                    settings.max_deliveries,
-                    permit,
-                    &shared.finished,
-                )
-                .await;
-                if state == BusState::Closed {
-                    shared.bus_closed(&settings);
+                if !shared
+                    .deliver(&settings, entries, &deliveries, permit)
+                    .await
+                {
                     break 'ticks;
                 }
             }

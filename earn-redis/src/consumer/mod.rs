@@ -43,6 +43,33 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Hands `entries` (with their delivery counts) to the bus as one
+    /// batch holding `permit`; `false` once the bus is shut down and the
+    /// consumer stops.
+    pub(crate) async fn deliver(
+        &self,
+        settings: &RedisSettings,
+        entries: Vec<entry::RawEntry>,
+        deliveries: &[u32],
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> bool {
+        let state = batch::dispatch(
+            &self.bus,
+            &self.in_flight,
+            entries,
+            deliveries,
+            settings.max_deliveries,
+            permit,
+            &self.finished,
+        )
+        .await;
+        if state == batch::BusState::Closed {
+            self.bus_closed(settings);
+            return false;
+        }
+        true
+    }
+
     /// The bus refused an event because it was shut down: stop consuming
     /// rather than let entries pile up undelivered.
     pub(crate) fn bus_closed(&self, settings: &RedisSettings) {

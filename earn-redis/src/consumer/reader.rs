@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
 
-use super::batch::{BusState, dispatch};
 use super::{Shared, delivery_counts, sleep_or_stop, stopped};
 use crate::backoff::Backoff;
 use crate::entry;
@@ -127,18 +126,10 @@ pub(crate) async fn run(
             entries = entries.len(),
             "read"
         );
-        let state = dispatch(
-            &shared.bus,
-            &shared.in_flight,
-            entries,
-            &deliveries,
-            settings.max_deliveries,
-            permit,
-            &shared.finished,
-        )
-        .await;
-        if state == BusState::Closed {
-            shared.bus_closed(&settings);
+        if !shared
+            .deliver(&settings, entries, &deliveries, permit)
+            .await
+        {
             break;
         }
     }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use earn_core::{Error, Event, EventSink};
-use sqlx::Row as _;
 use tokio::sync::Semaphore;
 
 use super::sql::sql;
@@ -23,6 +22,30 @@ struct Claimed {
     /// Claims so far, this one included.
     attempts: i32,
     created_at: i64,
+}
+
+impl Claimed {
+    /// Reads `id, event, attempts, created_at`; `bump` is added to the
+    /// attempts read (1 where they were read before the lease was taken).
+    fn from_rows<R>(rows: &[R], bump: i32) -> Result<Vec<Claimed>, sqlx::Error>
+    where
+        R: sqlx::Row,
+        usize: sqlx::ColumnIndex<R>,
+        for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        rows.iter()
+            .map(|row| {
+                Ok(Claimed {
+                    id: row.try_get(0)?,
+                    event: row.try_get(1)?,
+                    attempts: row.try_get::<i32, _>(2)?.saturating_add(bump),
+                    created_at: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Delivers outbox rows nobody is handling: left by a crash between commit
@@ -267,16 +290,7 @@ impl OutboxRelay {
                         .bind(limit)
                         .fetch_all(&mut *c)
                         .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok(Claimed {
-                                id: row.try_get(0)?,
-                                event: row.try_get(1)?,
-                                attempts: row.try_get(2)?,
-                                created_at: row.try_get(3)?,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, sqlx::Error>>()
+                    Claimed::from_rows(&rows, 0)
                 }
                 .await
             })
@@ -305,16 +319,7 @@ impl OutboxRelay {
                     .bind(limit)
                     .fetch_all(&mut *c)
                     .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok(Claimed {
-                            id: row.try_get(0)?,
-                            event: row.try_get(1)?,
-                            attempts: row.try_get::<i32, _>(2)?.saturating_add(1),
-                            created_at: row.try_get(3)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                Claimed::from_rows(&rows, 1)
             }
             .await
         })
