@@ -281,8 +281,6 @@ impl Tx {
         result.map_err(tx_error("rollback"))
     }
 
-    /// Queues an event, published after the outermost commit. With an
-    /// outbox it is also staged for [`flush_outbox`](Tx::flush_outbox).
     /// Raises `event` in this transaction: it is published once the
     /// transaction commits and dropped if it rolls back. With an outbox
     /// ([`Db::with_outbox`]) it is also written as an outbox row inside the
@@ -304,6 +302,8 @@ impl Tx {
         self.queue_event(event);
     }
 
+    /// Queues an event, published after the outermost commit. With an
+    /// outbox it is also staged for [`flush_outbox`](Tx::flush_outbox).
     pub(crate) fn queue_event(&mut self, event: Event) {
         let Some((db, outbox)) = &self.outbox else {
             self.queue.push(Box::new(PendingEvent {
