@@ -88,9 +88,11 @@ impl RedisStreams {
         Ok(entries.into_iter().filter_map(dead_letter).collect())
     }
 
-    /// Puts a dead letter back into the stream as a new entry (so every
-    /// group of the stream receives it again, with a delivery count of 1)
-    /// and removes it from the dead letters, in one atomic step.
+    /// Puts a dead letter back into the stream as a new entry and removes
+    /// it from the dead letters, in one atomic step. The entry is marked for
+    /// the group that gave up on it: that group handles it again (delivery
+    /// count 1), the other groups of the stream, which handled it already,
+    /// acknowledge it unread.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {

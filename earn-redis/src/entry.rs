@@ -12,6 +12,9 @@ pub(crate) const FIELD_VERSION: &str = "v";
 pub(crate) const FIELD_NAME: &str = "name";
 /// Field holding the JSON of the event's `EventData`.
 pub(crate) const FIELD_EVENT: &str = "event";
+/// Field of a requeued dead letter: the only group that is to handle it
+/// (the one that gave up); the other groups acknowledge it unread.
+pub(crate) const FIELD_FOR: &str = "for";
 
 /// A stream entry id `ms-seq`, parsed for cheap comparison and hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,6 +41,28 @@ pub(crate) enum Content {
 pub(crate) struct RawEntry {
     pub(crate) id: String,
     pub(crate) content: Content,
+    /// The only group meant to handle it ([`FIELD_FOR`]), if any.
+    pub(crate) for_group: Option<String>,
+}
+
+impl RawEntry {
+    /// Whether `group` is to handle this entry.
+    pub(crate) fn is_for(&self, group: &str) -> bool {
+        self.for_group.as_deref().is_none_or(|only| only == group)
+    }
+}
+
+/// The [`FIELD_FOR`] of an entry's fields, if it has one.
+fn for_group(fields: &Value) -> Option<String> {
+    let Value::Array(fields) = fields else {
+        return None;
+    };
+    fields
+        .chunks(2)
+        .find(|pair| bytes(&pair[0]) == Some(FIELD_FOR.as_bytes()))
+        .and_then(|pair| pair.get(1))
+        .and_then(bytes)
+        .map(|group| String::from_utf8_lossy(group).into_owned())
 }
 
 /// Decodes the fields of an entry (`[f1, v1, f2, v2, …]`, or nil when
@@ -118,8 +143,14 @@ pub(crate) fn entries_into(entries: Value, out: &mut Vec<RawEntry>) -> Result<()
         };
         let mut parts = parts.into_iter();
         let id = parts.next().and_then(string).ok_or("an entry has no id")?;
-        let content = decode(parts.next().unwrap_or(Value::Nil));
-        out.push(RawEntry { id, content });
+        let fields = parts.next().unwrap_or(Value::Nil);
+        let for_group = for_group(&fields);
+        let content = decode(fields);
+        out.push(RawEntry {
+            id,
+            content,
+            for_group,
+        });
     }
     Ok(())
 }

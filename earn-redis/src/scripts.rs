@@ -26,7 +26,9 @@ return 1
 ";
 
 /// Puts a dead letter back into the stream (its original fields, as a new
-/// entry) and deletes it from the dead-letter stream, in one step.
+/// entry, marked `for` the group that gave up on it, so the other groups,
+/// which handled it already, skip it) and deletes it from the dead-letter
+/// stream, in one step.
 /// Returns the new entry id, or false if there is no such dead letter.
 ///
 /// KEYS: dead, stream. ARGV: dead letter id.
@@ -34,14 +36,20 @@ const REQUEUE: &str = r"
 local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then return false end
 local fields = {}
+local group = false
 local raw = found[1][2]
 for i = 1, #raw, 2 do
-  if string.sub(raw[i], 1, 5) ~= 'dead:' then
+  if raw[i] == 'dead:group' then group = raw[i + 1] end
+  if string.sub(raw[i], 1, 5) ~= 'dead:' and raw[i] ~= 'for' then
     table.insert(fields, raw[i])
     table.insert(fields, raw[i + 1])
   end
 end
 if #fields == 0 then return redis.error_reply('ERR the dead letter holds no entry fields to requeue') end
+if group then
+  table.insert(fields, 'for')
+  table.insert(fields, group)
+end
 local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
 redis.call('XDEL', KEYS[1], ARGV[1])
 return id

@@ -124,3 +124,78 @@ async fn lag_counts_pending_unread_length_and_delayed() {
     assert_eq!(lag.length, 10);
     assert_eq!(lag.delayed, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requeued_dead_letter_goes_back_to_the_group_that_gave_up_only() {
+    let stream = common::unique_stream();
+    let failing = common::settings(&stream).max_deliveries(1);
+    let Some((billing, _keys)) = common::connect(failing).await else {
+        return;
+    };
+    let mail_settings = earn::redis::RedisSettings::new(stream.as_str(), "mail")
+        .consumer("m1")
+        .block(Duration::from_millis(100))
+        .claim_idle(Duration::from_secs(60));
+    let Some((mail, _)) = common::connect(mail_settings).await else {
+        return;
+    };
+    // `billing` fails until its gateway is back; `mail` always succeeds.
+    let (mail_bus, mail_seen) = common::recording_bus("invoice.*");
+    let billing_bus = common::bus();
+    let billing_seen = common::Seen::default();
+    let sink = billing_seen.clone();
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let up = healthy.clone();
+    billing_bus
+        .subscribe_sync("invoice.*", 0, move |event: &Event| {
+            sink.push(event);
+            if up.load(std::sync::atomic::Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(HandlerError::msg("gateway down"))
+            }
+        })
+        .unwrap();
+    let billing_consumer = billing.consume(billing_bus).await.unwrap();
+    let mail_consumer = mail.consume(mail_bus).await.unwrap();
+
+    let invoice = Event::new("invoice.sent", &7).unwrap();
+    billing.publish(&invoice).await.unwrap();
+    common::wait_until_async("billing's dead letter", Duration::from_secs(5), || async {
+        billing.dead_letters(10).await.unwrap().len() == 1
+    })
+    .await;
+    common::wait_until("mail handled it", Duration::from_secs(5), || {
+        mail_seen.len() == 1
+    })
+    .await;
+
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let letter = &billing.dead_letters(10).await.unwrap()[0];
+    assert_eq!(letter.group, "workers");
+    billing.requeue(&letter.id).await.unwrap();
+    common::wait_until("billing handled it again", Duration::from_secs(5), || {
+        billing_seen.len() == 2
+    })
+    .await;
+    // Give mail's consumer time to read the requeued entry too: it skips it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        mail_seen.ids(),
+        [invoice.id()],
+        "mail handled it once, not again"
+    );
+    let lag = mail.lag().await.unwrap();
+    assert_eq!(
+        (lag.pending, lag.lag),
+        (0, Some(0)),
+        "mail acknowledged the entry it skipped"
+    );
+    assert!(
+        billing_consumer
+            .shutdown(Duration::from_secs(5))
+            .await
+            .drained
+    );
+    assert!(mail_consumer.shutdown(Duration::from_secs(5)).await.drained);
+}

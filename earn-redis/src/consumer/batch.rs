@@ -134,6 +134,7 @@ pub(crate) async fn dispatch(
     bus: &EventBus,
     in_flight: &InFlight,
     entries: Vec<RawEntry>,
+    group: &str,
     deliveries: &[u32],
     max_deliveries: u32,
     permit: OwnedSemaphorePermit,
@@ -146,6 +147,7 @@ pub(crate) async fn dispatch(
     {
         let mut set = in_flight.lock();
         for (index, entry) in entries.into_iter().enumerate() {
+            let ours = entry.is_for(group);
             let parsed = EntryId::parse(&entry.id);
             let key = parsed.filter(|key| set.insert(*key));
             if parsed.is_some() && key.is_none() {
@@ -160,7 +162,12 @@ pub(crate) async fn dispatch(
                 },
                 deliveries: deliveries.get(index).copied().unwrap_or(1),
             });
-            contents.push(entry.content);
+            // A requeued dead letter of another group: acknowledged unread.
+            contents.push(if ours {
+                entry.content
+            } else {
+                Content::Deleted
+            });
         }
     }
     let batch = Arc::new(Batch {

@@ -57,6 +57,7 @@ impl Shared {
             &self.bus,
             &self.in_flight,
             entries,
+            &settings.group,
             deliveries,
             settings.max_deliveries,
             permit,
