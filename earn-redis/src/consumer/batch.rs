@@ -11,6 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
 
 use crate::entry::{Content, EntryId, RawEntry};
+use crate::settings::RedisSettings;
 
 /// The entries this consumer is handling now, so a claim does not hand
 /// the bus an entry it already has.
@@ -127,19 +128,21 @@ impl Batch {
     }
 }
 
-/// Hands `entries` (with their delivery counts) to `bus` as one batch.
+/// Hands `entries` (with their delivery counts) to `bus` as one batch of
+/// `settings`' group; a requeued dead letter of another group is
+/// acknowledged unread.
 /// Entries that are not events, or past the delivery limit, are marked for
 /// the dead-letter stream without running handlers.
 pub(crate) async fn dispatch(
     bus: &EventBus,
     in_flight: &InFlight,
     entries: Vec<RawEntry>,
-    group: &str,
+    settings: &RedisSettings,
     deliveries: &[u32],
-    max_deliveries: u32,
     permit: OwnedSemaphorePermit,
     done: &UnboundedSender<Arc<Batch>>,
 ) -> BusState {
+    let (group, max_deliveries) = (&*settings.group, settings.max_deliveries);
     let count = entries.len();
     let mut slots = Vec::with_capacity(count);
     let mut contents = Vec::with_capacity(count);

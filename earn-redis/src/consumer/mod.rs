@@ -57,9 +57,8 @@ impl Shared {
             &self.bus,
             &self.in_flight,
             entries,
-            &settings.group,
+            settings,
             deliveries,
-            settings.max_deliveries,
             permit,
             &self.finished,
         )
