@@ -99,6 +99,28 @@ async fn a_handler_that_failed_runs_again_on_redelivery() {
     .await;
 }
 
+/// Opens the first delivery of event `n`, starts a second one, checks it
+/// waits, then commits or rolls back the first; returns whether the
+/// second ran the handler.
+async fn second_delivery_while_the_first_is_open(db: &Db, n: u32, commit: bool) -> bool {
+    let event = paid(n);
+    let mut first = db.begin_once("shipping.ship", &event).await.unwrap();
+    shipment(&event)
+        .save_in(first.as_mut().unwrap())
+        .await
+        .unwrap();
+    let second = deliver(db, &event);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!second.is_finished(), "the second delivery waits");
+    let first = first.unwrap();
+    if commit {
+        first.commit().await.unwrap();
+    } else {
+        first.rollback().await.unwrap();
+    }
+    second.await.unwrap().unwrap()
+}
+
 #[tokio::test]
 async fn concurrent_deliveries_of_one_event_change_the_database_exactly_once() {
     each_backend(|db| async move {
@@ -109,31 +131,17 @@ async fn concurrent_deliveries_of_one_event_change_the_database_exactly_once() {
         setup(&db).await;
 
         // A second delivery waits for the first's transaction; it committed: skipped.
-        let event = paid(1);
-        let mut first = db.begin_once("shipping.ship", &event).await.unwrap();
-        shipment(&event)
-            .save_in(first.as_mut().unwrap())
-            .await
-            .unwrap();
-        let second = deliver(&db, &event);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!second.is_finished(), "the second delivery waits");
-        first.unwrap().commit().await.unwrap();
-        assert!(!second.await.unwrap().unwrap(), "then skips");
+        assert!(
+            !second_delivery_while_the_first_is_open(&db, 1, true).await,
+            "then skips"
+        );
         assert_eq!(count::<Shipment>(&db).await, 1);
 
         // The first rolled back: the waiting delivery does the work.
-        let event = paid(2);
-        let mut first = db.begin_once("shipping.ship", &event).await.unwrap();
-        shipment(&event)
-            .save_in(first.as_mut().unwrap())
-            .await
-            .unwrap();
-        let second = deliver(&db, &event);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!second.is_finished(), "the second delivery waits");
-        first.unwrap().rollback().await.unwrap();
-        assert!(second.await.unwrap().unwrap(), "then runs");
+        assert!(
+            second_delivery_while_the_first_is_open(&db, 2, false).await,
+            "then runs"
+        );
         assert_eq!(count::<Shipment>(&db).await, 2);
 
         // Many at once: one does the work.
