@@ -1,5 +1,5 @@
 //! The outbox relay on PostgreSQL, commit → handled: `EVENTS` events are
-//! committed with [`OutboxDispatch::Relay`] (so only the relay delivers),
+//! committed with [`OutboxMode::Relay`] (so only the relay delivers),
 //! then a relay is started and the clock runs until a bus handler has seen
 //! them all (`relay/handled`), or until their rows are gone too
 //! (`relay/drained`). Committing is not timed. Throughput is in events/s.
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use earn::prelude::*;
 use earn::sqlx;
-use earn::{Outbox, OutboxDispatch, OutboxRelay};
+use earn::{Outbox, OutboxMode, OutboxRelay};
 
 /// Each save raises one `bench.created` event.
 #[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
@@ -122,7 +122,7 @@ fn relay(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
         let db = Db::from(pool(url).await)
             .with_bus(bus.clone())
             .with_outbox(Outbox {
-                dispatch: OutboxDispatch::Relay,
+                mode: OutboxMode::Relay,
                 ..Outbox::default()
             });
         db.drop_table::<Order>().await.unwrap();

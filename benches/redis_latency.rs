@@ -62,7 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let event = Event::new("tick", &n)?;
         started.lock().unwrap().insert(event.id(), Instant::now());
         let mut tx = db.begin().await?;
-        tx.emit(event);
+        tx.raise(event)?;
         tx.commit().await?;
     }
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -179,7 +179,7 @@ async fn produce(count: usize, pause_at: Option<String>) -> Result<(), earn::Err
         order.save_in(&mut tx).await?;
         let event = earn::Event::new("order.placed", &order)?;
         let id = event.id();
-        tx.emit(event);
+        tx.raise(event)?;
         tx.commit().await?;
         println!("committed {id}");
     }

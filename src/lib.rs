@@ -15,7 +15,7 @@ pub use earn_macros::{
 };
 pub use earn_sqlx::{
     CHANGES_KEY, Db, Dialect, Field, HookContext, INBOX_TABLE, Model, OUTBOX_DEAD_TABLE,
-    OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxDispatch, OutboxRelay, Savepoint, Tx,
+    OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxMode, OutboxRelay, Savepoint, Tx,
 };
 
 pub mod admin;

@@ -26,7 +26,7 @@ impl Member {
             return Err(HookError::msg("refused"));
         }
         if self.level > 9 {
-            ctx.emit(Event::new("member.promoted", &self.name)?);
+            ctx.raise(Event::new("member.promoted", &self.name)?)?;
         }
         Ok(())
     }

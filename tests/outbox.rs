@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{each_backend, fresh};
 use earn::prelude::*;
 use earn::testing::Recorder;
-use earn::{Dialect, EventSink, Outbox, OutboxDispatch, OutboxRelay, SinkFuture};
+use earn::{Dialect, EventSink, Outbox, OutboxMode, OutboxRelay, SinkFuture};
 
 #[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
 #[model(table = "outbox_orders", events = "order")]
@@ -37,14 +37,14 @@ fn order(item: &str) -> Order {
     }
 }
 
-async fn setup(db: Db, dispatch: OutboxDispatch) -> (Db, EventBus, Recorder) {
+async fn setup(db: Db, mode: OutboxMode) -> (Db, EventBus, Recorder) {
     let bus = EventBus::builder()
         .without_registered_handlers()
         .build()
         .unwrap();
     let recorder = Recorder::attach(&bus, "order.**").unwrap();
     let db = db.with_bus(bus.clone()).with_outbox(Outbox {
-        dispatch,
+        mode,
         ..Outbox::default()
     });
     fresh::<Order>(&db).await;
@@ -82,7 +82,7 @@ fn items(recorder: &Recorder) -> Vec<String> {
 #[tokio::test]
 async fn committed_events_are_handled_and_their_rows_removed() {
     each_backend(|db| async move {
-        let (db, bus, recorder) = setup(db, OutboxDispatch::Inline).await;
+        let (db, bus, recorder) = setup(db, OutboxMode::Inline).await;
         order("book").save(&db).await.unwrap();
         order("refused").save(&db).await.unwrap_err();
         let mut tx = db.begin().await.unwrap();
@@ -100,7 +100,7 @@ async fn the_relay_delivers_what_nobody_dispatched() {
     each_backend(|db| async move {
         // Relay-only dispatch stands for a producer that died right after
         // its commit: the rows are there, nothing was published.
-        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        let (db, bus, recorder) = setup(db, OutboxMode::Relay).await;
         order("a").save(&db).await.unwrap();
         let mut tx = db.begin().await.unwrap();
         order("b").save_in(&mut tx).await.unwrap();
@@ -135,7 +135,7 @@ async fn transactions_committing_out_of_order_are_all_delivered_and_rollbacks_ne
             // One writer at a time: SQLite cannot interleave transactions.
             return;
         }
-        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        let (db, bus, recorder) = setup(db, OutboxMode::Relay).await;
         let relay = OutboxRelay::new(db.clone(), bus.clone());
         let mut first = db.begin().await.unwrap();
         order("first").save_in(&mut first).await.unwrap();
@@ -175,7 +175,7 @@ async fn a_running_relay_on_postgres_wakes_at_a_commit_not_at_its_next_poll() {
             // Only PostgreSQL has LISTEN / NOTIFY: elsewhere the relay polls.
             return;
         }
-        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        let (db, bus, recorder) = setup(db, OutboxMode::Relay).await;
         // A poll interval far beyond the test's patience: only a notification
         // can make the relay claim in time.
         let relay =
@@ -245,7 +245,7 @@ async fn fresh_dead_letters(db: &Db) {
 #[tokio::test]
 async fn rows_without_a_valid_event_move_to_the_dead_letters_and_the_others_are_delivered() {
     each_backend(|db| async move {
-        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        let (db, bus, recorder) = setup(db, OutboxMode::Relay).await;
         fresh_dead_letters(&db).await;
         insert_raw(&db, "not-json", "{oops").await;
         insert_raw(&db, "not-an-event", r#"{"name": "Not A Name!"}"#).await;
@@ -288,7 +288,7 @@ async fn rows_without_a_valid_event_move_to_the_dead_letters_and_the_others_are_
 #[tokio::test]
 async fn a_row_claimed_more_than_max_attempts_times_is_dead_lettered_and_can_be_requeued() {
     each_backend(|db| async move {
-        let (db, bus, recorder) = setup(db, OutboxDispatch::Relay).await;
+        let (db, bus, recorder) = setup(db, OutboxMode::Relay).await;
         fresh_dead_letters(&db).await;
         order("stuck").save(&db).await.unwrap();
 
@@ -370,7 +370,7 @@ impl EventSink for Holding {
 #[tokio::test]
 async fn the_relay_stops_claiming_while_the_sink_is_behind() {
     each_backend(|db| async move {
-        let (db, _bus, _recorder) = setup(db, OutboxDispatch::Relay).await;
+        let (db, _bus, _recorder) = setup(db, OutboxMode::Relay).await;
         for item in ["a", "b", "c", "d", "e"] {
             order(item).save(&db).await.unwrap();
         }
@@ -387,6 +387,112 @@ async fn the_relay_stops_claiming_while_the_sink_is_behind() {
         assert_eq!(relay.run_once().await.unwrap(), 1);
         assert_eq!(sink.accept_all(), 1);
         drained(&db).await;
+    })
+    .await;
+}
+
+/// The names of the events whose rows the outbox holds, sorted.
+async fn rows(db: &Db) -> Vec<String> {
+    let pending: Vec<Event> = match db.dialect() {
+        Dialect::Sqlite => sqlx::query_scalar::<_, String>("SELECT event FROM earn_outbox")
+            .fetch_all(db.as_sqlite().unwrap())
+            .await
+            .unwrap(),
+        Dialect::Postgres => sqlx::query_scalar::<_, String>("SELECT event FROM earn_outbox")
+            .fetch_all(db.as_postgres().unwrap())
+            .await
+            .unwrap(),
+        Dialect::MySql => sqlx::query_scalar::<_, String>("SELECT event FROM earn_outbox")
+            .fetch_all(db.as_mysql().unwrap())
+            .await
+            .unwrap(),
+    }
+    .iter()
+    .map(|json| serde_json::from_str(json).unwrap())
+    .collect();
+    let mut names: Vec<String> = pending.iter().map(|e| e.name().to_string()).collect();
+    names.sort();
+    names
+}
+
+/// The issue's case: an event raised before a savepoint and one raised in
+/// it, the savepoint rolled back. The rows written are exactly those of
+/// the committed events, at the level that raised them.
+async fn raise_around_a_rolled_back_savepoint(db: &Db) {
+    let mut tx = db.begin().await.unwrap();
+    order("a").save_in(&mut tx).await.unwrap();
+    tx.raise(Event::new("sp.kept", &1).unwrap()).unwrap();
+    {
+        let mut sp = tx.begin().await.unwrap();
+        order("b").save_in(&mut sp).await.unwrap();
+        sp.raise(Event::new("sp.dropped", &2).unwrap()).unwrap();
+        sp.rollback().await.unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rolled_back_savepoint_takes_its_own_events_and_keeps_the_outer_ones() {
+    each_backend(|db| async move {
+        // Relay: the rows are what a relay will ever deliver.
+        let (relay_db, bus, recorder) = setup(db.clone(), OutboxMode::Relay).await;
+        let recorded = Recorder::attach(&bus, "sp.*").unwrap();
+        raise_around_a_rolled_back_savepoint(&relay_db).await;
+        assert_eq!(rows(&relay_db).await, ["order.created", "sp.kept"]);
+        let relay = OutboxRelay::new(relay_db.clone(), bus.clone());
+        while relay.run_once().await.unwrap() > 0 {}
+        bus.wait_idle().await;
+        drained(&relay_db).await;
+        assert_eq!(items(&recorder), ["a"]);
+        assert_eq!(recorded.names(), ["sp.kept"]);
+
+        // Inline, with the sink down (a crash right after the commit): the
+        // rows left for the relay are again exactly the committed events.
+        let inline_db = db
+            .with_bus(bus.clone())
+            .with_outbox(Outbox::default())
+            .with_outbox_sink(Refusing);
+        raise_around_a_rolled_back_savepoint(&inline_db).await;
+        assert_eq!(rows(&inline_db).await, ["order.created", "sp.kept"]);
+    })
+    .await;
+}
+
+/// A broker that takes events of at most 200 bytes.
+struct Small;
+
+impl EventSink for Small {
+    fn hand_over(&self, _event: Event, accepted: Accepted) -> SinkFuture<'_> {
+        accepted();
+        Box::pin(async { Ok(()) })
+    }
+
+    fn max_payload(&self) -> Option<usize> {
+        Some(200)
+    }
+}
+
+#[tokio::test]
+async fn an_event_too_large_for_the_sink_is_refused_before_the_commit() {
+    each_backend(|db| async move {
+        let (db, _bus, _recorder) = setup(db, OutboxMode::Relay).await;
+        let db = db.with_outbox_sink(Small);
+        let large = "x".repeat(500);
+
+        let mut tx = db.begin().await.unwrap();
+        let refused = tx.raise(Event::new("doc.large", &large).unwrap()).unwrap_err();
+        assert!(
+            matches!(&refused, earn::Error::PayloadTooLarge { event, max: 200, .. } if event == "doc.large"),
+            "{refused}"
+        );
+        tx.raise(Event::new("doc.small", &1).unwrap()).unwrap();
+        tx.commit().await.unwrap();
+
+        // A model event too large fails the write, which is rolled back.
+        let error = order(&large).save(&db).await.unwrap_err();
+        assert!(matches!(error, earn::Error::PayloadTooLarge { .. }), "{error}");
+        assert!(Order::all(&db).await.unwrap().is_empty());
+        assert_eq!(rows(&db).await, ["doc.small"]);
     })
     .await;
 }

@@ -288,3 +288,120 @@ impl Guarded {
         }
     }
 }
+
+#[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
+#[model(table = "tx_accounts", events = "account")]
+struct Account {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    owner: String,
+}
+
+#[hooks]
+impl Account {
+    #[after_create]
+    fn audit(&self, ctx: &mut HookContext<'_>) -> Result<(), HookError> {
+        ctx.raise(Event::new("account.audit", &self.owner)?)?;
+        Ok(())
+    }
+
+    #[after_commit]
+    fn done(&self) {
+        log(format!("after_commit:done:{}", self.owner));
+    }
+}
+
+/// A bus whose one worker logs every event it handles, in order.
+fn logging_bus() -> EventBus {
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .workers(1)
+        .build()
+        .unwrap();
+    bus.subscribe_sync("account.*", 0, |event: &Event| {
+        let owner: String = match event.payload::<Account>() {
+            Ok(account) => account.owner,
+            Err(_) => event.payload().unwrap(),
+        };
+        log(format!("event:{}:{owner}", event.name()));
+    })
+    .unwrap();
+    bus
+}
+
+#[tokio::test]
+async fn after_commit_hooks_all_run_before_the_events_in_the_order_raised() {
+    each_backend(|db| async move {
+        let bus = logging_bus();
+        let db = db.with_bus(bus.clone());
+        fresh::<Account>(&db).await;
+        Account {
+            id: None,
+            owner: "solo".into(),
+        }
+        .save(&db)
+        .await
+        .unwrap();
+        bus.wait_idle().await;
+        assert_eq!(
+            take_log(),
+            [
+                "after_commit:done:solo",
+                "event:account.audit:solo",
+                "event:account.created:solo"
+            ]
+        );
+
+        let mut tx = db.begin().await.unwrap();
+        for owner in ["ann", "bob"] {
+            Account {
+                id: None,
+                owner: owner.into(),
+            }
+            .save_in(&mut tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        bus.wait_idle().await;
+        assert_eq!(
+            take_log(),
+            [
+                "after_commit:done:ann",
+                "after_commit:done:bob",
+                "event:account.audit:ann",
+                "event:account.created:ann",
+                "event:account.audit:bob",
+                "event:account.created:bob"
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failed_write_in_a_transaction_that_commits_runs_its_after_rollback_hooks() {
+    each_backend(|db| async move {
+        fresh::<Note>(&db).await;
+        fresh::<Guarded>(&db).await;
+        let mut tx = db.begin().await.unwrap();
+        note("kept").save_in(&mut tx).await.unwrap();
+        {
+            let mut sp = tx.begin().await.unwrap();
+            note("dropped").save_in(&mut sp).await.unwrap();
+            // dropped: rolled back; its after_rollback waits for the end
+        }
+        assert!(take_log().is_empty());
+        tx.commit().await.unwrap();
+        assert_eq!(
+            take_log(),
+            [
+                "commit kept",
+                "create-commit kept",
+                "last kept",
+                "rollback dropped"
+            ]
+        );
+    })
+    .await;
+}

@@ -23,6 +23,14 @@ pub trait EventSink: Send + Sync + 'static {
     /// it with an error, in which case `accepted` is never called); calls
     /// `accepted`, possibly later, once the sink is responsible for it.
     fn hand_over(&self, event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_>;
+
+    /// The largest event, serialized as JSON, this sink accepts; `None`
+    /// for no limit. The outbox refuses a larger event when it is raised,
+    /// before anything is committed, instead of writing a row the sink
+    /// would refuse on every delivery.
+    fn max_payload(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl EventSink for EventBus {

@@ -1,22 +1,16 @@
 //! `Db`: a pool of one of the three backends, chosen by URL.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use earn_core::{Error, EventBus};
 
 use crate::backend::Dialect;
+use crate::connection::{Conn, Pool, with_backend};
 use crate::model::{ColumnType, Model, Row};
-use crate::tx::{Conn, Tx, dispatch};
-
-#[derive(Clone, Debug)]
-enum Pool {
-    #[cfg(feature = "sqlite")]
-    Sqlite(sqlx::SqlitePool),
-    #[cfg(feature = "postgres")]
-    Postgres(sqlx::PgPool),
-    #[cfg(feature = "mysql")]
-    MySql(sqlx::MySqlPool),
-}
+use crate::outbox::{Destination, Outbox, ToOutbox};
+use crate::publish::{Publisher, ToBus};
+use crate::tx::Tx;
 
 /// A database: a connection pool of SQLite, PostgreSQL or MySQL / MariaDB.
 /// Cheap to clone; clones share the pool.
@@ -27,26 +21,27 @@ enum Pool {
 /// let pg = earn::Db::connect("postgres://postgres@127.0.0.1:5432/test").await?;
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Db {
     pool: Pool,
     /// Where model events go after commit; `None`: the global default bus.
     bus: Option<EventBus>,
     /// Events go through the transactional outbox.
-    outbox: Option<crate::outbox::Outbox>,
+    outbox: Option<Outbox>,
     /// Where committed outbox events are handed; `None`: the bus.
-    sink: Option<Sink>,
-    /// Deletes the outbox rows of handled events, in batches.
-    deleter: crate::outbox::Deleter,
+    sink: Option<Arc<dyn earn_core::EventSink>>,
+    /// What transactions hand their events to, built from the three above.
+    publisher: Arc<dyn Publisher>,
 }
 
-/// A shared [`EventSink`](earn_core::EventSink), printable for `Db`'s `Debug`.
-#[derive(Clone)]
-pub(crate) struct Sink(pub(crate) std::sync::Arc<dyn earn_core::EventSink>);
-
-impl std::fmt::Debug for Sink {
+impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EventSink")
+        f.debug_struct("Db")
+            .field("pool", &self.pool)
+            .field("bus", &self.bus)
+            .field("outbox", &self.outbox)
+            .field("outbox_sink", &self.sink.is_some())
+            .finish()
     }
 }
 
@@ -201,7 +196,7 @@ impl Db {
     /// `bus` instead of the process-wide [`EventBus::global`].
     pub fn with_bus(mut self, bus: EventBus) -> Db {
         self.bus = Some(bus);
-        self
+        self.rebuild_publisher()
     }
 
     /// Writes the events of every transaction (model events, `ctx.emit`)
@@ -209,14 +204,18 @@ impl Db {
     /// commit cannot lose them. Create the table with
     /// [`install_outbox`](Db::install_outbox) (or the same DDL in a
     /// migration) and run an [`OutboxRelay`](crate::OutboxRelay).
-    pub fn with_outbox(mut self, outbox: crate::outbox::Outbox) -> Db {
+    pub fn with_outbox(mut self, outbox: Outbox) -> Db {
         self.outbox = Some(outbox);
-        self
+        self.rebuild_publisher()
     }
 
     /// Hands committed outbox events to `sink` (a broker such as Redis
     /// Streams) instead of this database's bus. A row is deleted once the
     /// sink has accepted its event; until then a relay may resend it.
+    ///
+    /// An event larger than the sink's
+    /// [`max_payload`](earn_core::EventSink::max_payload) is refused with
+    /// [`Error::PayloadTooLarge`] when it is raised, before the commit.
     ///
     /// ```no_run
     /// # async fn run(redis: earn::EventBus) -> Result<(), earn::Error> {
@@ -227,25 +226,22 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub fn with_outbox_sink(mut self, sink: impl earn_core::EventSink) -> Db {
-        self.sink = Some(Sink(std::sync::Arc::new(sink)));
+        self.sink = Some(Arc::new(sink));
+        self.rebuild_publisher()
+    }
+
+    fn rebuild_publisher(mut self) -> Db {
+        self.publisher = publisher(&self.pool, self.bus.clone(), self.outbox, self.sink.clone());
         self
     }
 
-    pub(crate) fn outbox_deleter(&self) -> &crate::outbox::Deleter {
-        &self.deleter
-    }
-
-    pub(crate) fn outbox_sink(&self) -> Option<std::sync::Arc<dyn earn_core::EventSink>> {
-        self.sink.as_ref().map(|sink| sink.0.clone())
-    }
-
     /// The outbox settings, if the outbox is on.
-    pub fn outbox(&self) -> Option<crate::outbox::Outbox> {
+    pub fn outbox(&self) -> Option<Outbox> {
         self.outbox
     }
 
-    pub(crate) fn bus_handle(&self) -> Option<EventBus> {
-        self.bus.clone()
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// The bus model events go to.
@@ -255,55 +251,16 @@ impl Db {
 
     /// The dialect of the database.
     pub fn dialect(&self) -> Dialect {
-        match &self.pool {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(_) => Dialect::Sqlite,
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(_) => Dialect::Postgres,
-            #[cfg(feature = "mysql")]
-            Pool::MySql(_) => Dialect::MySql,
-        }
+        self.pool.dialect()
     }
 
     pub(crate) async fn acquire(&self) -> Result<Conn, Error> {
-        let acquired = match &self.pool {
-            #[cfg(feature = "sqlite")]
-            Pool::Sqlite(pool) => pool.acquire().await.map(Conn::Sqlite),
-            #[cfg(feature = "postgres")]
-            Pool::Postgres(pool) => pool.acquire().await.map(Conn::Postgres),
-            #[cfg(feature = "mysql")]
-            Pool::MySql(pool) => pool.acquire().await.map(Conn::MySql),
-        };
-        acquired.map_err(|source| Error::Connection {
-            operation: "acquire a connection",
-            source: Box::new(source),
-        })
+        self.pool.acquire().await
     }
 
     /// Begins a transaction. See [`Tx`].
     pub async fn begin(&self) -> Result<Tx, Error> {
-        Tx::begin_on(self.acquire().await?, self).await
-    }
-
-    /// Begins a transaction that takes no gap locks on MySQL (`READ
-    /// COMMITTED` for this one transaction): the relay's claims must never
-    /// block or deadlock the inserts of the application's commits.
-    /// Elsewhere a plain [`begin`](Db::begin).
-    pub(crate) async fn begin_without_gap_locks(&self) -> Result<Tx, Error> {
-        #[cfg_attr(not(feature = "mysql"), allow(unused_mut))]
-        let mut conn = self.acquire().await?;
-        #[cfg(feature = "mysql")]
-        if let crate::tx::Conn::MySql(c) = &mut conn {
-            // Applies to the next transaction of this session only.
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                .execute(&mut **c)
-                .await
-                .map_err(|source| Error::Connection {
-                    operation: "set the isolation level",
-                    source: Box::new(source),
-                })?;
-        }
-        Tx::begin_on(conn, self).await
+        Tx::begin_on(self.acquire().await?, self.publisher.clone()).await
     }
 
     /// Creates the model's table if it does not exist, with column types
@@ -311,7 +268,7 @@ impl Db {
     /// schemas belong in migrations.
     pub async fn create_table<M: Model>(&self) -> Result<(), Error> {
         let mut conn = self.acquire().await?;
-        dispatch!(&mut conn, |c, DB| {
+        with_backend!(&mut conn, |c, DB| {
             let sql = create_table_sql(
                 M::INFO,
                 <DB as crate::Backend>::DIALECT,
@@ -330,7 +287,7 @@ impl Db {
     pub async fn drop_table<M: Model>(&self) -> Result<(), Error> {
         let mut conn = self.acquire().await?;
         let table = M::INFO.quoted_table[self.dialect() as usize];
-        dispatch!(&mut conn, |c, DB| {
+        with_backend!(&mut conn, |c, DB| {
             <DB as crate::Backend>::run_ddl(c, format!("DROP TABLE IF EXISTS {table}")).await
         })
         .map_err(|source| Error::Database {
@@ -372,14 +329,35 @@ impl Db {
 
     /// Runs SQL that takes no parameters (DDL) outside any transaction.
     pub async fn execute_unprepared(&self, sql: &str) -> Result<(), Error> {
-        let mut conn = self.acquire().await?;
-        dispatch!(&mut conn, |c, DB| {
-            <DB as crate::Backend>::run_ddl(c, sql.to_owned()).await
-        })
-        .map_err(|source| Error::Connection {
-            operation: "execute",
-            source: Box::new(source),
-        })
+        self.acquire().await?.execute_unprepared(sql).await
+    }
+}
+
+/// What transactions of a database hand their events to.
+fn publisher(
+    pool: &Pool,
+    bus: Option<EventBus>,
+    outbox: Option<Outbox>,
+    sink: Option<Arc<dyn earn_core::EventSink>>,
+) -> Arc<dyn Publisher> {
+    match (outbox, sink) {
+        (None, _) => ToBus::shared(bus),
+        (Some(outbox), Some(sink)) => {
+            ToOutbox::shared(outbox, Destination::Sink(sink), pool.clone())
+        }
+        (Some(outbox), None) => ToOutbox::shared(outbox, Destination::Bus(bus), pool.clone()),
+    }
+}
+
+impl Db {
+    fn from_pool(pool: Pool) -> Db {
+        Db {
+            publisher: ToBus::shared(None),
+            pool,
+            bus: None,
+            outbox: None,
+            sink: None,
+        }
     }
 }
 
@@ -429,39 +407,21 @@ fn create_table_sql(
 #[cfg(feature = "sqlite")]
 impl From<sqlx::SqlitePool> for Db {
     fn from(pool: sqlx::SqlitePool) -> Self {
-        Db {
-            pool: Pool::Sqlite(pool),
-            bus: None,
-            outbox: None,
-            sink: None,
-            deleter: crate::outbox::Deleter::default(),
-        }
+        Db::from_pool(Pool::Sqlite(pool))
     }
 }
 
 #[cfg(feature = "postgres")]
 impl From<sqlx::PgPool> for Db {
     fn from(pool: sqlx::PgPool) -> Self {
-        Db {
-            pool: Pool::Postgres(pool),
-            bus: None,
-            outbox: None,
-            sink: None,
-            deleter: crate::outbox::Deleter::default(),
-        }
+        Db::from_pool(Pool::Postgres(pool))
     }
 }
 
 #[cfg(feature = "mysql")]
 impl From<sqlx::MySqlPool> for Db {
     fn from(pool: sqlx::MySqlPool) -> Self {
-        Db {
-            pool: Pool::MySql(pool),
-            bus: None,
-            outbox: None,
-            sink: None,
-            deleter: crate::outbox::Deleter::default(),
-        }
+        Db::from_pool(Pool::MySql(pool))
     }
 }
 

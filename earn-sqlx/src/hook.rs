@@ -6,6 +6,7 @@ use std::pin::Pin;
 
 use earn_core::{Error, HookError, HookPhase, Operation};
 
+use crate::deferred::{BoxFuture, Outcome};
 use crate::model::Entity;
 use crate::tx::Tx;
 
@@ -137,10 +138,34 @@ impl<'t> HookContext<'t> {
     }
 
     /// Raises `event` in the write's transaction: it is published after the
-    /// outermost commit, and dropped if the write or the transaction (or
-    /// the savepoint it was raised in) rolls back.
-    pub fn emit(&mut self, event: earn_core::Event) {
-        self.tx.queue_event(event);
+    /// outermost commit (after every `after_commit` hook), and dropped if
+    /// the write or the transaction (or the savepoint it was raised in)
+    /// rolls back. See [`Tx::raise`].
+    ///
+    /// ```
+    /// use earn::prelude::*;
+    ///
+    /// #[derive(Debug, Clone, Model)]
+    /// #[model(table = "payments")]
+    /// struct Payment {
+    ///     #[model(primary_key, auto)]
+    ///     id: Option<i64>,
+    ///     cents: i64,
+    /// }
+    ///
+    /// #[hooks]
+    /// impl Payment {
+    ///     #[after_create]
+    ///     fn announce(&self, ctx: &mut HookContext<'_>) -> Result<(), HookError> {
+    ///         if self.cents > 100_000 {
+    ///             ctx.raise(Event::new("payment.large", &self.cents)?)?;
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn raise(&mut self, event: earn_core::Event) -> Result<(), Error> {
+        self.tx.raise(event)
     }
 
     /// Whether `field` is in [`changed`](HookContext::changed).
@@ -194,9 +219,26 @@ pub(crate) async fn run_detached<M: Entity>(phase: HookPhase, model: &mut M) -> 
     Ok(())
 }
 
+/// The outcome hooks of one write of a model, queued on its transaction.
+pub(crate) struct ModelOutcome<M> {
+    pub(crate) model: M,
+    pub(crate) operation: Operation,
+}
+
+impl<M: Entity> Outcome for ModelOutcome<M> {
+    fn run(self: Box<Self>, committed: bool) -> BoxFuture<'static> {
+        let phase = if committed {
+            HookPhase::AfterCommit
+        } else {
+            HookPhase::AfterRollback
+        };
+        Box::pin(run_outcome(phase, self.model, self.operation))
+    }
+}
+
 /// Runs every outcome hook of `phase` for an `operation`, even when one
 /// fails or panics; failures are reported through `tracing`, never returned.
-pub(crate) async fn run_outcome<M: Entity>(phase: HookPhase, mut model: M, operation: Operation) {
+async fn run_outcome<M: Entity>(phase: HookPhase, mut model: M, operation: Operation) {
     for (hook, name) in M::hooks().phase(phase) {
         if !hook.applies(&model, operation, &[]) {
             continue;

@@ -4,9 +4,10 @@
 
 use earn_core::{Error, Event};
 
+use crate::connection::with_backend;
 use crate::db::Db;
 use crate::outbox::now_ms;
-use crate::tx::{Tx, dispatch};
+use crate::tx::Tx;
 
 /// The inbox table.
 pub const INBOX_TABLE: &str = "earn_inbox";
@@ -60,7 +61,7 @@ async fn begin_once(db: &Db, handler: &str, event: &Event) -> Result<Option<Tx>,
     let statement = INSERT[tx.dialect() as usize];
     let event_id = event.id().to_string();
     let handled_at = now_ms();
-    let inserted = dispatch!(&mut tx.conn, |c, DB| {
+    let inserted = with_backend!(&mut tx.conn, |c, DB| {
         sqlx::query::<DB>(statement)
             .bind(handler)
             .bind(&event_id)

@@ -8,7 +8,9 @@
 compile_error!("earn-sqlx needs at least one backend feature: `sqlite`, `postgres` or `mysql`");
 
 mod backend;
+mod connection;
 mod db;
+mod deferred;
 mod field;
 mod guard;
 mod hook;
@@ -17,6 +19,7 @@ mod model;
 mod model_event;
 mod outbox;
 mod persist;
+mod publish;
 mod tx;
 
 pub use backend::{Backend, Dialect, Done};
@@ -29,7 +32,7 @@ pub use model::{
 };
 pub use model_event::CHANGES_KEY;
 pub use outbox::{
-    OUTBOX_DEAD_TABLE, OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxDispatch, OutboxRelay,
+    OUTBOX_DEAD_TABLE, OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxMode, OutboxRelay,
 };
 pub use tx::{Savepoint, Tx};
 

@@ -6,12 +6,13 @@ use std::any::Any;
 use earn_core::{Error, Event, HookPhase, Operation};
 
 use crate::backend::{Backend, Dialect};
+use crate::connection::with_backend;
 use crate::db::Db;
 use crate::guard::guarded;
 use crate::hook::{HookContext, run_detached, run_in_tx};
 use crate::model::{Entity, Model, Row};
 use crate::model_event::model_event;
-use crate::tx::{Tx, dispatch};
+use crate::tx::Tx;
 
 /// Which write the caller asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +149,7 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
         Operation::Update
     };
     let mut progress = Progress::default();
-    let mark = tx.event_mark();
+    let mark = tx.mark();
     let result = guarded::<M, _, _>(
         original_key.as_ref(),
         operation,
@@ -160,12 +161,13 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> R
             if hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback) {
                 tx.queue_outcome(model.clone(), operation, true);
             }
-            if let Some(event) = event {
-                tx.queue_event(event);
+            match event {
+                Some(event) => {
+                    let raised = tx.raise(event);
+                    progress.settle(tx, raised)
+                }
+                None => Ok(()),
             }
-            // The write and its outbox rows commit together, or neither.
-            let flushed = tx.flush_outbox().await;
-            progress.settle(tx, flushed)
         }
         Err(error) => {
             model.set_key(original_key);
@@ -305,7 +307,7 @@ fn not_found<M: Entity>(key: &M::Key, operation: Operation) -> Error {
 }
 
 async fn exec_insert<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error> {
-    let key = dispatch!(&mut tx.conn, |c, DB| insert_on::<DB, M>(c, model).await)
+    let key = with_backend!(&mut tx.conn, |c, DB| insert_on::<DB, M>(c, model).await)
         .map_err(db_error::<M>("insert"))?;
     if M::INFO.auto_key {
         model.set_key(key);
@@ -314,7 +316,7 @@ async fn exec_insert<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error> 
 }
 
 async fn exec_update<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error> {
-    let affected = dispatch!(&mut tx.conn, |c, DB| update_on::<DB, M>(c, model).await)
+    let affected = with_backend!(&mut tx.conn, |c, DB| update_on::<DB, M>(c, model).await)
         .map_err(db_error::<M>("update"))?;
     if affected == 0 {
         let key = model.key().ok_or(Error::MissingKey {
@@ -399,7 +401,7 @@ async fn find_row<M: Model>(
     key: &M::Key,
     for_update: bool,
 ) -> Result<Option<M>, Error> {
-    dispatch!(&mut tx.conn, |c, DB| find_on::<DB, M>(c, key, for_update)
+    with_backend!(&mut tx.conn, |c, DB| find_on::<DB, M>(c, key, for_update)
         .await)
     .map_err(db_error::<M>("select"))
 }
@@ -424,7 +426,7 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
         return Progress::default().settle(tx, deleted);
     }
     let mut progress = Progress::default();
-    let mark = tx.event_mark();
+    let mark = tx.mark();
     // In-transaction hooks take `&mut M`; delete hooks only read, so they
     // get a copy rather than forcing `delete(&mut self)` on users.
     let mut copy = model.clone();
@@ -463,15 +465,17 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, hooked: bool) -> Re
     if hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback) {
         tx.queue_outcome(copy, Operation::Delete, written);
     }
-    if let Some(event) = result? {
-        tx.queue_event(event);
+    match result? {
+        Some(event) => {
+            let raised = tx.raise(event);
+            progress.settle(tx, raised)
+        }
+        None => Ok(()),
     }
-    let flushed = tx.flush_outbox().await;
-    progress.settle(tx, flushed)
 }
 
 async fn exec_delete<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<(), Error> {
-    let affected = dispatch!(&mut tx.conn, |c, DB| delete_on::<DB, M>(c, key).await)
+    let affected = with_backend!(&mut tx.conn, |c, DB| delete_on::<DB, M>(c, key).await)
         .map_err(db_error::<M>("delete"))?;
     if affected == 0 {
         return Err(not_found::<M>(key, Operation::Delete));
@@ -482,7 +486,7 @@ async fn exec_delete<M: Model>(tx: &mut Tx, key: &M::Key) -> Result<(), Error> {
 /// `M::find`: reads outside any transaction, then `after_load`.
 pub(crate) async fn find<M: Model>(db: &Db, key: M::Key) -> Result<Option<M>, Error> {
     let mut conn = db.acquire().await?;
-    let found = dispatch!(&mut conn, |c, DB| find_on::<DB, M>(c, &key, false).await)
+    let found = with_backend!(&mut conn, |c, DB| find_on::<DB, M>(c, &key, false).await)
         .map_err(db_error::<M>("select"))?;
     drop(conn);
     loaded(found).await
@@ -507,8 +511,8 @@ async fn loaded<M: Model>(found: Option<M>) -> Result<Option<M>, Error> {
 /// `M::all`: every row ordered by key, then `after_load` on each.
 pub(crate) async fn all<M: Model>(db: &Db) -> Result<Vec<M>, Error> {
     let mut conn = db.acquire().await?;
-    let mut rows =
-        dispatch!(&mut conn, |c, DB| all_on::<DB, M>(c).await).map_err(db_error::<M>("select"))?;
+    let mut rows = with_backend!(&mut conn, |c, DB| all_on::<DB, M>(c).await)
+        .map_err(db_error::<M>("select"))?;
     drop(conn);
     if M::hooks().has(HookPhase::AfterLoad) {
         for row in &mut rows {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use earn::redis::{Consumer, RedisSettings, RedisStreams};
-use earn::{Db, Event, EventBus, Outbox, OutboxDispatch, OutboxRelay, RetryPolicy};
+use earn::{Db, Event, EventBus, Outbox, OutboxMode, OutboxRelay, RetryPolicy};
 
 use crate::harness::{BoxFuture, Handler, Process, Promises, Transport};
 
@@ -143,7 +143,7 @@ pub struct OutboxTransport {
 impl OutboxTransport {
     pub async fn new(name: &'static str, db: Db) -> OutboxTransport {
         let db = db.with_outbox(Outbox {
-            dispatch: OutboxDispatch::Relay,
+            mode: OutboxMode::Relay,
             ..Outbox::default()
         });
         db.install_outbox().await.unwrap();
@@ -187,7 +187,7 @@ impl Transport for OutboxTransport {
     fn publish(&self, event: Event) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             let mut tx = self.db.begin().await.unwrap();
-            tx.emit(event);
+            tx.raise(event).unwrap();
             tx.commit().await.unwrap();
         })
     }

@@ -54,7 +54,7 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub async fn outbox_backlog(&self) -> Result<u64, Error> {
-        super::backlog(self).await
+        super::backlog(self.pool()).await
     }
 
     /// How many outbox rows the relays gave up on (what
@@ -68,7 +68,7 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub async fn outbox_dead_letter_count(&self) -> Result<u64, Error> {
-        super::dead_count(self).await
+        super::dead_count(self.pool()).await
     }
 
     /// The outbox rows a relay gave up on (see
@@ -86,7 +86,7 @@ impl Db {
         &self,
         limit: usize,
     ) -> Result<Vec<crate::OutboxDeadLetter>, Error> {
-        super::dead_letters(self, limit).await
+        super::dead_letters(self.pool(), limit).await
     }
 
     /// Moves the dead letter `id` back into the outbox, claimable at once
@@ -105,7 +105,7 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub async fn requeue_outbox_dead_letter(&self, id: &str) -> Result<(), Error> {
-        super::requeue_dead_letter(self, id).await
+        super::requeue_dead_letter(self.pool(), id).await
     }
 
     /// Deletes every outbox dead letter; returns how many there were.
@@ -117,6 +117,6 @@ impl Db {
     /// # Ok(()) }
     /// ```
     pub async fn purge_outbox_dead_letters(&self) -> Result<u64, Error> {
-        super::purge_dead_letters(self).await
+        super::purge_dead_letters(self.pool()).await
     }
 }

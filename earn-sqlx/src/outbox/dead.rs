@@ -8,8 +8,7 @@ use sqlx::Row as _;
 
 use super::now_ms;
 use super::sql::sql;
-use crate::db::Db;
-use crate::tx::dispatch;
+use crate::connection::{Pool, with_backend};
 
 /// The dead-letter table of the outbox.
 pub const OUTBOX_DEAD_TABLE: &str = "earn_outbox_dead";
@@ -58,11 +57,11 @@ pub struct OutboxDeadLetter {
 /// Moves the row `id`, claimed by this relay until `until`, to the
 /// dead-letter table with `reason`, in one transaction. `false` if the row
 /// had been taken over by another relay meanwhile (it stays theirs).
-pub(super) async fn bury(db: &Db, id: &str, until: i64, reason: &str) -> Result<bool, Error> {
-    let statements = sql(db.dialect());
+pub(super) async fn bury(pool: &Pool, id: &str, until: i64, reason: &str) -> Result<bool, Error> {
+    let statements = sql(pool.dialect());
     let failed_at = now_ms();
-    let mut tx = db.begin().await?;
-    let moved = dispatch!(&mut tx.conn, |c, DB| {
+    let mut tx = pool.begin().await?;
+    let moved = with_backend!(&mut tx.conn, |c, DB| {
         async {
             let copied = sqlx::query::<DB>(statements.bury)
                 .bind(reason)
@@ -93,11 +92,14 @@ pub(super) async fn bury(db: &Db, id: &str, until: i64, reason: &str) -> Result<
     Ok(moved)
 }
 
-pub(crate) async fn dead_letters(db: &Db, limit: usize) -> Result<Vec<OutboxDeadLetter>, Error> {
-    let statement = sql(db.dialect()).dead_list;
+pub(crate) async fn dead_letters(
+    pool: &Pool,
+    limit: usize,
+) -> Result<Vec<OutboxDeadLetter>, Error> {
+    let statement = sql(pool.dialect()).dead_list;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let mut conn = db.acquire().await?;
-    dispatch!(&mut conn, |c, DB| {
+    let mut conn = pool.acquire().await?;
+    with_backend!(&mut conn, |c, DB| {
         async {
             let rows = sqlx::query::<DB>(statement)
                 .bind(limit)
@@ -126,11 +128,11 @@ pub(crate) async fn dead_letters(db: &Db, limit: usize) -> Result<Vec<OutboxDead
     .map_err(dead_error("select"))
 }
 
-pub(crate) async fn requeue_dead_letter(db: &Db, id: &str) -> Result<(), Error> {
-    let statements = sql(db.dialect());
+pub(crate) async fn requeue_dead_letter(pool: &Pool, id: &str) -> Result<(), Error> {
+    let statements = sql(pool.dialect());
     let now = now_ms();
-    let mut tx = db.begin().await?;
-    let copied = dispatch!(&mut tx.conn, |c, DB| {
+    let mut tx = pool.begin().await?;
+    let copied = with_backend!(&mut tx.conn, |c, DB| {
         async {
             let copied = sqlx::query::<DB>(statements.requeue)
                 .bind(now)
@@ -159,10 +161,10 @@ pub(crate) async fn requeue_dead_letter(db: &Db, id: &str) -> Result<(), Error> 
     Ok(())
 }
 
-pub(crate) async fn purge_dead_letters(db: &Db) -> Result<u64, Error> {
-    let statement = sql(db.dialect()).dead_purge;
-    let mut conn = db.acquire().await?;
-    dispatch!(&mut conn, |c, DB| {
+pub(crate) async fn purge_dead_letters(pool: &Pool) -> Result<u64, Error> {
+    let statement = sql(pool.dialect()).dead_purge;
+    let mut conn = pool.acquire().await?;
+    with_backend!(&mut conn, |c, DB| {
         sqlx::query::<DB>(statement)
             .execute(&mut *c)
             .await

@@ -6,11 +6,11 @@ use std::time::Duration;
 use earn_core::{Error, Event, EventSink};
 use tokio::sync::Semaphore;
 
-use super::sql::sql;
+use super::sql::{Claim, run_in, sql};
 use super::wake::Wake;
-use super::{Deleter, dead, hand_over, lease_ms, now_ms, outbox_error, run_in};
+use super::{Deleter, dead, hand_over, lease_ms, now_ms, outbox_error};
+use crate::connection::{Pool, with_backend};
 use crate::db::Db;
-use crate::tx::dispatch;
 
 const DEFAULT_BATCH: usize = 500;
 const DEFAULT_MAX_IN_FLIGHT: usize = 4 * DEFAULT_BATCH;
@@ -49,7 +49,7 @@ impl Claimed {
 }
 
 /// Delivers outbox rows nobody is handling: left by a crash between commit
-/// and delivery, or written with [`OutboxDispatch::Relay`](crate::OutboxDispatch::Relay). Several relays
+/// and delivery, or written with [`OutboxMode::Relay`](crate::OutboxMode::Relay). Several relays
 /// may run at once, in any number of processes: rows are claimed with a
 /// lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL and MySQL), never read
 /// with a serial cursor, so a transaction that commits late is still seen.
@@ -77,7 +77,7 @@ impl Claimed {
 /// ```
 #[derive(Clone)]
 pub struct OutboxRelay {
-    db: Db,
+    pool: Pool,
     sink: Arc<dyn EventSink>,
     batch: usize,
     lease: Duration,
@@ -95,7 +95,7 @@ pub struct OutboxRelay {
 impl std::fmt::Debug for OutboxRelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutboxRelay")
-            .field("db", &self.db)
+            .field("dialect", &self.pool.dialect())
             .field("batch", &self.batch)
             .field("lease", &self.lease)
             .field("poll", &self.poll)
@@ -115,8 +115,10 @@ impl OutboxRelay {
     /// # }
     /// ```
     pub fn new(db: Db, sink: impl EventSink) -> OutboxRelay {
+        let pool = db.pool().clone();
         OutboxRelay {
-            db,
+            handled: Deleter::new(pool.clone()),
+            pool,
             sink: Arc::new(sink),
             batch: DEFAULT_BATCH,
             lease: Duration::from_secs(30),
@@ -124,7 +126,6 @@ impl OutboxRelay {
             max_attempts: 10,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
-            handled: Deleter::default(),
         }
     }
 
@@ -241,12 +242,12 @@ impl OutboxRelay {
                 self.bury(&row, until, &reason).await;
                 continue;
             }
-            let (handled, db) = (self.handled.clone(), self.db.clone());
+            let handled = self.handled.clone();
             let id = row.id;
             let permit = permits.split(1);
             let accepted = move || {
                 drop(permit);
-                handled.delete(&db, id);
+                handled.delete(id);
             };
             hand_over(&*self.sink, event, Box::new(accepted)).await;
         }
@@ -256,7 +257,7 @@ impl OutboxRelay {
     /// Moves a poison row to the dead letters; on failure it stays, and
     /// comes back after its lease.
     async fn bury(&self, row: &Claimed, until: i64, reason: &str) {
-        match dead::bury(&self.db, &row.id, until, reason).await {
+        match dead::bury(&self.pool, &row.id, until, reason).await {
             Ok(true) => {
                 metrics::counter!("earn_outbox_dead_letters_total").increment(1);
                 tracing::error!(
@@ -276,25 +277,28 @@ impl OutboxRelay {
     /// `claimed_until`: the cost does not grow with the backlog), leasing
     /// them until `until`; returns them oldest first.
     async fn claim(&self, now: i64, until: i64, limit: usize) -> Result<Vec<Claimed>, Error> {
-        let statements = sql(self.db.dialect());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = if statements.claim.is_empty() {
-            self.lock_and_lease(now, until, limit).await?
-        } else {
-            let mut conn = self.db.acquire().await?;
-            dispatch!(&mut conn, |c, DB| {
-                async {
-                    let rows = sqlx::query::<DB>(statements.claim)
-                        .bind(until)
-                        .bind(now)
-                        .bind(limit)
-                        .fetch_all(&mut *c)
-                        .await?;
-                    Claimed::from_rows(&rows, 0)
-                }
-                .await
-            })
-            .map_err(outbox_error("claim"))?
+        let mut rows = match sql(self.pool.dialect()).claim {
+            Claim::LockThenLease { lock, extend_in } => {
+                self.lock_and_lease(lock, extend_in, now, until, limit)
+                    .await?
+            }
+            Claim::Returning(claim) => {
+                let mut conn = self.pool.acquire().await?;
+                with_backend!(&mut conn, |c, DB| {
+                    async {
+                        let rows = sqlx::query::<DB>(claim)
+                            .bind(until)
+                            .bind(now)
+                            .bind(limit)
+                            .fetch_all(&mut *c)
+                            .await?;
+                        Claimed::from_rows(&rows, 0)
+                    }
+                    .await
+                })
+                .map_err(outbox_error("claim"))?
+            }
         };
         // `RETURNING` keeps no order.
         rows.sort_unstable_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -306,15 +310,16 @@ impl OutboxRelay {
     /// transaction.
     async fn lock_and_lease(
         &self,
+        lock: &'static str,
+        extend_in: &'static str,
         now: i64,
         until: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, Error> {
-        let statements = sql(self.db.dialect());
-        let mut tx = self.db.begin_without_gap_locks().await?;
-        let rows = dispatch!(&mut tx.conn, |c, DB| {
+        let mut tx = self.pool.begin_without_gap_locks().await?;
+        let rows = with_backend!(&mut tx.conn, |c, DB| {
             async {
-                let rows = sqlx::query::<DB>(statements.lock)
+                let rows = sqlx::query::<DB>(lock)
                     .bind(now)
                     .bind(limit)
                     .fetch_all(&mut *c)
@@ -326,7 +331,7 @@ impl OutboxRelay {
         .map_err(outbox_error("claim"))?;
         if !rows.is_empty() {
             let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
-            run_in(&mut tx.conn, statements.extend_in, Some(until), &ids)
+            run_in(&mut tx.conn, extend_in, Some(until), &ids)
                 .await
                 .map_err(outbox_error("claim"))?;
         }
@@ -342,7 +347,7 @@ impl OutboxRelay {
     /// Database errors back off up to 30 s.
     pub async fn run_until<F: std::future::Future>(&self, stop: F) {
         let mut stop = std::pin::pin!(stop);
-        let wake = Wake::start(&self.db);
+        let wake = Wake::start(&self.pool);
         let mut backoff = self.poll;
         loop {
             let (wait, wakeable) = match self.run_once().await {

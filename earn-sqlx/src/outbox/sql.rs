@@ -1,6 +1,30 @@
 //! The outbox statements, one set per dialect.
 
 use crate::backend::Dialect;
+use crate::connection::{Conn, with_backend};
+
+/// How handled rows are deleted.
+#[derive(Clone, Copy)]
+pub(super) enum Delete {
+    /// PostgreSQL: the rows whose ids are in one array parameter.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Array(&'static str),
+    /// The start of a `DELETE` completed with an `IN` list.
+    InList(&'static str),
+}
+
+/// How a relay claims rows.
+#[derive(Clone, Copy)]
+pub(super) enum Claim {
+    /// Claim and read in one `UPDATE … RETURNING`, ordered by the caller.
+    Returning(&'static str),
+    /// MySQL: lock claimable rows, skipping locked ones, then lease them
+    /// with an `UPDATE` completed with an `IN` list.
+    LockThenLease {
+        lock: &'static str,
+        extend_in: &'static str,
+    },
+}
 
 /// The statements, by dialect.
 pub(super) struct Sql {
@@ -9,19 +33,9 @@ pub(super) struct Sql {
     pub(super) insert: &'static str,
     /// PostgreSQL: `insert` that also wakes the relays listening on
     /// channel `earn_outbox` (`wake.rs`) once the transaction commits.
-    pub(super) insert_notify: &'static str,
-    /// PostgreSQL: deletes the rows whose ids are in an array.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-    pub(super) delete_any: &'static str,
-    /// Elsewhere: the start of a `DELETE` completed with an `IN` list.
-    pub(super) delete_in: &'static str,
-    /// SQLite and PostgreSQL: claim and read in one `UPDATE … RETURNING`,
-    /// ordered by the caller.
-    pub(super) claim: &'static str,
-    /// MySQL: lock claimable rows, skipping locked ones …
-    pub(super) lock: &'static str,
-    /// … then lease them, completed with an `IN` list.
-    pub(super) extend_in: &'static str,
+    pub(super) insert_notify: Option<&'static str>,
+    pub(super) delete: Delete,
+    pub(super) claim: Claim,
     pub(super) count: &'static str,
     /// Copies a claimed row into `earn_outbox_dead`, replacing a dead
     /// letter of the same id, if the row is still under this claim.
@@ -41,14 +55,13 @@ const SQL: [Sql; 3] = [
     Sql {
         migration: include_str!("../../migrations/outbox_sqlite.sql"),
         insert: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) VALUES (?, ?, ?, ?, ?)",
-        insert_notify: "",
-        delete_any: "",
-        delete_in: "DELETE FROM earn_outbox WHERE id IN ",
-        claim: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN \
-                (SELECT id FROM earn_outbox WHERE claimed_until < ? ORDER BY claimed_until, created_at LIMIT ?) \
-                RETURNING id, event, attempts, created_at",
-        lock: "",
-        extend_in: "",
+        insert_notify: None,
+        delete: Delete::InList("DELETE FROM earn_outbox WHERE id IN "),
+        claim: Claim::Returning(
+            "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN \
+             (SELECT id FROM earn_outbox WHERE claimed_until < ? ORDER BY claimed_until, created_at LIMIT ?) \
+             RETURNING id, event, attempts, created_at",
+        ),
         count: "SELECT COUNT(*) FROM earn_outbox",
         bury: "INSERT OR REPLACE INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
                SELECT id, name, event, ?, attempts, ? FROM earn_outbox WHERE id = ? AND claimed_until = ?",
@@ -63,18 +76,19 @@ const SQL: [Sql; 3] = [
     Sql {
         migration: include_str!("../../migrations/outbox_postgres.sql"),
         insert: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) VALUES ($1, $2, $3, $4, $5)",
-        insert_notify: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) \
-                        SELECT $1, $2, $3, $4, $5 FROM (SELECT pg_notify('earn_outbox', '')) AS wake",
-        delete_any: "DELETE FROM earn_outbox WHERE id = ANY($1)",
-        delete_in: "",
+        insert_notify: Some(
+            "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) \
+             SELECT $1, $2, $3, $4, $5 FROM (SELECT pg_notify('earn_outbox', '')) AS wake",
+        ),
+        delete: Delete::Array("DELETE FROM earn_outbox WHERE id = ANY($1)"),
         // One statement, no transaction of its own: the rows are locked,
         // skipping those another relay is claiming, and leased at once.
-        claim: "UPDATE earn_outbox SET claimed_until = $1, attempts = attempts + 1 WHERE id IN \
-                (SELECT id FROM earn_outbox WHERE claimed_until < $2 ORDER BY claimed_until, created_at LIMIT $3 \
-                FOR UPDATE SKIP LOCKED) \
-                RETURNING id, event, attempts, created_at",
-        lock: "",
-        extend_in: "",
+        claim: Claim::Returning(
+            "UPDATE earn_outbox SET claimed_until = $1, attempts = attempts + 1 WHERE id IN \
+             (SELECT id FROM earn_outbox WHERE claimed_until < $2 ORDER BY claimed_until, created_at LIMIT $3 \
+             FOR UPDATE SKIP LOCKED) \
+             RETURNING id, event, attempts, created_at",
+        ),
         count: "SELECT COUNT(*) FROM earn_outbox",
         bury: "INSERT INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
                SELECT id, name, event, $1, attempts, $2 FROM earn_outbox WHERE id = $3 AND claimed_until = $4 \
@@ -92,13 +106,13 @@ const SQL: [Sql; 3] = [
     Sql {
         migration: include_str!("../../migrations/outbox_mysql.sql"),
         insert: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) VALUES (?, ?, ?, ?, ?)",
-        insert_notify: "",
-        delete_any: "",
-        delete_in: "DELETE FROM earn_outbox WHERE id IN ",
-        claim: "",
-        lock: "SELECT id, event, attempts, created_at FROM earn_outbox WHERE claimed_until < ? \
-               ORDER BY claimed_until, created_at LIMIT ? FOR UPDATE SKIP LOCKED",
-        extend_in: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN ",
+        insert_notify: None,
+        delete: Delete::InList("DELETE FROM earn_outbox WHERE id IN "),
+        claim: Claim::LockThenLease {
+            lock: "SELECT id, event, attempts, created_at FROM earn_outbox WHERE claimed_until < ? \
+                   ORDER BY claimed_until, created_at LIMIT ? FOR UPDATE SKIP LOCKED",
+            extend_in: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN ",
+        },
         count: "SELECT COUNT(*) FROM earn_outbox",
         bury: "REPLACE INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
                SELECT id, name, event, ?, attempts, ? FROM earn_outbox WHERE id = ? AND claimed_until = ?",
@@ -118,7 +132,7 @@ pub(super) fn sql(dialect: Dialect) -> &'static Sql {
 
 /// `(?, ?, …)` (`($2, $3, …)` on PostgreSQL after `offset` parameters)
 /// with `n` placeholders, to complete the `…_in` statements.
-pub(super) fn in_list(dialect: Dialect, offset: usize, n: usize) -> String {
+fn in_list(dialect: Dialect, offset: usize, n: usize) -> String {
     use std::fmt::Write as _;
     let mut list = String::with_capacity(2 + 5 * n);
     list.push('(');
@@ -139,4 +153,35 @@ pub(super) fn in_list(dialect: Dialect, offset: usize, n: usize) -> String {
 
 /// The longest `IN` list sent: well under SQLite's and MySQL's limits on
 /// bound parameters.
-pub(super) const MAX_IN: usize = 1_000;
+const MAX_IN: usize = 1_000;
+
+/// Runs `head` completed with an `IN` list of `ids` (in chunks of at most
+/// [`MAX_IN`]), binding `first` before the ids; returns the rows affected.
+pub(super) async fn run_in(
+    conn: &mut Conn,
+    head: &'static str,
+    first: Option<i64>,
+    ids: &[String],
+) -> Result<u64, sqlx::Error> {
+    let mut affected = 0;
+    for chunk in ids.chunks(MAX_IN) {
+        let offset = usize::from(first.is_some());
+        let statement = format!("{head}{}", in_list(conn.dialect(), offset, chunk.len()));
+        affected += with_backend!(&mut *conn, |c, DB| {
+            // Only placeholders vary: the values are bound. Not kept
+            // prepared, as each length is a statement of its own.
+            let mut query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement)).persistent(false);
+            if let Some(first) = first {
+                query = query.bind(first);
+            }
+            for id in chunk {
+                query = query.bind(id);
+            }
+            query
+                .execute(&mut *c)
+                .await
+                .map(|done| done.rows_affected())
+        })?;
+    }
+    Ok(affected)
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use crate::db::Db;
+use crate::connection::Pool;
 
 /// A listener running beside a relay, stopped when dropped.
 pub(super) struct Wake {
@@ -17,10 +17,11 @@ pub(super) struct Wake {
 impl Wake {
     /// Starts listening if `db` is PostgreSQL; elsewhere nothing ever wakes
     /// the relay early.
-    pub(super) fn start(db: &Db) -> Wake {
+    pub(super) fn start(pool: &Pool) -> Wake {
         let notify = Arc::new(Notify::new());
         #[cfg(feature = "postgres")]
-        if let Some(pool) = db.as_postgres() {
+        #[allow(irrefutable_let_patterns)]
+        if let Pool::Postgres(pool) = pool {
             let options = (*pool.connect_options()).clone();
             let task = tokio::spawn(postgres::listen(options, notify.clone()));
             return Wake {
@@ -28,7 +29,7 @@ impl Wake {
                 task: Some(task),
             };
         }
-        let _ = db;
+        let _ = pool;
         Wake { notify, task: None }
     }
 

@@ -1,0 +1,158 @@
+//! The outbox as a transaction's publisher: events become rows written in
+//! the transaction, at the savepoint level that raised them, and after
+//! the commit the committer hands them over (or leaves them to a relay).
+
+use std::sync::Arc;
+
+use earn_core::{Error, Event, EventBus, EventError, EventSink};
+
+use super::sql::sql;
+use super::{Deleter, Outbox, OutboxMode, hand_over, lease_ms, now_ms, outbox_error};
+use crate::connection::{Conn, Pool, with_backend};
+use crate::deferred::BoxFuture;
+use crate::publish::{Publisher, Raised};
+
+/// Where committed outbox events are handed over.
+pub(crate) enum Destination {
+    /// A sink set with [`Db::with_outbox_sink`](crate::Db::with_outbox_sink).
+    Sink(Arc<dyn EventSink>),
+    /// The database's bus, or the process-wide one.
+    Bus(Option<EventBus>),
+}
+
+/// Publishes through the outbox of one database.
+pub(crate) struct ToOutbox {
+    settings: Outbox,
+    destination: Destination,
+    /// Deletes the rows of handled events.
+    deleter: Deleter,
+}
+
+impl ToOutbox {
+    pub(crate) fn shared(
+        settings: Outbox,
+        destination: Destination,
+        pool: Pool,
+    ) -> Arc<dyn Publisher> {
+        Arc::new(ToOutbox {
+            settings,
+            destination,
+            deleter: Deleter::new(pool),
+        })
+    }
+}
+
+impl Publisher for ToOutbox {
+    fn accept(&self, event: Event) -> Result<Raised, Error> {
+        let row = serde_json::to_string(&event).map_err(|source| {
+            Error::Event(EventError::Payload {
+                name: event.name().to_string(),
+                source,
+            })
+        })?;
+        // Refused before the commit: a row the sink will never take would
+        // be retried by every relay and end as a dead letter.
+        let max = match &self.destination {
+            Destination::Sink(sink) => sink.max_payload(),
+            Destination::Bus(_) => None,
+        };
+        if let Some(max) = max.filter(|&max| row.len() > max) {
+            return Err(Error::PayloadTooLarge {
+                event: event.name().to_string(),
+                id: event.id(),
+                size: row.len(),
+                max,
+            });
+        }
+        Ok(Raised {
+            event,
+            row: Some(row),
+        })
+    }
+
+    fn stages(&self) -> bool {
+        true
+    }
+
+    fn stage<'c>(
+        &'c self,
+        conn: &'c mut Conn,
+        events: Vec<&'c Raised>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send + 'c>> {
+        // The committer claims its own rows for one lease; relay-only rows
+        // are claimable at once.
+        let claimed_until = match self.settings.mode {
+            OutboxMode::Inline => now_ms().saturating_add(lease_ms(self.settings.lease)),
+            OutboxMode::Relay => 0,
+        };
+        Box::pin(insert(conn, events, claimed_until))
+    }
+
+    fn publish(&self, events: Vec<Event>) -> BoxFuture<'_> {
+        Box::pin(async move {
+            if self.settings.mode == OutboxMode::Relay {
+                return;
+            }
+            for event in events {
+                let id = event.id().to_string();
+                let deleter = self.deleter.clone();
+                let accepted = Box::new(move || deleter.delete(id));
+                match &self.destination {
+                    Destination::Sink(sink) => hand_over(&**sink, event, accepted).await,
+                    Destination::Bus(Some(bus)) => hand_over(bus, event, accepted).await,
+                    Destination::Bus(None) => hand_over(EventBus::global(), event, accepted).await,
+                }
+            }
+        })
+    }
+}
+
+/// Writes `events` as outbox rows on `conn` (inside the caller's
+/// transaction), claimed until `claimed_until` (0: claimable at once).
+///
+/// Rows a relay may take at once are announced on PostgreSQL with
+/// `pg_notify`, which the server delivers only if the transaction commits.
+/// Rows the committer holds a lease on are not: a relay woken for them
+/// would find nothing to claim.
+async fn insert(conn: &mut Conn, events: Vec<&Raised>, claimed_until: i64) -> Result<(), Error> {
+    let statements = sql(conn.dialect());
+    // Folded into the last insert: a statement of its own would cost a
+    // round trip, a fifth of a one-row commit.
+    let notify = statements.insert_notify.filter(|_| claimed_until == 0);
+    let last = events.len().saturating_sub(1);
+    for (index, raised) in events.into_iter().enumerate() {
+        let statement = match notify {
+            Some(notify) if index == last => notify,
+            _ => statements.insert,
+        };
+        let event = &raised.event;
+        let serialized;
+        let json = match &raised.row {
+            Some(row) => row.as_str(),
+            None => {
+                serialized = serde_json::to_string(event).map_err(|source| {
+                    Error::Event(EventError::Payload {
+                        name: event.name().to_string(),
+                        source,
+                    })
+                })?;
+                serialized.as_str()
+            }
+        };
+        let id = event.id().to_string();
+        let created = i64::try_from(event.data().timestamp_ms).unwrap_or(i64::MAX);
+        with_backend!(&mut *conn, |c, DB| {
+            sqlx::query::<DB>(statement)
+                .bind(&id)
+                .bind(event.name().as_str())
+                .bind(json)
+                .bind(created)
+                .bind(claimed_until)
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+        })
+        .map_err(outbox_error("insert"))?;
+    }
+    Ok(())
+}
