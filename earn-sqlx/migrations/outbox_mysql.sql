@@ -5,7 +5,7 @@ CREATE TABLE IF NOT EXISTS earn_outbox (
     created_at BIGINT NOT NULL,
     claimed_until BIGINT NOT NULL,
     attempts INT NOT NULL DEFAULT 0,
-    INDEX earn_outbox_claimable (claimed_until, created_at)
+    INDEX earn_outbox_claimable (claimed_until, created_at, id)
 );
 CREATE TABLE IF NOT EXISTS earn_outbox_dead (
     id VARCHAR(36) NOT NULL PRIMARY KEY,

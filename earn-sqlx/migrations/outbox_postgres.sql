@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS earn_outbox (
     claimed_until BIGINT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS earn_outbox_claimable ON earn_outbox (claimed_until, created_at);
+CREATE INDEX IF NOT EXISTS earn_outbox_claimable ON earn_outbox (claimed_until, created_at, id);
 CREATE TABLE IF NOT EXISTS earn_outbox_dead (
     id TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,

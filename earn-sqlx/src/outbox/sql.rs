@@ -59,7 +59,7 @@ const SQL: [Sql; 3] = [
         delete: Delete::InList("DELETE FROM earn_outbox WHERE id IN "),
         claim: Claim::Returning(
             "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN \
-             (SELECT id FROM earn_outbox WHERE claimed_until < ? ORDER BY claimed_until, created_at LIMIT ?) \
+             (SELECT id FROM earn_outbox WHERE claimed_until < ? ORDER BY claimed_until, created_at, id LIMIT ?) \
              RETURNING id, event, attempts, created_at",
         ),
         count: "SELECT COUNT(*) FROM earn_outbox",
@@ -85,7 +85,7 @@ const SQL: [Sql; 3] = [
         // skipping those another relay is claiming, and leased at once.
         claim: Claim::Returning(
             "UPDATE earn_outbox SET claimed_until = $1, attempts = attempts + 1 WHERE id IN \
-             (SELECT id FROM earn_outbox WHERE claimed_until < $2 ORDER BY claimed_until, created_at LIMIT $3 \
+             (SELECT id FROM earn_outbox WHERE claimed_until < $2 ORDER BY claimed_until, created_at, id LIMIT $3 \
              FOR UPDATE SKIP LOCKED) \
              RETURNING id, event, attempts, created_at",
         ),
@@ -110,7 +110,7 @@ const SQL: [Sql; 3] = [
         delete: Delete::InList("DELETE FROM earn_outbox WHERE id IN "),
         claim: Claim::LockThenLease {
             lock: "SELECT id, event, attempts, created_at FROM earn_outbox WHERE claimed_until < ? \
-                   ORDER BY claimed_until, created_at LIMIT ? FOR UPDATE SKIP LOCKED",
+                   ORDER BY claimed_until, created_at, id LIMIT ? FOR UPDATE SKIP LOCKED",
             extend_in: "UPDATE earn_outbox SET claimed_until = ?, attempts = attempts + 1 WHERE id IN ",
         },
         count: "SELECT COUNT(*) FROM earn_outbox",
