@@ -5,7 +5,7 @@ pub use earn_core::{
     Attachment, BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, Error, Event,
     EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, HandlerError,
     HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters, NameError, Operation,
-    Overflow, Pattern, PatternError, PayloadError, Propagation, RetryPolicy, Service,
+    Overflow, Pattern, PatternError, PayloadError, Propagation, Registry, RetryPolicy, Service,
     ShutdownReport, SinkFuture, SubscriptionId, registry,
 };
 pub use earn_macros::{
@@ -51,7 +51,9 @@ pub mod __private {
         Event, HandlerError, HandlerOptions, HandlerRegistration, HandlerStep, HookPhase,
         HookRegistration, HookTable, IntoHandlerResult, Operation, Service, ServiceHandler,
     };
-    pub use earn_sqlx::__private::{BoxDynError, json_eq, run_phase, serde, serde_json, sqlx};
+    pub use earn_sqlx::__private::{
+        BoxDynError, column_error, json_eq, run_phase, serde, serde_json, sqlx,
+    };
     pub use earn_sqlx::{
         Backend, Column, ColumnType, Entity, Field, Hook, HookContext, HookFn, HookStep,
         IntoHookResult, ModelInfo, Row, Statements,

@@ -103,3 +103,133 @@ async fn a_closed_pool_is_an_error_and_the_data_is_intact() {
         }
     }
 }
+
+/// The model has a column the table lacks.
+#[derive(Debug, Clone, Model)]
+#[model(table = "errors_people")]
+struct Person {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    name: String,
+    nickname: String,
+}
+
+/// The same table without `nickname`, and `name` nullable.
+#[derive(Debug, Clone, Model)]
+#[model(table = "errors_people")]
+struct OldPerson {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    name: Option<String>,
+}
+
+#[tokio::test]
+async fn a_missing_column_or_a_null_in_a_plain_field_is_an_error_naming_table_and_column() {
+    each_backend(|db| async move {
+        fresh::<OldPerson>(&db).await;
+        let mut old = OldPerson {
+            id: None,
+            name: Some("Ada".into()),
+        };
+        old.save(&db).await.unwrap();
+        // SQLite used to read `"nickname"` as the string 'nickname'.
+        let error = Person::find(&db, old.id.unwrap()).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("errors_people") && message.contains("nickname"),
+            "{message}"
+        );
+
+        db.execute_unprepared("ALTER TABLE errors_people ADD COLUMN nickname TEXT")
+            .await
+            .unwrap();
+        let mut unnamed = OldPerson {
+            id: None,
+            name: None,
+        };
+        unnamed.save(&db).await.unwrap();
+        db.execute_unprepared("UPDATE errors_people SET nickname = 'x'")
+            .await
+            .unwrap();
+        // SQLite used to read a NULL `String` as "".
+        let error = Person::find(&db, unnamed.id.unwrap()).await.unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("errors_people") && message.contains("`name`"),
+            "{message}"
+        );
+        let found = Person::find(&db, old.id.unwrap()).await.unwrap().unwrap();
+        assert_eq!((found.name.as_str(), found.nickname.as_str()), ("Ada", "x"));
+    })
+    .await;
+}
+
+/// A hook that writes another model in a transaction of its own.
+#[derive(Debug, Clone, Model)]
+#[model(table = "errors_orders")]
+struct Order {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    note: String,
+}
+
+#[hooks]
+impl Order {
+    #[after_create]
+    async fn log_it(&self, ctx: &mut HookContext<'_>) -> Result<(), HookError> {
+        let mut entry = Kept {
+            id: None,
+            name: format!("order {:?}", self.id),
+        };
+        if self.note == "wrong" {
+            entry.save(&DB.get().unwrap().clone()).await?;
+        } else {
+            entry.save_in(ctx.tx()).await?;
+        }
+        Ok(())
+    }
+}
+
+static DB: std::sync::OnceLock<Db> = std::sync::OnceLock::new();
+
+#[tokio::test]
+async fn a_write_in_a_transaction_of_its_own_inside_a_hook_fails_at_once() {
+    // On SQLite in memory this used to wait 30 s for the one connection,
+    // and on PostgreSQL commit the entry on its own.
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    fresh::<Kept>(&db).await;
+    fresh::<Order>(&db).await;
+    DB.set(db.clone()).unwrap();
+    let error = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        Order {
+            id: None,
+            note: "wrong".into(),
+        }
+        .save(&db),
+    )
+    .await
+    .expect("the save returns instead of waiting for a connection")
+    .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        matches!(
+            error,
+            earn::Error::Hook(_) | earn::Error::WriteInsideHook { .. }
+        ) && message.contains("save_in(ctx.tx())")
+            && message.contains("Kept")
+            && message.contains("Order"),
+        "{message}"
+    );
+    assert_eq!(common::count::<Kept>(&db).await, 0);
+    assert_eq!(common::count::<Order>(&db).await, 0);
+
+    Order {
+        id: None,
+        note: "right".into(),
+    }
+    .save(&db)
+    .await
+    .unwrap();
+    assert_eq!(common::count::<Kept>(&db).await, 1);
+}

@@ -181,6 +181,7 @@ async fn priority_then_declaration_order_never_link_order() {
 #[test]
 fn registry_lists_every_hook_with_its_source() {
     let ranked: Vec<_> = earn::registry()
+        .hooks
         .into_iter()
         .filter(|r| r.model_name == "Ranked")
         .collect();

@@ -24,6 +24,7 @@ async fn hooks_from_a_library_crate_run() {
     })
     .await;
     let registered: Vec<_> = earn::registry()
+        .hooks
         .into_iter()
         .filter(|r| r.model_name == "Ticket")
         .map(|r| r.function)

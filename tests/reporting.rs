@@ -3,42 +3,8 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use common::{each_backend, fresh};
+use common::{capture, each_backend, fresh};
 use earn::prelude::*;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
-    }
-}
-
-/// Captures every event at DEBUG and above on this thread.
-fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
-}
 
 #[derive(Debug, Clone, Model)]
 #[model(table = "reporting_mail")]
@@ -60,7 +26,7 @@ impl Mail {
 async fn quiet_writes_and_failed_outcome_hooks_are_reported() {
     each_backend(|db| async move {
         fresh::<Mail>(&db).await;
-        let (captured, _guard) = capture();
+        let captured = capture();
 
         let mut mail = Mail {
             id: None,
@@ -84,4 +50,48 @@ async fn quiet_writes_and_failed_outcome_hooks_are_reported() {
         assert!(text.contains("delete_quietly: hooks skipped"), "{text}");
     })
     .await;
+}
+
+#[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
+#[model(table = "reporting_jobs", events = "reporting_job")]
+struct Job {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+}
+
+#[event_handler("reporting_job.created")]
+async fn slow_job_handler(_event: &Event) {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_while_the_process_wide_bus_is_busy_warns_with_the_count() {
+    let _serial = common::serial().await;
+    let captured = capture();
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    fresh::<Job>(&db).await;
+    Job { id: None }.save(&db).await.unwrap();
+    Job { id: None }.save(&db).await.unwrap();
+    // What `main` does when it returns without `shutdown`.
+    drop(db);
+    let text = captured.text();
+    assert!(text.contains("WARN"), "{text}");
+    assert!(
+        text.contains("event(s) published to the process-wide bus are still queued")
+            && text.contains("db.bus().shutdown(deadline).await"),
+        "{text}"
+    );
+    assert!(
+        text.contains("events=2") || text.contains("events=1"),
+        "the count: {text}"
+    );
+    earn::EventBus::global().wait_idle().await;
+
+    // Shut down first, and nothing is said.
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    fresh::<Job>(&db).await;
+    Job { id: None }.save(&db).await.unwrap();
+    db.bus().wait_idle().await;
+    drop(db);
+    assert!(!captured.text().contains("still queued"));
 }

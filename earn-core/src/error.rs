@@ -203,6 +203,28 @@ pub enum Error {
         operation: Operation,
     },
 
+    /// An update or delete of a `#[model(version)]` model whose row was
+    /// changed since the model was read: saving it would lose that change.
+    #[error(
+        "{operation} of {model} with key {key} refused: it was read at version {expected}, but the \
+         row in table `{table}` is at version {found} (changed since); read it again and reapply \
+         the change"
+    )]
+    Stale {
+        /// The model's type name.
+        model: &'static str,
+        /// The table.
+        table: &'static str,
+        /// The key, formatted with `Debug`.
+        key: String,
+        /// `update` or `delete`.
+        operation: Operation,
+        /// The version the model holds.
+        expected: i128,
+        /// The version of the row.
+        found: i128,
+    },
+
     /// `insert` of a model whose database-generated key is already set.
     #[error(
         "insert of {model}: the model already has key {key}; use save or update to change a persisted row"
@@ -226,6 +248,25 @@ pub enum Error {
         operation: Operation,
         /// ` with key …`, or empty for a new model.
         key: String,
+    },
+
+    /// A hook (or a handler it ran inline) wrote a model with `save(&db)`,
+    /// `delete(&db)`, …: a transaction of its own beside the running
+    /// write's. That one would wait for the running write's locks
+    /// (SQLite: a pool timeout or "database is locked") or commit whatever
+    /// becomes of it.
+    #[error(
+        "{operation} of {model} in a transaction of its own while a write of {running} runs in \
+         this task (from one of its hooks): use `save_in(ctx.tx())` / `delete_in(ctx.tx())` to \
+         make it part of the running write"
+    )]
+    WriteInsideHook {
+        /// The model written.
+        model: &'static str,
+        /// Its operation.
+        operation: Operation,
+        /// The model whose write is running.
+        running: &'static str,
     },
 
     /// An event could not be built (invalid name, payload not serializable).

@@ -171,6 +171,27 @@ pub struct HandlerRegistration {
 
 inventory::collect!(HandlerRegistration);
 
+impl fmt::Display for HandlerRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} on `{}` (priority {}) at {}:{}",
+            self.name, self.options.pattern, self.options.priority, self.file, self.line
+        )
+    }
+}
+
+impl fmt::Debug for HandlerRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerRegistration")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every `#[event_handler]` function linked into the program.
 pub fn handler_registrations() -> impl Iterator<Item = &'static HandlerRegistration> {
     inventory::iter::<HandlerRegistration>.into_iter()

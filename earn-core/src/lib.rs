@@ -34,7 +34,7 @@ pub use name::{EventName, NameError};
 pub use panic::catch_unwind;
 pub use pattern::{Pattern, PatternError};
 pub use phase::{HookPhase, Operation};
-pub use registry::{HookRegistration, HookTable, registry};
+pub use registry::{HookRegistration, HookTable, Registry, registry};
 pub use service::{Attachment, Service, ServiceHandler};
 pub use sink::{EventSink, SinkFuture};
 

@@ -4,6 +4,7 @@ use std::any::{Any, TypeId};
 use std::cmp::Reverse;
 use std::fmt;
 
+use crate::handler::{HandlerRegistration, handler_registrations};
 use crate::phase::HookPhase;
 
 /// One hook, as submitted by `#[hooks]` at link time.
@@ -73,17 +74,61 @@ impl fmt::Display for HookRegistration {
     }
 }
 
-/// Every registered hook of every model, sorted by model, phase and run order.
+/// What was registered at link time: every hook of every model and every
+/// `#[event_handler]` function. Its `Display` lists both, one per line.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Registry {
+    /// The hooks, sorted by model, phase and run order.
+    pub hooks: Vec<&'static HookRegistration>,
+    /// The event handler functions, sorted by pattern, then run order
+    /// (priority, higher first, then source location). Handlers of a
+    /// `#[service]` are attached at run time and are not listed.
+    pub handlers: Vec<&'static HandlerRegistration>,
+}
+
+impl fmt::Display for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "hooks ({}):", self.hooks.len())?;
+        for hook in &self.hooks {
+            writeln!(f, "  {hook}")?;
+        }
+        writeln!(f, "event handlers ({}):", self.handlers.len())?;
+        for handler in &self.handlers {
+            writeln!(f, "  {handler}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every registered hook and event handler, for debugging a hook or a
+/// handler that never runs: if it is not listed, it was not linked (see
+/// the crate docs on hooks and handlers in another crate).
 ///
 /// ```
-/// for hook in earn_core::registry() {
+/// let registry = earn_core::registry();
+/// for hook in &registry.hooks {
 ///     println!("{hook}"); // User::normalize (before_save, priority 0) at src/user.rs:12
 /// }
+/// for handler in &registry.handlers {
+///     println!("{handler}"); // app::send_welcome on `user.created` (priority 10) at src/mail.rs:8
+/// }
+/// print!("{registry}"); // both, with headings
 /// ```
-pub fn registry() -> Vec<&'static HookRegistration> {
-    let mut all: Vec<_> = inventory::iter::<HookRegistration>.into_iter().collect();
-    all.sort_by_key(|r| (r.model_name, r.phase, r.sort_key()));
-    all
+pub fn registry() -> Registry {
+    let mut hooks: Vec<_> = inventory::iter::<HookRegistration>.into_iter().collect();
+    hooks.sort_by_key(|r| (r.model_name, r.phase, r.sort_key()));
+    let mut handlers: Vec<_> = handler_registrations().collect();
+    handlers.sort_by_key(|r| {
+        (
+            r.options.pattern,
+            Reverse(r.options.priority),
+            r.file,
+            r.line,
+            r.name,
+        )
+    });
+    Registry { hooks, handlers }
 }
 
 /// The hooks of one model, by phase, in run order. Built once per model.

@@ -45,6 +45,15 @@ pub trait Backend: Database {
         args: Self::Arguments,
     ) -> impl Future<Output = Result<Done, sqlx::Error>> + Send + 'c;
 
+    /// [`run`](Backend::run) of a statement built at run time from
+    /// identifiers and placeholders (never from values), prepared and
+    /// cached like the others.
+    fn run_built<'c>(
+        conn: &'c mut Self::Connection,
+        sql: String,
+        args: Self::Arguments,
+    ) -> impl Future<Output = Result<Done, sqlx::Error>> + Send + 'c;
+
     /// Runs a query returning at most one row.
     fn fetch_optional<'c>(
         conn: &'c mut Self::Connection,
@@ -95,6 +104,23 @@ macro_rules! backend {
             ) -> impl Future<Output = Result<Done, sqlx::Error>> + Send + 'c {
                 async move {
                     let result = sqlx::query_with(sql, args).execute(&mut *conn).await?;
+                    let last_id: fn(&<$db as Database>::QueryResult) -> Option<u64> = $last_id;
+                    Ok(Done {
+                        rows_affected: result.rows_affected(),
+                        last_insert_id: last_id(&result),
+                    })
+                }
+            }
+
+            fn run_built<'c>(
+                conn: &'c mut Self::Connection,
+                sql: String,
+                args: Self::Arguments,
+            ) -> impl Future<Output = Result<Done, sqlx::Error>> + Send + 'c {
+                async move {
+                    let result = sqlx::query_with(sqlx::AssertSqlSafe(sql), args)
+                        .execute(&mut *conn)
+                        .await?;
                     let last_id: fn(&<$db as Database>::QueryResult) -> Option<u64> = $last_id;
                     Ok(Done {
                         rows_affected: result.rows_affected(),

@@ -57,6 +57,22 @@ where
     }
 }
 
+/// Refuses a `NULL` for a field that is not an `Option`: SQLite's driver
+/// would read it as `""`, `0` or `false`.
+#[inline]
+fn not_null<R: sqlx::Row>(row: &R, index: usize) -> Result<(), sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+{
+    if row.try_get_raw(index)?.is_null() {
+        return Err(sqlx::Error::ColumnDecode {
+            index: index.to_string(),
+            source: Box::new(sqlx::error::UnexpectedNullError),
+        });
+    }
+    Ok(())
+}
+
 /// Stored as itself.
 macro_rules! native {
     ($db:ty: $($ty:ty => $sql:literal $(key $key:literal)?),* $(,)?) => {$(
@@ -75,6 +91,7 @@ macro_rules! native {
 
             #[inline]
             fn decode(row: &<$db as Database>::Row, index: usize) -> Result<Self, sqlx::Error> {
+                not_null(row, index)?;
                 row.try_get(index)
             }
         }
@@ -103,6 +120,7 @@ macro_rules! widened {
             }
 
             fn decode(row: &<$db as Database>::Row, index: usize) -> Result<Self, sqlx::Error> {
+                not_null(row, index)?;
                 let stored: $stored = row.try_get(index)?;
                 <$ty>::try_from(stored).map_err(|_| sqlx::Error::ColumnDecode {
                     index: index.to_string(),

@@ -15,8 +15,8 @@ use crate::model::Entity;
 const NEW_MODEL_NESTING: usize = 8;
 
 tokio::task_local! {
-    /// Writes in progress in this task: model type and hashed key.
-    static ACTIVE: RefCell<Vec<(TypeId, Option<u64>)>>;
+    /// Writes in progress in this task: model type, hashed key, model name.
+    static ACTIVE: RefCell<Vec<(TypeId, Option<u64>, &'static str)>>;
 }
 
 fn key_hash<K: Hash>(key: &K) -> u64 {
@@ -43,8 +43,8 @@ pub(crate) async fn guarded<M: Entity, F, T>(
 where
     F: Future<Output = Result<T, Error>>,
 {
-    let entry = (TypeId::of::<M>(), key.map(key_hash));
-    let reentrant = |active: &[(TypeId, Option<u64>)]| match entry.1 {
+    let entry = (TypeId::of::<M>(), key.map(key_hash), M::INFO.name);
+    let reentrant = |active: &[(TypeId, Option<u64>, &'static str)]| match entry.1 {
         Some(_) => active.contains(&entry),
         None => active.iter().filter(|e| **e == entry).count() >= NEW_MODEL_NESTING,
     };
@@ -67,5 +67,25 @@ where
             key: key.map(|k| format!(" with key {k:?}")).unwrap_or_default(),
         }),
         Err(_outside_any_write) => ACTIVE.scope(RefCell::new(vec![entry]), write).await,
+    }
+}
+
+/// Refuses a write of `M` in a transaction of its own (`save(&db)`) while
+/// a write is in progress in this task, that is, from one of its hooks:
+/// the second transaction would wait for the first one's locks (a
+/// deadlock on SQLite, or a pool timeout) or commit on its own whatever
+/// becomes of the first.
+pub(crate) fn refuse_inside_a_write<M: Entity>(operation: Operation) -> Result<(), Error> {
+    let running = ACTIVE
+        .try_with(|active| active.borrow().last().map(|entry| entry.2))
+        .ok()
+        .flatten();
+    match running {
+        Some(running) => Err(Error::WriteInsideHook {
+            model: M::INFO.name,
+            operation,
+            running,
+        }),
+        None => Ok(()),
     }
 }

@@ -18,9 +18,11 @@ mod inbox;
 mod model;
 mod model_event;
 mod outbox;
-mod persist;
 mod publish;
+mod read;
+mod statement;
 mod tx;
+mod write;
 
 pub use backend::{Backend, Dialect, Done};
 pub use db::Db;
@@ -59,6 +61,18 @@ pub mod __private {
             touched: false,
         };
         crate::hook::run_in_tx(phase, model, &mut ctx).await
+    }
+
+    /// Names the column in a decoding error (sqlx names its position).
+    pub fn column_error(error: sqlx::Error, column: &'static str) -> sqlx::Error {
+        match error {
+            sqlx::Error::ColumnDecode { source, .. } => sqlx::Error::ColumnDecode {
+                index: format!("`{column}`"),
+                source,
+            },
+            sqlx::Error::ColumnNotFound(_) => sqlx::Error::ColumnNotFound(column.to_owned()),
+            other => other,
+        }
     }
 
     /// Compares two values by their JSON form (for `#[model(json)]` fields,

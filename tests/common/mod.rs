@@ -6,7 +6,8 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use earn::Db;
 
@@ -116,4 +117,47 @@ pub fn redis_url() -> Option<String> {
             None
         }
     }
+}
+
+/// What a `tracing` subscriber wrote, for tests of what is reported.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// The text written since the last call.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
+    }
+}
+
+/// Captures every event at DEBUG and above, on every thread (SQLite's
+/// driver runs statements on a thread of its own), sqlx's statements
+/// included. One subscriber for the test binary: call it inside
+/// [`each_backend`], whose bodies run one at a time.
+pub fn capture() -> Captured {
+    static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    let captured = CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("one subscriber per test binary");
+        captured
+    });
+    captured.text();
+    captured.clone()
 }

@@ -23,6 +23,8 @@ pub(crate) struct Field<'a> {
     pub(crate) column: Option<syn::LitStr>,
     pub(crate) skip: Option<proc_macro2::Span>,
     pub(crate) json: Option<proc_macro2::Span>,
+    /// `version`: the optimistic-locking counter.
+    pub(crate) version: Option<proc_macro2::Span>,
 }
 
 impl Field<'_> {
@@ -40,8 +42,8 @@ impl Field<'_> {
 }
 
 const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`";
-const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`";
-const FIELD_ONLY: [&str; 5] = ["primary_key", "auto", "column", "skip", "json"];
+const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`, `version`";
+const FIELD_ONLY: [&str; 6] = ["primary_key", "auto", "column", "skip", "json", "version"];
 const CONTAINER_ONLY: [&str; 3] = ["table", "events", "crate"];
 
 impl<'a> Container<'a> {
@@ -156,6 +158,7 @@ struct FieldOptions {
     column: Opt<syn::LitStr>,
     skip: Opt<()>,
     json: Opt<()>,
+    version: Opt<()>,
 }
 
 impl FieldOptions {
@@ -169,6 +172,8 @@ impl FieldOptions {
             self.skip.set(cx, path, ());
         } else if path.is_ident("json") {
             self.json.set(cx, path, ());
+        } else if path.is_ident("version") {
+            self.version.set(cx, path, ());
         } else if path.is_ident("column") {
             let name = attr::string(meta, "column = \"name\"")?;
             if name.value().is_empty() {
@@ -199,6 +204,7 @@ impl<'a> Field<'a> {
             column: Opt::none("column"),
             skip: Opt::none("skip"),
             json: Opt::none("json"),
+            version: Opt::none("version"),
         };
         for attr in field.attrs.iter().filter(|a| a.path().is_ident("model")) {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -217,6 +223,7 @@ impl<'a> Field<'a> {
             column: options.column.take(),
             skip: options.skip.span(),
             json: options.json.span(),
+            version: options.version.span(),
         })
     }
 }

@@ -7,6 +7,7 @@ use crate::ctxt::Ctxt;
 
 pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
     check_key(cx, model);
+    check_version(cx, model);
     let mut columns = HashSet::new();
     for field in &model.fields {
         if let Some(skip) = field.skip {
@@ -44,6 +45,38 @@ pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
                 "this type has no column type: mark the field `#[model(json)]` to store it as JSON \
                  (any serde type), or `#[model(skip)]` to not store it; columns hold integers, \
                  floats, bool, String, Vec<u8>, uuid::Uuid, chrono date-times, and Option of those",
+            );
+        }
+    }
+}
+
+/// `#[model(version)]`: one plain integer field that is neither the key
+/// nor JSON nor skipped.
+fn check_version(cx: &mut Ctxt, model: &Container<'_>) {
+    let mut seen = false;
+    for field in &model.fields {
+        let Some(version) = field.version else {
+            continue;
+        };
+        if seen {
+            cx.push(syn::Error::new(
+                version,
+                "a model has at most one `version` field: remove this one",
+            ));
+            continue;
+        }
+        seen = true;
+        if field.is_key() || field.json.is_some() || field.skip.is_some() {
+            cx.push(syn::Error::new(
+                version,
+                "the `version` field counts the updates of a row: it cannot be the `primary_key`, \
+                 `json` or `skip`",
+            ));
+        } else if !matches!(classify(field.ty), Some((Scalar::Integer, false))) {
+            cx.error(
+                field.ty,
+                "a `version` field is an integer (`i64`, `i32`, `u32`, …), not an Option: \
+                 new rows start at the value it holds (usually 0) and each update adds one",
             );
         }
     }

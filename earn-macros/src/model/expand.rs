@@ -27,11 +27,13 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         Some(table) => table.value(),
         None => snake_case(&ident.to_string()),
     };
+    let version_index = stored.iter().position(|f| f.version.is_some());
     let table = Table {
         name: &table_name,
         columns: stored.iter().map(|f| f.column_name()).collect(),
         key_index,
         auto_key: auto,
+        version_index,
     };
     let statements = DIALECTS.map(|d| {
         let s = table.statements(d);
@@ -100,11 +102,56 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         .iter()
         .filter(|f| !(f.is_key() && auto))
         .map(|f| bind(f));
+    // The version column gets the next version, and the row must still
+    // hold the current one.
     let bind_update = stored
         .iter()
         .filter(|f| !f.is_key())
-        .chain(std::iter::once(&key))
-        .map(|f| bind(f));
+        .map(|f| {
+            if f.version.is_some() {
+                quote!(<Self as __earn::Row<DB>>::bind_version(self, args, true)?;)
+            } else {
+                bind(f)
+            }
+        })
+        .chain(std::iter::once(bind(key)))
+        .chain(
+            version_index
+                .map(|_| quote!(<Self as __earn::Row<DB>>::bind_version(self, args, false)?;)),
+        );
+    let bind_columns = stored.iter().enumerate().map(|(index, f)| {
+        let bound = bind(f);
+        quote!(#index => { #bound })
+    });
+    let (version_get, version_set, bind_version) = match stored.iter().find(|f| f.version.is_some())
+    {
+        Some(f) => {
+            let field = f.ident;
+            let ty = f.ty;
+            (
+                quote!(::core::option::Option::Some(::core::convert::From::from(self.#field))),
+                quote! {
+                    if let ::core::result::Result::Ok(version) = <#ty as ::core::convert::TryFrom<i128>>::try_from(version) {
+                        self.#field = version;
+                    }
+                },
+                quote! {
+                    let value = i128::from(self.#field) + i128::from(next);
+                    let value = <#ty as ::core::convert::TryFrom<i128>>::try_from(value)
+                        .map_err(|_| ::std::format!("version {} of {} is at its type's maximum", self.#field, #name))?;
+                    <#ty as __earn::Field<DB>>::bind(&value, args)
+                },
+            )
+        }
+        None => (
+            quote!(::core::option::Option::None),
+            quote!(let _ = version;),
+            quote! {
+                let _ = (args, next);
+                ::core::result::Result::Ok(())
+            },
+        ),
+    };
 
     let decode = model.fields.iter().map(|f| {
         let field = f.ident;
@@ -113,11 +160,14 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
             return quote!(#field: ::core::default::Default::default());
         }
         let index = stored.iter().position(|s| s.ident == f.ident).unwrap_or(0);
-        if f.json.is_some() {
-            quote!(#field: <DB as __earn::Backend>::decode_json(row, #index)?)
+        let column = f.column_name();
+        let decoded = if f.json.is_some() {
+            quote!(<DB as __earn::Backend>::decode_json(row, #index))
         } else {
-            quote!(#field: <#ty as __earn::Field<DB>>::decode(row, #index)?)
-        }
+            quote!(<#ty as __earn::Field<DB>>::decode(row, #index))
+        };
+        // A decoding error names the column, not its position.
+        quote!(#field: #decoded.map_err(|error| __earn::column_error(error, #column))?)
     });
     let column_types = stored.iter().map(|f| {
         let ty = f.ty;
@@ -150,6 +200,10 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         quote!(#ty: __earn::serde::Serialize + __earn::serde::de::DeserializeOwned,)
     });
     let hooks_static = format_ident!("__EARN_HOOKS");
+    let version_option = match version_index {
+        Some(index) => quote!(::core::option::Option::Some(#index)),
+        None => quote!(::core::option::Option::None),
+    };
     let (events_prefix, event_payload) = match &model.events {
         Some(prefix) => {
             // Spanned at `events = "…"`: a model without `Serialize` is
@@ -180,6 +234,7 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     columns: &[#(#columns),*],
                     key_index: #key_index,
                     auto_key: #auto,
+                    version_index: #version_option,
                     statements: [#(#statements),*],
                     events: #events_prefix,
                 };
@@ -196,6 +251,16 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
 
                 fn key_from_insert_id(id: u64) -> ::core::option::Option<#key_ty> {
                     #key_from_id
+                }
+
+                #[inline]
+                fn version(&self) -> ::core::option::Option<i128> {
+                    #version_get
+                }
+
+                #[inline]
+                fn set_version(&mut self, version: i128) {
+                    #version_set
                 }
 
                 fn changed_fields(&self, previous: &Self) -> ::std::vec::Vec<&'static str> {
@@ -231,6 +296,18 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                 fn bind_update(&self, args: &mut <DB as __earn::sqlx::Database>::Arguments) -> ::core::result::Result<(), __earn::BoxDynError> {
                     #(#bind_update)*
                     ::core::result::Result::Ok(())
+                }
+
+                fn bind_column(&self, index: usize, args: &mut <DB as __earn::sqlx::Database>::Arguments) -> ::core::result::Result<(), __earn::BoxDynError> {
+                    match index {
+                        #(#bind_columns)*
+                        _ => return ::core::result::Result::Err(::std::format!("{} has no column {}", #name, index).into()),
+                    }
+                    ::core::result::Result::Ok(())
+                }
+
+                fn bind_version(&self, args: &mut <DB as __earn::sqlx::Database>::Arguments, next: bool) -> ::core::result::Result<(), __earn::BoxDynError> {
+                    #bind_version
                 }
 
                 fn bind_key(key: &#key_ty, args: &mut <DB as __earn::sqlx::Database>::Arguments) -> ::core::result::Result<(), __earn::BoxDynError> {

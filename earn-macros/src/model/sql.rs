@@ -12,8 +12,12 @@ pub(crate) const DIALECTS: [Dialect; 3] = [Dialect::Sqlite, Dialect::Postgres, D
 
 impl Dialect {
     /// Quotes an identifier; `schema.table` quotes each part.
+    ///
+    /// SQLite takes backticks too, and unlike a double-quoted name, an
+    /// unknown backticked column is an error: SQLite reads `"nickname"`
+    /// as the string `'nickname'` when the table has no such column.
     pub(crate) fn quote(self, name: &str) -> String {
-        let q = if self == Dialect::MySql { '`' } else { '"' };
+        let q = if self == Dialect::Postgres { '"' } else { '`' };
         name.split('.')
             .map(|part| format!("{q}{}{q}", part.replace(q, &format!("{q}{q}"))))
             .collect::<Vec<_>>()
@@ -39,6 +43,8 @@ pub(crate) struct Table<'a> {
     pub(crate) columns: Vec<String>,
     pub(crate) key_index: usize,
     pub(crate) auto_key: bool,
+    /// The `#[model(version)]` column.
+    pub(crate) version_index: Option<usize>,
 }
 
 pub(crate) struct Statements {
@@ -82,16 +88,25 @@ impl Table<'_> {
             insert.push_str(&format!(" RETURNING {key}"));
         }
 
+        // With a version: `version` is set to the next value like any
+        // column, and the row must still hold the version read.
+        let version = self.version_index.map(|i| &quoted[i]);
         let mut next = d.placeholders();
         let sets = if non_key.is_empty() {
             format!("{key} = {key}")
         } else {
             join(non_key.iter().map(|c| format!("{c} = {}", next())))
         };
-        let update = format!("UPDATE {table} SET {sets} WHERE {key} = {}", next());
+        let mut update = format!("UPDATE {table} SET {sets} WHERE {key} = {}", next());
+        if let Some(version) = version {
+            update.push_str(&format!(" AND {version} = {}", next()));
+        }
 
         let mut next = d.placeholders();
-        let delete = format!("DELETE FROM {table} WHERE {key} = {}", next());
+        let mut delete = format!("DELETE FROM {table} WHERE {key} = {}", next());
+        if let Some(version) = version {
+            delete.push_str(&format!(" AND {version} = {}", next()));
+        }
 
         let select = join(quoted.iter().cloned());
         let mut next = d.placeholders();
@@ -127,6 +142,7 @@ mod tests {
             columns: vec!["id".into(), "select".into(), "we\"ird`".into()],
             key_index: 0,
             auto_key: true,
+            version_index: None,
         }
     }
 
@@ -155,11 +171,32 @@ mod tests {
             "SELECT `id`, `select`, `we\"ird``` FROM `order` ORDER BY `id`"
         );
         let l = users().statements(Dialect::Sqlite);
-        assert_eq!(l.delete, r#"DELETE FROM "order" WHERE "id" = ?"#);
+        assert_eq!(l.delete, "DELETE FROM `order` WHERE `id` = ?");
+    }
+
+    #[test]
+    fn a_version_is_checked_by_update_and_delete() {
+        let table = Table {
+            version_index: Some(1),
+            ..users()
+        };
+        let s = table.statements(Dialect::Postgres);
+        assert_eq!(
+            s.update,
+            r#"UPDATE "order" SET "select" = $1, "we""ird`" = $2 WHERE "id" = $3 AND "select" = $4"#
+        );
+        assert_eq!(
+            s.delete,
+            r#"DELETE FROM "order" WHERE "id" = $1 AND "select" = $2"#
+        );
     }
 
     #[test]
     fn schema_qualified_tables_quote_each_part() {
-        assert_eq!(Dialect::Sqlite.quote("audit.events"), r#""audit"."events""#);
+        assert_eq!(
+            Dialect::Postgres.quote("audit.events"),
+            r#""audit"."events""#
+        );
+        assert_eq!(Dialect::Sqlite.quote("audit.events"), "`audit`.`events`");
     }
 }

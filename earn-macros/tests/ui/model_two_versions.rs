@@ -1,0 +1,13 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+struct Product {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    #[model(version)]
+    version: i64,
+    #[model(version)]
+    revision: i32,
+}
+
+fn main() {}

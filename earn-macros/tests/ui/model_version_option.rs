@@ -1,0 +1,11 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+struct Product {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    #[model(version)]
+    lock_version: Option<i64>,
+}
+
+fn main() {}

@@ -1,0 +1,413 @@
+//! The write path: hooks around the SQL, in lifecycle order, in one
+//! transaction.
+
+use std::any::Any;
+
+use earn_core::{Error, HookPhase, Operation};
+
+use crate::db::Db;
+use crate::guard::{guarded, refuse_inside_a_write};
+use crate::hook::{HookContext, run_in_tx};
+use crate::model::{Entity, Model};
+use crate::model_event::model_event;
+use crate::statement::{self, find_row, not_found, stale};
+use crate::tx::Tx;
+
+/// Which write the caller asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Write {
+    Save,
+    Insert,
+    Update,
+    SaveQuietly,
+}
+
+/// Whether a delete runs hooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delete {
+    Hooked,
+    Quietly,
+}
+
+/// Runs a write in a transaction of its own: commit on success, roll back
+/// (and run `after_rollback`) on failure.
+pub(crate) async fn standalone<M: Model>(db: &Db, model: &mut M, how: Write) -> Result<(), Error> {
+    let operation = match (how, model.key()) {
+        (Write::Insert, _) | (_, None) => Operation::Create,
+        _ => Operation::Update,
+    };
+    refuse_inside_a_write::<M>(operation)?;
+    let mut tx = db.begin().await?;
+    let result = write(&mut tx, model, how).await;
+    finish::<M>(tx, result).await
+}
+
+/// Deletes in a transaction of its own.
+pub(crate) async fn standalone_delete<M: Model>(
+    db: &Db,
+    model: &M,
+    how: Delete,
+) -> Result<(), Error> {
+    refuse_inside_a_write::<M>(Operation::Delete)?;
+    let mut tx = db.begin().await?;
+    let result = delete(&mut tx, model, how).await;
+    finish::<M>(tx, result).await
+}
+
+/// Commits after a successful write; rolls back after a failed one and
+/// returns its error (a failing rollback is only logged: the write's error
+/// is the one the caller needs).
+async fn finish<M: Entity>(tx: Tx, result: Result<(), Error>) -> Result<(), Error> {
+    match result {
+        Ok(()) => tx.commit().await,
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(model = M::INFO.name, %rollback, "rollback after a failed write failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+/// What a failed write did before failing, to decide whether the caller's
+/// transaction can still commit.
+#[derive(Default)]
+struct Progress {
+    /// The model's own statement ran.
+    wrote: bool,
+    /// A hook used the transaction for its own SQL.
+    touched: bool,
+    operation: Option<Operation>,
+}
+
+impl Progress {
+    /// Runs `phases` in order with a context on `tx`, noting whether a hook
+    /// used the transaction.
+    async fn run<M: Entity>(
+        &mut self,
+        phases: &[HookPhase],
+        tx: &mut Tx,
+        model: &mut M,
+        operation: Operation,
+        changed: &[&'static str],
+        previous: Option<&(dyn Any + Send + Sync)>,
+    ) -> Result<(), Error> {
+        let mut ctx = HookContext {
+            tx,
+            operation,
+            changed,
+            previous,
+            touched: false,
+        };
+        let mut ran = Ok(());
+        for &phase in phases {
+            ran = run_in_tx(phase, model, &mut ctx).await;
+            if ran.is_err() {
+                break;
+            }
+        }
+        self.touched |= ctx.touched;
+        ran
+    }
+
+    /// Poisons the transaction if `result` is a failure that requires it.
+    fn settle<T>(&self, tx: &mut Tx, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(error) = &result {
+            self.poison_on(tx, error);
+        }
+        result
+    }
+
+    /// A failure after the database was changed (by the write, a hook's own
+    /// SQL, or a failed statement) leaves the caller's transaction unable
+    /// to commit.
+    fn poison_on(&self, tx: &mut Tx, error: &Error) {
+        if self.wrote || self.touched || matches!(error, Error::Database { .. }) {
+            tx.poison(error);
+        }
+    }
+}
+
+/// Whether hooks, events or a version need the write to read the persisted
+/// row of an update first, and to be guarded.
+fn tracked<M: Model>() -> bool {
+    !M::hooks().is_empty() || M::INFO.events.is_some() || M::INFO.version_index.is_some()
+}
+
+fn has_outcome_hooks<M: Model>() -> bool {
+    let hooks = M::hooks();
+    hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback)
+}
+
+/// A write inside the caller's transaction.
+pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> Result<(), Error> {
+    tx.ensure_usable()?;
+    if how == Write::SaveQuietly {
+        tracing::debug!(
+            model = M::INFO.name,
+            table = M::INFO.table,
+            "save_quietly: hooks skipped"
+        );
+        let written = write_quietly(tx, model).await;
+        return Progress::default().settle(tx, written);
+    }
+    if !tracked::<M>() {
+        let mut progress = Progress::default();
+        let written = write_steps(tx, model, how, &mut progress).await.map(|_| ());
+        return progress.settle(tx, written);
+    }
+    let (original_key, original_version) = (model.key(), model.version());
+    let operation = if original_key.is_none() {
+        Operation::Create
+    } else {
+        Operation::Update
+    };
+    let mut progress = Progress::default();
+    let mark = tx.mark();
+    let result = guarded::<M, _, _>(
+        original_key.as_ref(),
+        operation,
+        write_steps(tx, model, how, &mut progress),
+    )
+    .await;
+    match result {
+        Ok(Some(operation)) => {
+            if has_outcome_hooks::<M>() {
+                tx.queue_outcome(model.clone(), operation, true);
+            }
+            Ok(())
+        }
+        // Nothing changed: nothing written, nothing to announce.
+        Ok(None) => Ok(()),
+        Err(error) => {
+            model.set_key(original_key);
+            if let Some(version) = original_version {
+                model.set_version(version);
+            }
+            tx.drop_events_since(mark);
+            progress.poison_on(tx, &error);
+            if M::hooks().has(HookPhase::AfterRollback) {
+                let operation = progress.operation.unwrap_or(operation);
+                tx.queue_outcome(model.clone(), operation, false);
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn write_quietly<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error> {
+    let operation = match (model.key(), M::INFO.auto_key) {
+        (None, _) => Operation::Create,
+        (Some(key), false) if find_row::<M>(tx, &key, false).await?.is_none() => Operation::Create,
+        _ => Operation::Update,
+    };
+    match operation {
+        Operation::Create => statement::insert(tx, model).await,
+        _ => statement::update(tx, model).await,
+    }
+}
+
+/// The changed columns to write: neither the key (the row is found by it)
+/// nor the version (always written).
+fn changed_columns<M: Entity>(changed: &[&'static str]) -> Vec<usize> {
+    let info = M::INFO;
+    info.columns
+        .iter()
+        .enumerate()
+        .filter(|&(index, column)| {
+            index != info.key_index
+                && Some(index) != info.version_index
+                && changed.contains(&column.field)
+        })
+        .map(|(index, _)| index)
+        .collect()
+}
+
+/// Decides insert or update, then runs hooks and SQL in lifecycle order,
+/// and raises the model's event. `None`: an update that changed nothing,
+/// so nothing was written.
+async fn write_steps<M: Model>(
+    tx: &mut Tx,
+    model: &mut M,
+    how: Write,
+    progress: &mut Progress,
+) -> Result<Option<Operation>, Error> {
+    let tracked = tracked::<M>();
+    let key = model.key();
+    let (operation, previous) = match (how, key) {
+        (Write::Insert, Some(key)) if M::INFO.auto_key => {
+            return Err(Error::AlreadyPersisted {
+                model: M::INFO.name,
+                key: format!("{key:?}"),
+            });
+        }
+        (Write::Insert, _) | (Write::Save | Write::SaveQuietly, None) => (Operation::Create, None),
+        (Write::Update, None) => {
+            return Err(Error::MissingKey {
+                model: M::INFO.name,
+                operation: Operation::Update,
+            });
+        }
+        (_, Some(key)) => {
+            // The persisted row decides insert or update for a natural key;
+            // hooks get it as `ctx.previous()`.
+            let natural = !M::INFO.auto_key && how == Write::Save;
+            let previous = if natural || tracked {
+                find_row::<M>(tx, &key, true).await?
+            } else {
+                None
+            };
+            match previous {
+                None if natural => (Operation::Create, None),
+                None if tracked => {
+                    return Err(not_found::<M>(&key, Operation::Update));
+                }
+                previous => (Operation::Update, previous),
+            }
+        }
+    };
+    progress.operation = Some(operation);
+    if let Some(previous) = &previous
+        && model.version() != previous.version()
+    {
+        return Err(stale(model, previous, Operation::Update));
+    }
+
+    let changed_before: Vec<&'static str>;
+    let changed: &[&'static str] = match (&previous, operation) {
+        (Some(previous), _) => {
+            changed_before = model.changed_fields(previous);
+            &changed_before
+        }
+        (None, Operation::Create) => M::field_names(),
+        (None, _) => &[],
+    };
+    let previous_any = previous.as_ref().map(|p| p as &(dyn Any + Send + Sync));
+    let (before, after) = match operation {
+        Operation::Create => (HookPhase::BeforeCreate, HookPhase::AfterCreate),
+        _ => (HookPhase::BeforeUpdate, HookPhase::AfterUpdate),
+    };
+
+    progress
+        .run(
+            &[HookPhase::BeforeSave, before],
+            tx,
+            model,
+            operation,
+            changed,
+            previous_any,
+        )
+        .await?;
+
+    // Before hooks may have changed fields (normalisation): the write and
+    // the after hooks see what is written.
+    let changed_after: Vec<&'static str>;
+    let changed: &[&'static str] = match &previous {
+        Some(previous) => {
+            changed_after = model.changed_fields(previous);
+            &changed_after
+        }
+        None => changed,
+    };
+    match (operation, &previous) {
+        (Operation::Create, _) => {
+            progress.wrote = true;
+            statement::insert(tx, model).await?;
+        }
+        (_, Some(_)) => {
+            let columns = changed_columns::<M>(changed);
+            if columns.is_empty() {
+                return Ok(None);
+            }
+            progress.wrote = true;
+            statement::update_columns(tx, model, &columns).await?;
+        }
+        // Untracked: no row was read to compare with.
+        (_, None) => {
+            progress.wrote = true;
+            statement::update(tx, model).await?;
+        }
+    }
+
+    progress
+        .run(
+            &[after, HookPhase::AfterSave],
+            tx,
+            model,
+            operation,
+            changed,
+            previous_any,
+        )
+        .await?;
+    // Built and raised before the commit: a model that cannot be
+    // serialized, or an event too large for the outbox's sink, fails the
+    // write instead of losing its event.
+    if let Some(event) = model_event(model, operation, previous.as_ref(), changed)? {
+        tx.raise(event)?;
+    }
+    Ok(Some(operation))
+}
+
+/// A delete inside the caller's transaction.
+pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, how: Delete) -> Result<(), Error> {
+    tx.ensure_usable()?;
+    let key = model.key().ok_or(Error::MissingKey {
+        model: M::INFO.name,
+        operation: Operation::Delete,
+    })?;
+    let hooks = M::hooks();
+    if how == Delete::Quietly || (hooks.is_empty() && M::INFO.events.is_none()) {
+        if how == Delete::Quietly {
+            tracing::debug!(
+                model = M::INFO.name,
+                table = M::INFO.table,
+                "delete_quietly: hooks skipped"
+            );
+        }
+        let deleted = statement::delete(tx, model).await;
+        return Progress::default().settle(tx, deleted);
+    }
+    let mut progress = Progress::default();
+    let mark = tx.mark();
+    // In-transaction hooks take `&mut M`; delete hooks only read, so they
+    // get a copy rather than forcing `delete(&mut self)` on users.
+    let mut copy = model.clone();
+    let result = guarded::<M, _, _>(Some(&key), Operation::Delete, async {
+        progress
+            .run(
+                &[HookPhase::BeforeDelete],
+                tx,
+                &mut copy,
+                Operation::Delete,
+                &[],
+                None,
+            )
+            .await?;
+        progress.wrote = true;
+        statement::delete(tx, model).await?;
+        progress
+            .run(
+                &[HookPhase::AfterDelete],
+                tx,
+                &mut copy,
+                Operation::Delete,
+                &[],
+                None,
+            )
+            .await?;
+        if let Some(event) = model_event(model, Operation::Delete, None, &[])? {
+            tx.raise(event)?;
+        }
+        Ok(())
+    })
+    .await;
+    let written = result.is_ok();
+    if !written {
+        tx.drop_events_since(mark);
+    }
+    let result = progress.settle(tx, result);
+    if has_outcome_hooks::<M>() {
+        tx.queue_outcome(copy, Operation::Delete, written);
+    }
+    result
+}
