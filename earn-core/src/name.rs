@@ -7,6 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use earn_vocab::{Fault, Grammar, Problem, scan};
+
 /// The name of an event: dot-separated segments of `[a-z0-9_-]`, such as
 /// `user.created` or `payment.refund-failed`.
 ///
@@ -46,7 +48,7 @@ impl EventName {
     /// Checks `name` against the naming rules without allocating unless it is
     /// invalid (the error carries a copy of the input).
     pub fn validate(name: &str) -> Result<(), NameError> {
-        match scan(name.as_bytes(), false) {
+        match scan(name.as_bytes(), Grammar::Name) {
             None => Ok(()),
             Some(fault) => Err(NameError {
                 input: name.into(),
@@ -64,7 +66,7 @@ impl EventName {
     /// assert!(!earn_core::EventName::is_valid("order..paid"));
     /// ```
     pub const fn is_valid(name: &str) -> bool {
-        scan(name.as_bytes(), false).is_none()
+        scan(name.as_bytes(), Grammar::Name).is_none()
     }
 
     /// The name as written.
@@ -183,7 +185,12 @@ impl NameError {
 
 impl fmt::Display for NameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        describe(f, false, &self.input, self.fault)
+        Problem {
+            grammar: Grammar::Name,
+            input: &self.input,
+            fault: self.fault,
+        }
+        .fmt(f)
     }
 }
 
@@ -194,165 +201,6 @@ impl fmt::Debug for NameError {
 }
 
 impl std::error::Error for NameError {}
-
-/// Where a string first breaks the rules; found without allocating.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Fault {
-    Empty,
-    LeadingDot,
-    TrailingDot,
-    /// Two dots in a row. `segment` counts from 1.
-    EmptySegment {
-        segment: usize,
-    },
-    /// The character at byte `at` is not allowed; its segment starts at byte
-    /// `start`.
-    BadChar {
-        segment: usize,
-        start: usize,
-        at: usize,
-    },
-    /// A segment holding `*` that is neither `*` nor `**`.
-    BadWildcard {
-        segment: usize,
-        start: usize,
-    },
-}
-
-const fn is_segment_byte(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-')
-}
-
-/// Checks `s` against the naming rules, or the pattern rules when
-/// `wildcards` is set (a segment may then be exactly `*` or `**`), and
-/// reports the first fault from the left.
-pub(crate) const fn scan(s: &[u8], wildcards: bool) -> Option<Fault> {
-    if s.is_empty() {
-        return Some(Fault::Empty);
-    }
-    if s[0] == b'.' {
-        return Some(Fault::LeadingDot);
-    }
-    let mut segment = 1;
-    let mut start = 0;
-    let mut stars = 0;
-    let mut i = 0;
-    while i <= s.len() {
-        if i == s.len() || s[i] == b'.' {
-            if i == start {
-                return Some(if i == s.len() {
-                    Fault::TrailingDot
-                } else {
-                    Fault::EmptySegment { segment }
-                });
-            }
-            if stars > 0 && (stars != i - start || stars > 2) {
-                return Some(Fault::BadWildcard { segment, start });
-            }
-            segment += 1;
-            start = i + 1;
-            stars = 0;
-        } else if wildcards && s[i] == b'*' {
-            stars += 1;
-        } else if !is_segment_byte(s[i]) {
-            return Some(Fault::BadChar {
-                segment,
-                start,
-                at: i,
-            });
-        }
-        i += 1;
-    }
-    None
-}
-
-/// Writes the message for `fault` in `input`, a pattern if `wildcards` is set
-/// and an event name otherwise.
-pub(crate) fn describe(
-    f: &mut fmt::Formatter<'_>,
-    wildcards: bool,
-    input: &str,
-    fault: Fault,
-) -> fmt::Result {
-    let what = if wildcards { "pattern" } else { "event name" };
-    if fault == Fault::Empty {
-        let example = if wildcards { "user.*" } else { "user.created" };
-        return write!(
-            f,
-            "invalid {what}: it is empty; write dot-separated segments such as `{example}`"
-        );
-    }
-    write!(f, "invalid {what} `{}`: ", Shown(input))?;
-    match fault {
-        Fault::Empty => Ok(()),
-        Fault::LeadingDot | Fault::TrailingDot => {
-            let place = if fault == Fault::LeadingDot {
-                "starts"
-            } else {
-                "ends"
-            };
-            write!(
-                f,
-                "{place} with `.`; segments are joined by single dots, \
-                 with none at the start or end"
-            )
-        }
-        Fault::EmptySegment { segment } => {
-            write!(f, "segment {segment} is empty (two dots in a row)")
-        }
-        Fault::BadChar { segment, start, at } => {
-            let text = segment_at(input, start);
-            // `at` is a char boundary: every byte before it in the segment is ASCII.
-            let ch = input[at..].chars().next().unwrap_or('?');
-            write!(
-                f,
-                "segment {segment} (`{}`) contains `{}`; segments use lowercase \
-                 letters, digits, `_` and `-`",
-                Shown(text),
-                ch.escape_debug()
-            )?;
-            if wildcards {
-                f.write_str(", or are exactly `*` or `**`")
-            } else if ch == '*' {
-                f.write_str(" (wildcards belong in patterns, not event names)")
-            } else {
-                Ok(())
-            }
-        }
-        Fault::BadWildcard { segment, start } => write!(
-            f,
-            "segment {segment} (`{}`) is not a valid wildcard; a wildcard segment \
-             is exactly `*` (one segment) or `**` (any number of segments)",
-            Shown(segment_at(input, start))
-        ),
-    }
-}
-
-fn segment_at(input: &str, start: usize) -> &str {
-    let rest = &input[start..];
-    rest.split('.').next().unwrap_or(rest)
-}
-
-/// Quotes user input in a message: control characters escaped, and cut
-/// short so a huge input does not flood the log.
-struct Shown<'a>(&'a str);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const LIMIT: usize = 80;
-        for (n, c) in self.0.chars().enumerate() {
-            if n == LIMIT {
-                return write!(f, "… ({} bytes)", self.0.len());
-            }
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,9 @@ use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use crate::name::{EventName, Fault, describe, scan};
+use earn_vocab::{Fault, Grammar, Problem, scan};
+
+use crate::name::EventName;
 
 /// Which events a handler wants: an event name whose segments may also be
 /// `*` (exactly one segment) or `**` (zero or more segments). The bare
@@ -69,7 +71,7 @@ impl Pattern {
     /// Validates `pattern` and parses it.
     pub fn new(pattern: impl AsRef<str>) -> Result<Self, PatternError> {
         let source = pattern.as_ref();
-        if let Some(fault) = scan(source.as_bytes(), true) {
+        if let Some(fault) = scan(source.as_bytes(), Grammar::Pattern) {
             return Err(PatternError {
                 input: source.into(),
                 fault,
@@ -259,7 +261,12 @@ impl PatternError {
 
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        describe(f, true, &self.input, self.fault)
+        Problem {
+            grammar: Grammar::Pattern,
+            input: &self.input,
+            fault: self.fault,
+        }
+        .fmt(f)
     }
 }
 

@@ -47,7 +47,7 @@ pub fn service(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 macro_rules! phase_attributes {
-    ($($name:ident),* $(,)?) => {$(
+    ($($name:ident $variant:ident $doc:literal,)*) => {$(
         #[doc = concat!("Marks a method as a `", stringify!($name), "` hook; only valid inside `#[hooks] impl Model { … }`.")]
         #[proc_macro_attribute]
         pub fn $name(_args: TokenStream, item: TokenStream) -> TokenStream {
@@ -56,16 +56,5 @@ macro_rules! phase_attributes {
     )*};
 }
 
-phase_attributes!(
-    before_save,
-    before_create,
-    before_update,
-    before_delete,
-    after_create,
-    after_update,
-    after_delete,
-    after_save,
-    after_commit,
-    after_rollback,
-    after_load,
-);
+// One attribute per phase, from the list the runtime's `HookPhase` is made of.
+earn_vocab::for_each_phase!(phase_attributes);

@@ -1,84 +1,41 @@
-//! The pattern syntax, checked at compile time (the same rules as
-//! `earn_core::Pattern`, which checks again at run time). Unlike the run-time
-//! error, the message ends with the string to write instead when one can be
-//! guessed.
+//! Event names and patterns, checked at compile time with the grammar the
+//! runtime checks with (`earn-vocab`). The message adds what to write
+//! instead when it can be guessed.
+
+use earn_vocab::{Grammar, Problem, scan};
 
 /// `Err(message)` if `pattern` is not a valid event pattern.
 pub(crate) fn check(pattern: &str) -> Result<(), String> {
-    check_text(pattern, true)
+    check_text(pattern, Grammar::Pattern)
 }
 
 /// `Err(message)` if `name` is not a valid event name (or name prefix):
 /// a pattern without wildcards.
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
-    check_text(name, false)
+    check_text(name, Grammar::Name)
 }
 
-fn check_text(text: &str, wildcards: bool) -> Result<(), String> {
-    let (what, examples) = if wildcards {
-        (
-            "event pattern",
-            "`\"user.created\"`, `\"user.*\"` or `\"*\"` (every event)",
-        )
-    } else {
-        ("event name", "`\"user\"` or `\"shop.order\"`")
-    };
-    if text.is_empty() {
-        return Err(format!(
-            "an {what} cannot be empty: write one such as {examples}"
-        ));
-    }
-    let segments: Vec<&str> = text.split('.').collect();
-    let Some(fault) = segments
-        .iter()
-        .enumerate()
-        .find_map(|(i, segment)| fault(&segments, i, segment, wildcards))
-    else {
+fn check_text(text: &str, grammar: Grammar) -> Result<(), String> {
+    let Some(fault) = scan(text.as_bytes(), grammar) else {
         return Ok(());
     };
-    let fix = suggestion(&segments, wildcards);
-    Err(match fix {
-        Some(fix) => format!("invalid {what} `{text}`: {fault}; write `\"{fix}\"`"),
-        None => format!("invalid {what} `{text}`: {fault}; write one such as {examples}"),
+    let problem = Problem {
+        grammar,
+        input: text,
+        fault,
+    };
+    Err(match suggestion(text, grammar) {
+        Some(fix) => format!("{problem}; write `\"{fix}\"`"),
+        None => problem.to_string(),
     })
-}
-
-/// What is wrong with segment `i`, if anything.
-fn fault(segments: &[&str], i: usize, segment: &str, wildcards: bool) -> Option<String> {
-    if segment.is_empty() {
-        return Some(if i == 0 {
-            "it starts with `.`".into()
-        } else if i == segments.len() - 1 {
-            "it ends with `.`".into()
-        } else {
-            "it has two dots in a row".into()
-        });
-    }
-    if segment.contains('*') {
-        if !wildcards {
-            return Some("names have no wildcards (`*` belongs in handler patterns)".into());
-        }
-        if segment == "*" || segment == "**" {
-            return None;
-        }
-        return Some(format!(
-            "`{segment}` mixes `*` with other characters, but a wildcard is a whole \
-             segment: `*` matches one segment and `**` any number of segments"
-        ));
-    }
-    let bad = segment.chars().find(|c| !is_segment_char(*c))?;
-    let also = if wildcards { ", or are `*` / `**`" } else { "" };
-    Some(format!(
-        "`{segment}` contains `{}`; segments use lowercase letters, digits, `_` and `-`{also}",
-        bad.escape_debug()
-    ))
 }
 
 /// The text with empty segments dropped, wildcards made whole (or dropped
 /// from a name) and letters lowercased, if that is valid.
-fn suggestion(segments: &[&str], wildcards: bool) -> Option<String> {
-    let fixed: Vec<String> = segments
-        .iter()
+fn suggestion(text: &str, grammar: Grammar) -> Option<String> {
+    let wildcards = grammar == Grammar::Pattern;
+    let fixed: Vec<String> = text
+        .split('.')
         .filter(|segment| !segment.is_empty())
         .filter(|segment| wildcards || !segment.contains('*'))
         .map(|segment| {
@@ -91,15 +48,8 @@ fn suggestion(segments: &[&str], wildcards: bool) -> Option<String> {
             }
         })
         .collect();
-    let valid = !fixed.is_empty()
-        && fixed.iter().all(|segment| {
-            segment == "*" || segment == "**" || segment.chars().all(is_segment_char)
-        });
-    valid.then(|| fixed.join("."))
-}
-
-fn is_segment_char(c: char) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'
+    let fixed = fixed.join(".");
+    scan(fixed.as_bytes(), grammar).is_none().then_some(fixed)
 }
 
 #[cfg(test)]
@@ -140,7 +90,12 @@ mod tests {
     #[test]
     fn messages_end_with_what_to_write() {
         let fix = |text: &str, wildcards: bool| {
-            let message = super::check_text(text, wildcards).unwrap_err();
+            let grammar = if wildcards {
+                super::Grammar::Pattern
+            } else {
+                super::Grammar::Name
+            };
+            let message = super::check_text(text, grammar).unwrap_err();
             message
                 .rsplit_once("write `\"")
                 .map(|(_, fix)| fix.trim_end_matches("\"`").to_owned())

@@ -4,89 +4,17 @@ use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 
+use earn_vocab::Operation;
+
 use crate::attr::{self, Opt};
 use crate::ctxt::Ctxt;
 
-/// The lifecycle phases, by attribute name.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    BeforeSave,
-    BeforeCreate,
-    BeforeUpdate,
-    BeforeDelete,
-    AfterCreate,
-    AfterUpdate,
-    AfterDelete,
-    AfterSave,
-    AfterCommit,
-    AfterRollback,
-    AfterLoad,
-}
+/// The lifecycle phases: the list shared with the runtime.
+pub(crate) use earn_vocab::HookPhase as Phase;
 
-pub(crate) const PHASES: [(&str, Phase); 11] = [
-    ("before_save", Phase::BeforeSave),
-    ("before_create", Phase::BeforeCreate),
-    ("before_update", Phase::BeforeUpdate),
-    ("before_delete", Phase::BeforeDelete),
-    ("after_create", Phase::AfterCreate),
-    ("after_update", Phase::AfterUpdate),
-    ("after_delete", Phase::AfterDelete),
-    ("after_save", Phase::AfterSave),
-    ("after_commit", Phase::AfterCommit),
-    ("after_rollback", Phase::AfterRollback),
-    ("after_load", Phase::AfterLoad),
-];
-
-impl Phase {
-    pub(crate) fn name(self) -> &'static str {
-        PHASES
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("", |(n, _)| n)
-    }
-
-    /// The `earn::HookPhase` variant.
-    pub(crate) fn variant(self) -> syn::Ident {
-        let camel: String = self
-            .name()
-            .split('_')
-            .map(|w| w[..1].to_uppercase() + &w[1..])
-            .collect();
-        syn::Ident::new(&camel, Span::call_site())
-    }
-
-    /// Runs inside the write's transaction (may take a `HookContext`).
-    pub(crate) fn in_transaction(self) -> bool {
-        !matches!(
-            self,
-            Phase::AfterCommit | Phase::AfterRollback | Phase::AfterLoad
-        )
-    }
-
-    /// May take `&mut self`: runs before the write, or on a freshly loaded row.
-    pub(crate) fn may_mutate(self) -> bool {
-        matches!(
-            self,
-            Phase::BeforeSave | Phase::BeforeCreate | Phase::BeforeUpdate | Phase::AfterLoad
-        )
-    }
-
-    /// The operations `on = "…"` may name for this phase.
-    pub(crate) fn on_choices(self) -> &'static [&'static str] {
-        match self {
-            Phase::BeforeSave | Phase::AfterSave => &["create", "update"],
-            Phase::AfterCommit | Phase::AfterRollback => &["create", "update", "delete"],
-            _ => &[],
-        }
-    }
-
-    /// Whether `when_changed` makes sense: the phase can run on update.
-    pub(crate) fn tracks_changes(self) -> bool {
-        matches!(
-            self,
-            Phase::BeforeSave | Phase::AfterSave | Phase::BeforeUpdate | Phase::AfterUpdate
-        )
-    }
+/// The phase's variant in generated code (`__earn::HookPhase::BeforeSave`).
+pub(crate) fn variant(phase: Phase) -> syn::Ident {
+    syn::Ident::new(phase.variant_name(), Span::call_site())
 }
 
 /// One hook attribute on one method.
@@ -94,7 +22,7 @@ pub(crate) struct HookAttr {
     pub(crate) phase: Phase,
     pub(crate) span: Span,
     pub(crate) priority: i32,
-    pub(crate) on: Option<String>,
+    pub(crate) on: Option<Operation>,
     pub(crate) condition: Option<syn::Path>,
     pub(crate) when_changed: Option<syn::LitStr>,
 }
@@ -131,7 +59,7 @@ pub(crate) fn parse_hook_attr(cx: &mut Ctxt, phase: Phase, attr: &syn::Attribute
 struct HookOptions {
     phase: Phase,
     priority: Opt<i32>,
-    on: Opt<String>,
+    on: Opt<Operation>,
     condition: Opt<syn::Path>,
     when_changed: Opt<syn::LitStr>,
 }
@@ -156,23 +84,25 @@ impl HookOptions {
                         "`on` does not apply to {} hooks, which run for one operation only: remove it \
                          (`on` filters before_save / after_save by \"create\" | \"update\", and \
                          after_commit / after_rollback by \"create\" | \"update\" | \"delete\")",
-                        phase.name()
+                        phase.as_str()
                     ),
                 ));
             }
-            if !choices.contains(&value.value().as_str()) {
+            let Some(operation) =
+                Operation::from_name(&value.value()).filter(|op| choices.contains(op))
+            else {
                 let choices: Vec<String> =
                     choices.iter().map(|c| format!("`on = \"{c}\"`")).collect();
                 return Err(syn::Error::new(
                     value.span(),
                     format!(
                         "unknown operation for {} hooks; write {}",
-                        phase.name(),
+                        phase.as_str(),
                         choices.join(" or ")
                     ),
                 ));
-            }
-            self.on.set(cx, path, value.value());
+            };
+            self.on.set(cx, path, operation);
         } else if path.is_ident("if") {
             if !meta.input.peek(syn::Token![=]) {
                 return Err(
@@ -211,7 +141,7 @@ impl HookOptions {
                     format!(
                         "`when_changed` does not apply to {} hooks: remove it; it filters the hooks \
                          that run on update: before_save, after_save, before_update, after_update",
-                        phase.name()
+                        phase.as_str()
                     ),
                 ));
             }
@@ -278,7 +208,7 @@ pub(crate) fn parse_signature(
             format!(
                 "{} hooks take `&self`: the write has already happened, so changes to the \
                  model would not be saved; change fields in a before_save hook",
-                hook.phase.name()
+                hook.phase.as_str()
             ),
         );
     }
@@ -292,7 +222,7 @@ pub(crate) fn parse_signature(
                     format!(
                         "{} hooks run outside the transaction and take no HookContext; \
                          declare the method as `fn {}(&self)`",
-                        hook.phase.name(),
+                        hook.phase.as_str(),
                         sig.ident
                     ),
                 );

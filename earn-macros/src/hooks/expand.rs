@@ -39,7 +39,7 @@ fn registration(
 ) -> TokenStream {
     let method = &hook.ident;
     let function = method.to_string();
-    let phase = attr.phase.variant();
+    let phase = super::ast::variant(attr.phase);
     let priority = attr.priority;
     let span = hook.sig_span;
 
@@ -69,7 +69,7 @@ fn registration(
     };
     // `&self` methods receive the `&mut` reborrowed as shared.
     let model_param = quote!(model: &'a mut #model);
-    let shim = format_ident!("__earn_{}_{}", attr.phase.name(), method);
+    let shim = format_ident!("__earn_{}_{}", attr.phase.as_str(), method);
     let (shim_fn, call) = if attr.phase.in_transaction() {
         (
             quote! {
@@ -90,11 +90,12 @@ fn registration(
             quote!(__earn::HookFn::Detached(#shim)),
         )
     };
-    let on = match attr.on.as_deref() {
-        Some("create") => quote!(::core::option::Option::Some(__earn::Operation::Create)),
-        Some("update") => quote!(::core::option::Option::Some(__earn::Operation::Update)),
-        Some("delete") => quote!(::core::option::Option::Some(__earn::Operation::Delete)),
-        _ => quote!(::core::option::Option::None),
+    let on = match attr.on {
+        Some(operation) => {
+            let variant = format_ident!("{operation:?}");
+            quote!(::core::option::Option::Some(__earn::Operation::#variant))
+        }
+        None => quote!(::core::option::Option::None),
     };
     let condition = match &attr.condition {
         Some(path) => {

@@ -8,7 +8,7 @@ use quote::{ToTokens, quote};
 
 use crate::attr;
 use crate::ctxt::Ctxt;
-use ast::{PHASES, Phase};
+use ast::Phase;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
@@ -114,12 +114,12 @@ fn take_hook_attrs(cx: &mut Ctxt, method: &mut syn::ImplItemFn) -> Vec<ast::Hook
             return true;
         };
         let name = last.ident.to_string();
-        if let Some((_, phase)) = PHASES.iter().find(|(n, _)| *n == name) {
-            found.push((*phase, attr.clone()));
+        if let Some(phase) = Phase::from_name(&name) {
+            found.push((phase, attr.clone()));
             return false;
         }
         if name.starts_with("before_") || name.starts_with("after_") || name == "on_commit" {
-            let phases: Vec<&str> = PHASES.iter().map(|(n, _)| *n).collect();
+            let phases: Vec<&str> = Phase::ALL.iter().map(|phase| phase.as_str()).collect();
             let message = match attr::closest(&name, phases.iter().copied()) {
                 Some(phase) => format!("unknown hook phase `{name}`: write `{phase}`"),
                 None => format!(
