@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use earn_core::{Delivery, Event, EventBus};
+use earn_core::{Delivery, Event, EventBus, Finished};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
@@ -214,7 +214,9 @@ pub(crate) async fn dispatch(
                 let event = Event::from_data(data);
                 let own = batch.clone();
                 let queued = bus
-                    .deliver_then(event, move |delivery| own.delivered(index, delivery))
+                    .deliver_then(event, Finished::none(), move |delivery| {
+                        own.delivered(index, delivery)
+                    })
                     .await;
                 if queued.is_err() {
                     state = BusState::Closed;
