@@ -166,14 +166,19 @@ impl RedisSettings {
     }
 
     /// Deliveries of one entry before it moves to the dead-letter stream,
-    /// default 5, at least 1.
+    /// default 5, at least 1: the one retry budget of what this consumer
+    /// handles.
     ///
     /// The delivery count is Redis's (`XPENDING`): 1 on the first read,
-    /// one more for each claim or re-read. An entry whose handlers fail on
-    /// its `n`-th delivery is dead-lettered with the failure as reason, so
-    /// handlers see an entry at most `n` times; one found already past `n`
-    /// (its consumers kept dying while handling it) is dead-lettered
-    /// without running them again.
+    /// one more for each claim or re-read, and it is the handlers'
+    /// [`Event::attempt`](earn_core::Event::attempt). The bus makes one
+    /// attempt per delivery of each handler that has not finished with the
+    /// entry (its [`RetryPolicy`](earn_core::RetryPolicy) is for `publish`
+    /// only), so a handler that keeps failing is called exactly `n` times.
+    /// An entry whose handlers fail on its `n`-th delivery is dead-lettered
+    /// with the failure as reason; one found already past `n` (its
+    /// consumers kept dying while handling it) is dead-lettered without
+    /// running them again.
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").max_deliveries(3);
@@ -364,6 +369,28 @@ impl RedisSettings {
     /// The sorted set of delayed events: `{stream}:delayed`.
     pub(crate) fn delayed_key(&self) -> String {
         format!("{}:delayed", self.stream)
+    }
+
+    /// The set of the handlers that finished with an entry left pending
+    /// for redelivery: `{stream}:done:{group}:{entry id}`.
+    pub(crate) fn done_key(&self, entry: &str) -> String {
+        format!("{}:done:{}:{entry}", self.stream, self.group)
+    }
+
+    /// How long a set of finished handlers outlives its last update.
+    ///
+    /// The set is deleted with the entry's acknowledgement or dead letter;
+    /// the expiry only collects the sets of entries that vanished while
+    /// pending (trimmed, deleted, the group destroyed). It must outlast the
+    /// entry's remaining redeliveries, which come at least `claim_idle`
+    /// apart, and later when no consumer runs (a night of downtime): so at
+    /// least a day, and twice `claim_idle × max_deliveries` beyond that.
+    /// Expiring too early would only run finished handlers again.
+    pub(crate) fn done_ttl(&self) -> Duration {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        self.claim_idle
+            .saturating_mul(self.max_deliveries.saturating_mul(2))
+            .max(DAY)
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use earn::redis::{RedisSettings, RedisStreams};
-use earn::{Event, EventBus, RetryPolicy};
+use earn::{Event, EventBus};
 
 pub fn url() -> String {
     std::env::var("EARN_REDIS_URL")
@@ -96,13 +96,12 @@ pub async fn raw() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// A bus with the test's handlers only, and no local retries: Redis
-/// redelivers.
+/// A bus with the test's handlers only (its retry policy is not used for
+/// what Redis delivers: Redis redelivers).
 pub fn bus() -> EventBus {
     EventBus::builder()
         .without_registered_handlers()
         .workers(2)
-        .retry(RetryPolicy::none())
         .build()
         .unwrap()
 }
@@ -179,7 +178,6 @@ pub fn stuck_bus(pattern: &str) -> (EventBus, Seen) {
     let bus = EventBus::builder()
         .without_registered_handlers()
         .workers(64)
-        .retry(RetryPolicy::none())
         .build()
         .unwrap();
     let seen = Seen::default();
