@@ -333,4 +333,9 @@ impl EventSink for RedisStreams {
             Ok(())
         })
     }
+
+    /// [`RedisSettings::max_payload`]: `publish` refuses a larger event.
+    fn max_payload(&self) -> Option<usize> {
+        Some(self.inner.settings.max_payload)
+    }
 }
