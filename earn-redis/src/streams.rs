@@ -127,7 +127,7 @@ impl RedisStreams {
     /// # async fn run() -> Result<(), earn::Error> {
     /// use earn::redis::{RedisSettings, RedisStreams};
     /// let streams = RedisStreams::connect("redis://127.0.0.1:6379", RedisSettings::new("orders", "billing")).await?;
-    /// assert_eq!(streams.settings().stream(), "orders");
+    /// assert_eq!(streams.settings().get_stream(), "orders");
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str, settings: RedisSettings) -> Result<RedisStreams, Error> {
@@ -155,7 +155,7 @@ impl RedisStreams {
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) {
-    /// println!("publishing to {}", streams.settings().stream());
+    /// println!("publishing to {}", streams.settings().get_stream());
     /// # }
     /// ```
     pub fn settings(&self) -> &RedisSettings {

@@ -28,8 +28,8 @@ pub(crate) async fn run(
                 Err(error) => {
                     let delay = backoff.next_delay();
                     tracing::warn!(
-                        stream = streams.settings().stream(),
-                        group = streams.settings().group(),
+                        stream = streams.settings().get_stream(),
+                        group = streams.settings().get_group(),
                         %error,
                         "cannot acknowledge {} entries; retrying in {delay:?} (they stay pending meanwhile)",
                         round.left(),
@@ -151,7 +151,7 @@ impl Round {
             // finished handlers kept in step with them.
             let mut pipe = redis::pipe();
             if self.acks > 0 {
-                let xack = pipe.cmd("XACK").arg(&*stream).arg(settings.group());
+                let xack = pipe.cmd("XACK").arg(&*stream).arg(settings.get_group());
                 for (batch, ack) in ready.iter().zip(&self.ack) {
                     for (slot, _) in batch.slots.iter().zip(ack).filter(|(_, ack)| **ack) {
                         xack.arg(&slot.id);
@@ -185,7 +185,7 @@ impl Round {
                 Err(error) if is_no_group(&error) => {
                     tracing::warn!(
                         stream = &*stream,
-                        group = settings.group(),
+                        group = settings.get_group(),
                         "the consumer group vanished before {} entries were acknowledged",
                         self.acks
                     );
@@ -205,7 +205,7 @@ impl Round {
                 .key(&*stream)
                 .key(&*streams.inner.dead)
                 .key(settings.done_key(&dead.id))
-                .arg(settings.group())
+                .arg(settings.get_group())
                 .arg(&dead.id)
                 .arg(&dead.reason)
                 .arg(dead.deliveries)
@@ -219,7 +219,7 @@ impl Round {
                         .increment(1);
                     tracing::error!(
                         stream = &*stream,
-                        group = settings.group(),
+                        group = settings.get_group(),
                         entry = dead.id,
                         event_id = ?dead.event_id,
                         deliveries = dead.deliveries,

@@ -326,7 +326,7 @@ impl Consumer {
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams, bus: earn::EventBus) -> Result<(), earn::Error> {
     /// let consumer = streams.consume(bus).await?;
-    /// assert_eq!(consumer.name(), streams.settings().consumer_name());
+    /// assert_eq!(consumer.name(), streams.settings().get_consumer());
     /// # Ok(()) }
     /// ```
     pub fn name(&self) -> &str {

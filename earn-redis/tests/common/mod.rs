@@ -73,7 +73,7 @@ impl Drop for Keys {
 /// keys; `None` (after a skip line) when Redis is unreachable.
 pub async fn connect(settings: RedisSettings) -> Option<(RedisStreams, Keys)> {
     let url = url();
-    let keys = Keys::new(&url, settings.stream());
+    let keys = Keys::new(&url, settings.get_stream());
     match RedisStreams::connect(&url, settings).await {
         Ok(streams) => Some((streams, keys)),
         Err(error) if required() => {
