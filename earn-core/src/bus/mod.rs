@@ -5,6 +5,7 @@ mod builder;
 mod completion;
 mod dead_letter;
 mod dispatch;
+mod error;
 mod in_flight;
 mod retry;
 mod subscriptions;
@@ -20,6 +21,7 @@ pub use builder::EventBusBuilder;
 pub use completion::{Delivery, Finished};
 pub use dead_letter::{DeadLetter, DeadLetterStore, MemoryDeadLetters};
 pub use dispatch::EmitReport;
+pub use error::{BusError, Overflow, ShutdownReport};
 pub use retry::RetryPolicy;
 pub use subscriptions::SubscriptionId;
 
@@ -27,70 +29,11 @@ use tracing::Instrument;
 
 use crate::event::Event;
 use crate::handler::{HandlerStep, IntoHandlerResult};
-use crate::pattern::{Pattern, PatternError};
+use crate::pattern::Pattern;
 use crate::service::{Attachment, Service};
 use completion::{Completion, Owner};
 use subscriptions::{Registry, Resolved, Subscription};
 use worker::Job;
-
-/// What `publish` does when the queue is full. Never a silent drop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Overflow {
-    /// Wait for room (back-pressure on the publisher).
-    #[default]
-    Wait,
-    /// Return [`BusError::QueueFull`] at once.
-    Error,
-}
-
-/// Why the bus refused something.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BusError {
-    /// The queue is full and the overflow policy is [`Overflow::Error`].
-    #[error("the event queue is full ({capacity} events): event `{event}` was not published")]
-    QueueFull {
-        /// The queue's capacity.
-        capacity: usize,
-        /// The event's name.
-        event: String,
-    },
-    /// The bus was shut down.
-    #[error("the event bus is shut down: event `{event}` was not published")]
-    Closed {
-        /// The event's name.
-        event: String,
-    },
-    /// An invalid pattern.
-    #[error(transparent)]
-    Pattern(#[from] PatternError),
-    /// `wait_for` saw no matching event in time.
-    #[error("no event matching `{pattern}` within {timeout:?}")]
-    Timeout {
-        /// The pattern waited for.
-        pattern: String,
-        /// How long it waited.
-        timeout: Duration,
-    },
-    /// No dead letter with that id.
-    #[error("no dead letter with id {0}")]
-    NoDeadLetter(u64),
-    /// A requeued dead letter's handler is no longer subscribed.
-    #[error("handler `{0}` of the dead letter is not subscribed to this bus")]
-    NoHandler(String),
-    /// The bus was built outside a tokio runtime.
-    #[error("EventBus::build must be called inside a tokio runtime (its workers are tokio tasks)")]
-    NoRuntime,
-}
-
-/// What [`EventBus::shutdown`] left behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// Whether every queued event, retry and delayed event finished in time.
-    pub drained: bool,
-    /// Events still queued, retrying or delayed at the deadline.
-    pub left: usize,
-}
 
 /// State the workers share with the bus.
 struct Shared {
