@@ -203,6 +203,10 @@ impl RedisStreams {
     /// sent as one pipeline of `XADD`s. Publish from many tasks for
     /// throughput; a lone call is sent at once.
     ///
+    /// Cancel-safe while it waits for its turn; dropped after its `XADD`
+    /// was handed to the pipeline, the event may still be stored, as when
+    /// an error is returned.
+    ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
     /// let event = earn::Event::new("order.paid", &serde_json::json!({"order": 7}))?;

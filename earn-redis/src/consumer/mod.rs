@@ -283,6 +283,9 @@ impl Consumer {
     ///
     /// Shut the consumer down before the bus it delivers to.
     ///
+    /// Dropping the returned future stops only the wait: the consumer was
+    /// told to stop and its tasks end by themselves.
+    ///
     /// ```no_run
     /// # async fn run(consumer: earn::redis::Consumer) {
     /// let report = consumer.shutdown(std::time::Duration::from_secs(10)).await;
