@@ -309,10 +309,10 @@ impl Shared {
             tracing::warn!(event = event.name().as_str(), event_id = %event.id(), "{reason}; no handler matched the event");
         }
         for sub in subs {
-            if done
-                .as_ref()
-                .is_some_and(|done| done.skip.contains(&sub.name))
+            if let Some(done) = &done
+                && done.skip.contains(&sub.name)
             {
+                done.finished(&sub.name);
                 continue;
             }
             self.gave_up(sub, event.clone(), failure.clone(), &done);
