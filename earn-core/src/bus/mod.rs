@@ -552,6 +552,12 @@ impl EventBus {
 
     /// Events published and not yet fully handled: queued, being handled,
     /// waiting for a retry or delayed.
+    ///
+    /// Workers subtract what they handled in groups, when the queue runs
+    /// empty or every 64 events, so under a steady load this may still
+    /// count a few dozen events per worker that were just handled; it never
+    /// counts fewer than are left, and [`wait_idle`](Self::wait_idle)
+    /// returns only once every one is handled.
     pub fn in_flight(&self) -> usize {
         self.shared().in_flight.count()
     }
