@@ -1,5 +1,14 @@
 //! Event bus speed: inline emit, emit with many non-matching subscriptions,
-//! and publish → handled throughput against a bare tokio mpsc channel.
+//! and publish → handled throughput against two bare channels:
+//!
+//! - `bare_tokio_mpsc`: one consumer taking up to 64 events at a time from
+//!   a tokio mpsc channel, the fastest plain way to move events from a
+//!   publisher to a handler, but not a worker pool: one slow event holds
+//!   up the 63 taken with it;
+//! - `bare_mpmc_two_consumers`: what the bus is built like, stripped of
+//!   the bus: one bounded MPMC queue (async-channel) from which two
+//!   consumers take one event at a time. The bus's own cost is the gap
+//!   between `earn_publish` and this one.
 //!
 //! `cargo bench --bench events`
 
@@ -167,6 +176,47 @@ fn throughput_of(c: &mut Criterion, rt: &tokio::runtime::Runtime, distinct: bool
                 }
                 drop(sender);
                 consumer.await.unwrap();
+                assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
+                elapsed
+            })
+        })
+    });
+    group.bench_function("bare_mpmc_two_consumers", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let (sender, receiver) = async_channel::bounded::<Event>(8192);
+                let handled = Arc::new(AtomicU64::new(0));
+                let consumers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let receiver = receiver.clone();
+                        let counter = handled.clone();
+                        let handler = move |_: &Event| {
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        };
+                        tokio::spawn(async move {
+                            while let Ok(event) = receiver.recv().await {
+                                handler(&event);
+                            }
+                        })
+                    })
+                    .collect();
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let batch = events(EVENTS);
+                    let target = handled.load(Ordering::Relaxed) + EVENTS;
+                    let started = Instant::now();
+                    for event in batch {
+                        sender.send(event).await.unwrap();
+                    }
+                    while handled.load(Ordering::Acquire) < target {
+                        tokio::task::yield_now().await;
+                    }
+                    elapsed += started.elapsed();
+                }
+                drop(sender);
+                for consumer in consumers {
+                    consumer.await.unwrap();
+                }
                 assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
                 elapsed
             })

@@ -183,8 +183,8 @@ impl Admin {
         #[cfg(feature = "redis")]
         for streams in &self.streams {
             status.streams.push(StreamStatus {
-                stream: streams.settings().stream().to_owned(),
-                group: streams.settings().group().to_owned(),
+                stream: streams.settings().get_stream().to_owned(),
+                group: streams.settings().get_group().to_owned(),
                 lag: streams.lag().await?,
                 dead_letters: streams.dead_letter_count().await?,
             });
@@ -226,7 +226,7 @@ impl Admin {
         #[cfg(feature = "redis")]
         for streams in &self.streams {
             let source = Source::Stream {
-                stream: streams.settings().stream().to_owned(),
+                stream: streams.settings().get_stream().to_owned(),
             };
             letters.extend(
                 streams
@@ -268,7 +268,7 @@ impl Admin {
         let streams = self
             .streams
             .iter()
-            .find(|s| s.settings().stream() == stream)
+            .find(|s| s.settings().get_stream() == stream)
             .ok_or_else(|| missing(letter))?;
         streams.requeue(&letter.id).await
     }
@@ -292,7 +292,7 @@ impl Admin {
             #[cfg(feature = "redis")]
             Source::Stream { stream } => {
                 for streams in &self.streams {
-                    if streams.settings().stream() == stream {
+                    if streams.settings().get_stream() == stream {
                         return streams.purge_dead_letters().await;
                     }
                 }

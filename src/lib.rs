@@ -3,10 +3,10 @@
 pub use earn_core::testing;
 pub use earn_core::{
     Attachment, BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, Error, Event,
-    EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, HandlerError,
-    HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters, NameError, Operation,
-    Overflow, Pattern, PatternError, PayloadError, Propagation, Registry, RetryPolicy, Service,
-    ShutdownReport, SinkFuture, SubscriptionId, registry,
+    EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, Finished,
+    HandlerError, HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters,
+    NameError, Operation, Overflow, Pattern, PatternError, PayloadError, Propagation, Registry,
+    RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionId, registry,
 };
 pub use earn_macros::{
     Model, after_commit, after_create, after_delete, after_load, after_rollback, after_save,

@@ -215,7 +215,15 @@ impl Event {
         self
     }
 
-    pub(crate) fn with_attempt(mut self, attempt: u32) -> Event {
+    /// The same event as delivery `attempt`: what a transport that
+    /// redelivers sets before handing it to
+    /// [`EventBus::redeliver`](crate::EventBus::redeliver).
+    ///
+    /// ```
+    /// let event = earn_core::Event::new("order.paid", &7).unwrap().with_attempt(3);
+    /// assert_eq!(event.attempt(), 3);
+    /// ```
+    pub fn with_attempt(mut self, attempt: u32) -> Event {
         if self.0.attempt != attempt {
             self.data_mut().attempt = attempt;
         }

@@ -21,7 +21,7 @@ pub mod testing;
 
 pub use bus::{
     BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
-    MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
+    Finished, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
 };
 pub use error::{BoxError, Error, HookError, HookFailure};
 pub use event::{Event, EventData, EventError, PayloadError};

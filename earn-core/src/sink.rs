@@ -24,10 +24,23 @@ pub trait EventSink: Send + Sync + 'static {
     /// `accepted`, possibly later, once the sink is responsible for it.
     fn hand_over(&self, event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_>;
 
-    /// The largest event, serialized as JSON, this sink accepts; `None`
-    /// for no limit. The outbox refuses a larger event when it is raised,
-    /// before anything is committed, instead of writing a row the sink
-    /// would refuse on every delivery.
+    /// The largest event this sink accepts, in bytes of its serialized
+    /// form (the JSON of its [`EventData`](crate::EventData)), or `None`
+    /// when there is no limit (the default, and the in-process bus).
+    ///
+    /// A producer can refuse an event over the limit before it commits it,
+    /// rather than have the sink refuse it later: the transactional outbox
+    /// would otherwise hold an event that can never be handed over.
+    ///
+    /// ```
+    /// use earn_core::{EventBus, EventSink};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// assert_eq!(bus.max_payload(), None);
+    /// # Ok(()) }
+    /// ```
     fn max_payload(&self) -> Option<usize> {
         None
     }

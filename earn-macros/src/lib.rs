@@ -31,7 +31,8 @@ pub fn hooks(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// Options: `priority = N` (higher first), `filter = path` (a
 /// `fn(&Event) -> bool`), `retries = N` and `timeout_ms = N` (override the
-/// bus's settings). The parameter is `&Event`, `Event`, or a payload type
+/// bus's settings; `timeout_ms` only on an `async fn`: a sync handler cannot
+/// be interrupted). The parameter is `&Event`, `Event`, or a payload type
 /// deserialized from the event's JSON.
 #[proc_macro_attribute]
 pub fn event_handler(args: TokenStream, item: TokenStream) -> TokenStream {

@@ -5,8 +5,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::ctxt::Ctxt;
-use crate::handler::ast;
 use crate::handler::expand as handler_expand;
+use crate::handler::{ast, check};
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
@@ -80,6 +80,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 }
             };
             let options = ast::parse_options(&mut cx, args);
+            if let Some(options) = &options {
+                check::timeout_needs_async(&mut cx, options, &method.sig);
+            }
             if let (Some(options), Some(signature)) = (options, &signature) {
                 handlers.push(handler(service, method, &options, signature));
             }

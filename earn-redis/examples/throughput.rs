@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use earn::redis::{RedisSettings, RedisStreams};
-use earn::{Event, EventBus, RetryPolicy};
+use earn::{Event, EventBus};
 
 fn publishers() -> usize {
     std::env::var("PUBLISHERS")
@@ -119,7 +119,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bus = EventBus::builder()
         .without_registered_handlers()
         .workers(2)
-        .retry(RetryPolicy::none())
         .build()?;
     let count = handled.clone();
     bus.subscribe_sync("bench.*", 0, move |_: &Event| {

@@ -36,6 +36,12 @@ pub struct RedisDeadLetter {
     pub deliveries: u32,
     /// The consumer group that gave up on it.
     pub group: String,
+    /// The handlers of that group that gave up on it (none when no
+    /// handler ran: not an event, or found past `max_deliveries`).
+    pub gave_up: Vec<String>,
+    /// The handlers of that group that had finished with it: a
+    /// [`requeue`](RedisStreams::requeue) skips them.
+    pub finished: Vec<String>,
     /// The entry's id in the stream when it was dead-lettered.
     pub entry: String,
 }
@@ -92,7 +98,9 @@ impl RedisStreams {
     /// it from the dead letters, in one atomic step. The entry is marked for
     /// the group that gave up on it: that group handles it again (delivery
     /// count 1), the other groups of the stream, which handled it already,
-    /// acknowledge it unread.
+    /// acknowledge it unread. In that group only the handlers that had not
+    /// finished with it run (those that gave up); the
+    /// [`finished`](RedisDeadLetter::finished) ones are skipped.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
@@ -260,6 +268,8 @@ fn dead_letter(value: Value) -> Option<RedisDeadLetter> {
         reason: String::new(),
         deliveries: 0,
         group: String::new(),
+        gave_up: Vec::new(),
+        finished: Vec::new(),
         entry: String::new(),
     };
     for (key, value) in entry::pairs(fields) {
@@ -268,6 +278,8 @@ fn dead_letter(value: Value) -> Option<RedisDeadLetter> {
             "dead:reason" => letter.reason = text().unwrap_or_default(),
             "dead:group" => letter.group = text().unwrap_or_default(),
             "dead:entry" => letter.entry = text().unwrap_or_default(),
+            "dead:gave_up" => letter.gave_up = entry::names(&text().unwrap_or_default()),
+            "dead:finished" => letter.finished = entry::names(&text().unwrap_or_default()),
             "dead:deliveries" => {
                 letter.deliveries = entry::integer(&value)
                     .and_then(|n| u32::try_from(n).ok())

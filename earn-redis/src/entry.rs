@@ -15,6 +15,9 @@ pub(crate) const FIELD_EVENT: &str = "event";
 /// Field of a requeued dead letter: the only group that is to handle it
 /// (the one that gave up); the other groups acknowledge it unread.
 pub(crate) const FIELD_FOR: &str = "for";
+/// Field of a requeued dead letter: the handlers that had finished with
+/// it, one name per line; they are skipped.
+pub(crate) const FIELD_FINISHED: &str = "finished";
 
 /// A stream entry id `ms-seq`, parsed for cheap comparison and hashing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,6 +46,9 @@ pub(crate) struct RawEntry {
     pub(crate) content: Content,
     /// The only group meant to handle it ([`FIELD_FOR`]), if any.
     pub(crate) for_group: Option<String>,
+    /// Handlers that finished with it before it was requeued
+    /// ([`FIELD_FINISHED`]).
+    pub(crate) finished: Vec<String>,
 }
 
 impl RawEntry {
@@ -52,17 +58,25 @@ impl RawEntry {
     }
 }
 
-/// The [`FIELD_FOR`] of an entry's fields, if it has one.
-fn for_group(fields: &Value) -> Option<String> {
+/// The text of the field `name` of an entry's fields, if it has one.
+fn field(fields: &Value, name: &str) -> Option<String> {
     let Value::Array(fields) = fields else {
         return None;
     };
     fields
         .chunks(2)
-        .find(|pair| bytes(&pair[0]) == Some(FIELD_FOR.as_bytes()))
+        .find(|pair| bytes(&pair[0]) == Some(name.as_bytes()))
         .and_then(|pair| pair.get(1))
         .and_then(bytes)
-        .map(|group| String::from_utf8_lossy(group).into_owned())
+        .map(|text| String::from_utf8_lossy(text).into_owned())
+}
+
+/// Handler names, one per line (the `finished` field, `dead:*` lists).
+pub(crate) fn names(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Decodes the fields of an entry (`[f1, v1, f2, v2, …]`, or nil when
@@ -144,12 +158,14 @@ pub(crate) fn entries_into(entries: Value, out: &mut Vec<RawEntry>) -> Result<()
         let mut parts = parts.into_iter();
         let id = parts.next().and_then(string).ok_or("an entry has no id")?;
         let fields = parts.next().unwrap_or(Value::Nil);
-        let for_group = for_group(&fields);
+        let for_group = field(&fields, FIELD_FOR);
+        let finished = field(&fields, FIELD_FINISHED).map_or_else(Vec::new, |text| names(&text));
         let content = decode(fields);
         out.push(RawEntry {
             id,
             content,
             for_group,
+            finished,
         });
     }
     Ok(())

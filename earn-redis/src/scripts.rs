@@ -7,16 +7,21 @@
 use redis::Script;
 
 /// Moves one pending entry to the dead-letter stream and acknowledges it,
-/// in one step. Copies the entry's fields after the `dead:*` ones. Does
-/// nothing if the entry is no longer pending for the group (another
-/// consumer finished it). Returns 1 if dead-lettered, 0 if not pending.
+/// in one step, and deletes its set of finished handlers. Copies the
+/// entry's fields after the `dead:*` ones, which name the handlers that
+/// gave up and those that had finished (one per line). Does nothing if the
+/// entry is no longer pending for the group (another consumer finished
+/// it). Returns 1 if dead-lettered, 0 if not pending.
 ///
-/// KEYS: stream, dead. ARGV: group, entry id, reason, deliveries.
+/// KEYS: stream, dead, the entry's set of finished handlers.
+/// ARGV: group, entry id, reason, deliveries, gave up, finished.
 const DEAD_LETTER: &str = r"
 local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 if acked == 0 then return 0 end
+redis.call('DEL', KEYS[3])
 local fields = {'dead:reason', ARGV[3], 'dead:deliveries', ARGV[4],
-                'dead:group', ARGV[1], 'dead:entry', ARGV[2]}
+                'dead:group', ARGV[1], 'dead:entry', ARGV[2],
+                'dead:gave_up', ARGV[5], 'dead:finished', ARGV[6]}
 local found = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if #found == 1 then
   for _, value in ipairs(found[1][2]) do table.insert(fields, value) end
@@ -27,8 +32,9 @@ return 1
 
 /// Puts a dead letter back into the stream (its original fields, as a new
 /// entry, marked `for` the group that gave up on it, so the other groups,
-/// which handled it already, skip it) and deletes it from the dead-letter
-/// stream, in one step.
+/// which handled it already, skip it, and with the handlers of that group
+/// that had `finished` with it, which skip it too) and deletes it from the
+/// dead-letter stream, in one step.
 /// Returns the new entry id, or false if there is no such dead letter.
 ///
 /// KEYS: dead, stream. ARGV: dead letter id.
@@ -37,10 +43,12 @@ local found = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #found == 0 then return false end
 local fields = {}
 local group = false
+local finished = ''
 local raw = found[1][2]
 for i = 1, #raw, 2 do
   if raw[i] == 'dead:group' then group = raw[i + 1] end
-  if string.sub(raw[i], 1, 5) ~= 'dead:' and raw[i] ~= 'for' then
+  if raw[i] == 'dead:finished' then finished = raw[i + 1] end
+  if string.sub(raw[i], 1, 5) ~= 'dead:' and raw[i] ~= 'for' and raw[i] ~= 'finished' then
     table.insert(fields, raw[i])
     table.insert(fields, raw[i + 1])
   end
@@ -49,6 +57,10 @@ if #fields == 0 then return redis.error_reply('ERR the dead letter holds no entr
 if group then
   table.insert(fields, 'for')
   table.insert(fields, group)
+end
+if finished ~= '' then
+  table.insert(fields, 'finished')
+  table.insert(fields, finished)
 end
 local id = redis.call('XADD', KEYS[2], '*', unpack(fields))
 redis.call('XDEL', KEYS[1], ARGV[1])

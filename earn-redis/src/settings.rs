@@ -12,7 +12,7 @@ use std::time::Duration;
 /// use earn::redis::{RedisSettings, StartFrom};
 ///
 /// let settings = RedisSettings::new("orders", "billing").start(StartFrom::New);
-/// assert_eq!(settings.start_from(), StartFrom::New);
+/// assert_eq!(settings.get_start(), StartFrom::New);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StartFrom {
@@ -26,7 +26,11 @@ pub enum StartFrom {
 
 /// How a [`RedisStreams`](crate::RedisStreams) publishes and consumes:
 /// the stream, the consumer group, and the consumer's limits. Every field
-/// has a default; set the ones you need with the builder methods.
+/// has a default; set the ones you need with the builder methods. As in
+/// sqlx's `PoolOptions`, a setter is named after its setting
+/// (`batch(200)`) and its getter is `get_` and that name (`get_batch()`);
+/// the stream and the group, given to [`new`](Self::new), have getters
+/// only (`get_stream()`, `get_group()`), by the same rule.
 ///
 /// | setting | default | Redis |
 /// |---|---|---|
@@ -49,8 +53,8 @@ pub enum StartFrom {
 ///     .batch(200)
 ///     .claim_idle(Duration::from_secs(60))
 ///     .max_deliveries(3);
-/// assert_eq!(settings.stream(), "orders");
-/// assert_eq!(settings.consumer_name(), "billing-1");
+/// assert_eq!(settings.get_stream(), "orders");
+/// assert_eq!(settings.get_consumer(), "billing-1");
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
@@ -77,8 +81,8 @@ impl RedisSettings {
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing");
-    /// assert_eq!(settings.group(), "billing");
-    /// assert_eq!(settings.batch_size(), 100);
+    /// assert_eq!(settings.get_group(), "billing");
+    /// assert_eq!(settings.get_batch(), 100);
     /// ```
     pub fn new(stream: impl Into<String>, group: impl Into<String>) -> Self {
         RedisSettings {
@@ -109,7 +113,7 @@ impl RedisSettings {
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").consumer("web-3");
-    /// assert_eq!(settings.consumer_name(), "web-3");
+    /// assert_eq!(settings.get_consumer(), "web-3");
     /// ```
     pub fn consumer(mut self, name: impl Into<String>) -> Self {
         self.consumer = Arc::from(name.into());
@@ -121,7 +125,7 @@ impl RedisSettings {
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").batch(500);
-    /// assert_eq!(settings.batch_size(), 500);
+    /// assert_eq!(settings.get_batch(), 500);
     /// ```
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n.max(1);
@@ -136,7 +140,7 @@ impl RedisSettings {
     /// use std::time::Duration;
     /// let settings = earn::redis::RedisSettings::new("orders", "billing")
     ///     .block(Duration::from_millis(200));
-    /// assert_eq!(settings.block_time(), Duration::from_millis(200));
+    /// assert_eq!(settings.get_block(), Duration::from_millis(200));
     /// ```
     pub fn block(mut self, d: Duration) -> Self {
         self.block = d.max(Duration::from_millis(1));
@@ -158,7 +162,7 @@ impl RedisSettings {
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").workers(8);
-    /// assert_eq!(settings.worker_count(), 8);
+    /// assert_eq!(settings.get_workers(), 8);
     /// ```
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = n.max(1);
@@ -166,18 +170,23 @@ impl RedisSettings {
     }
 
     /// Deliveries of one entry before it moves to the dead-letter stream,
-    /// default 5, at least 1.
+    /// default 5, at least 1: the one retry budget of what this consumer
+    /// handles.
     ///
     /// The delivery count is Redis's (`XPENDING`): 1 on the first read,
-    /// one more for each claim or re-read. An entry whose handlers fail on
-    /// its `n`-th delivery is dead-lettered with the failure as reason, so
-    /// handlers see an entry at most `n` times; one found already past `n`
-    /// (its consumers kept dying while handling it) is dead-lettered
-    /// without running them again.
+    /// one more for each claim or re-read, and it is the handlers'
+    /// [`Event::attempt`](earn_core::Event::attempt). The bus makes one
+    /// attempt per delivery of each handler that has not finished with the
+    /// entry (its [`RetryPolicy`](earn_core::RetryPolicy) is for `publish`
+    /// only), so a handler that keeps failing is called exactly `n` times.
+    /// An entry whose handlers fail on its `n`-th delivery is dead-lettered
+    /// with the failure as reason; one found already past `n` (its
+    /// consumers kept dying while handling it) is dead-lettered without
+    /// running them again.
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").max_deliveries(3);
-    /// assert_eq!(settings.delivery_limit(), 3);
+    /// assert_eq!(settings.get_max_deliveries(), 3);
     /// ```
     pub fn max_deliveries(mut self, n: u32) -> Self {
         self.max_deliveries = n.max(1);
@@ -198,7 +207,7 @@ impl RedisSettings {
     /// use std::time::Duration;
     /// let settings = earn::redis::RedisSettings::new("orders", "billing")
     ///     .claim_idle(Duration::from_secs(120));
-    /// assert_eq!(settings.claim_idle_time(), Duration::from_secs(120));
+    /// assert_eq!(settings.get_claim_idle(), Duration::from_secs(120));
     /// ```
     pub fn claim_idle(mut self, d: Duration) -> Self {
         self.claim_idle = d.max(Duration::from_millis(1));
@@ -218,7 +227,7 @@ impl RedisSettings {
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").max_len(1_000_000);
-    /// assert_eq!(settings.max_length(), 1_000_000);
+    /// assert_eq!(settings.get_max_len(), 1_000_000);
     /// ```
     pub fn max_len(mut self, n: usize) -> Self {
         self.max_len = n.max(1);
@@ -232,7 +241,7 @@ impl RedisSettings {
     ///
     /// ```
     /// let settings = earn::redis::RedisSettings::new("orders", "billing").max_payload(64 * 1024);
-    /// assert_eq!(settings.max_payload_bytes(), 65_536);
+    /// assert_eq!(settings.get_max_payload(), 65_536);
     /// ```
     pub fn max_payload(mut self, bytes: usize) -> Self {
         self.max_payload = bytes;
@@ -245,7 +254,7 @@ impl RedisSettings {
     /// ```
     /// use earn::redis::{RedisSettings, StartFrom};
     /// let settings = RedisSettings::new("orders", "billing").start(StartFrom::New);
-    /// assert_eq!(settings.start_from(), StartFrom::New);
+    /// assert_eq!(settings.get_start(), StartFrom::New);
     /// ```
     pub fn start(mut self, s: StartFrom) -> Self {
         self.start = s;
@@ -255,37 +264,37 @@ impl RedisSettings {
     /// The stream's key.
     ///
     /// ```
-    /// assert_eq!(earn::redis::RedisSettings::new("orders", "g").stream(), "orders");
+    /// assert_eq!(earn::redis::RedisSettings::new("orders", "g").get_stream(), "orders");
     /// ```
-    pub fn stream(&self) -> &str {
+    pub fn get_stream(&self) -> &str {
         &self.stream
     }
 
     /// The consumer group.
     ///
     /// ```
-    /// assert_eq!(earn::redis::RedisSettings::new("orders", "g").group(), "g");
+    /// assert_eq!(earn::redis::RedisSettings::new("orders", "g").get_group(), "g");
     /// ```
-    pub fn group(&self) -> &str {
+    pub fn get_group(&self) -> &str {
         &self.group
     }
 
     /// The consumer's name.
     ///
     /// ```
-    /// let name = earn::redis::RedisSettings::new("orders", "g").consumer_name().to_owned();
+    /// let name = earn::redis::RedisSettings::new("orders", "g").get_consumer().to_owned();
     /// assert!(name.ends_with(&format!("-{}", std::process::id())));
     /// ```
-    pub fn consumer_name(&self) -> &str {
+    pub fn get_consumer(&self) -> &str {
         &self.consumer
     }
 
     /// Entries read at once.
     ///
     /// ```
-    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").batch_size(), 100);
+    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").get_batch(), 100);
     /// ```
-    pub fn batch_size(&self) -> usize {
+    pub fn get_batch(&self) -> usize {
         self.batch
     }
 
@@ -293,27 +302,27 @@ impl RedisSettings {
     ///
     /// ```
     /// use std::time::Duration;
-    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").block_time(), Duration::from_secs(1));
+    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").get_block(), Duration::from_secs(1));
     /// ```
-    pub fn block_time(&self) -> Duration {
+    pub fn get_block(&self) -> Duration {
         self.block
     }
 
     /// Batches in flight at once.
     ///
     /// ```
-    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").worker_count(), 4);
+    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").get_workers(), 4);
     /// ```
-    pub fn worker_count(&self) -> usize {
+    pub fn get_workers(&self) -> usize {
         self.workers
     }
 
     /// Deliveries before the dead-letter stream.
     ///
     /// ```
-    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").delivery_limit(), 5);
+    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").get_max_deliveries(), 5);
     /// ```
-    pub fn delivery_limit(&self) -> u32 {
+    pub fn get_max_deliveries(&self) -> u32 {
         self.max_deliveries
     }
 
@@ -321,28 +330,28 @@ impl RedisSettings {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let idle = earn::redis::RedisSettings::new("s", "g").claim_idle_time();
+    /// let idle = earn::redis::RedisSettings::new("s", "g").get_claim_idle();
     /// assert_eq!(idle, Duration::from_secs(30));
     /// ```
-    pub fn claim_idle_time(&self) -> Duration {
+    pub fn get_claim_idle(&self) -> Duration {
         self.claim_idle
     }
 
     /// The trim target.
     ///
     /// ```
-    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").max_length(), 100_000);
+    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").get_max_len(), 100_000);
     /// ```
-    pub fn max_length(&self) -> usize {
+    pub fn get_max_len(&self) -> usize {
         self.max_len
     }
 
     /// The largest event accepted, in bytes.
     ///
     /// ```
-    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").max_payload_bytes(), 1 << 20);
+    /// assert_eq!(earn::redis::RedisSettings::new("s", "g").get_max_payload(), 1 << 20);
     /// ```
-    pub fn max_payload_bytes(&self) -> usize {
+    pub fn get_max_payload(&self) -> usize {
         self.max_payload
     }
 
@@ -350,9 +359,9 @@ impl RedisSettings {
     ///
     /// ```
     /// use earn::redis::{RedisSettings, StartFrom};
-    /// assert_eq!(RedisSettings::new("s", "g").start_from(), StartFrom::Beginning);
+    /// assert_eq!(RedisSettings::new("s", "g").get_start(), StartFrom::Beginning);
     /// ```
-    pub fn start_from(&self) -> StartFrom {
+    pub fn get_start(&self) -> StartFrom {
         self.start
     }
 
@@ -364,6 +373,28 @@ impl RedisSettings {
     /// The sorted set of delayed events: `{stream}:delayed`.
     pub(crate) fn delayed_key(&self) -> String {
         format!("{}:delayed", self.stream)
+    }
+
+    /// The set of the handlers that finished with an entry left pending
+    /// for redelivery: `{stream}:done:{group}:{entry id}`.
+    pub(crate) fn done_key(&self, entry: &str) -> String {
+        format!("{}:done:{}:{entry}", self.stream, self.group)
+    }
+
+    /// How long a set of finished handlers outlives its last update.
+    ///
+    /// The set is deleted with the entry's acknowledgement or dead letter;
+    /// the expiry only collects the sets of entries that vanished while
+    /// pending (trimmed, deleted, the group destroyed). It must outlast the
+    /// entry's remaining redeliveries, which come at least `claim_idle`
+    /// apart, and later when no consumer runs (a night of downtime): so at
+    /// least a day, and twice `claim_idle × max_deliveries` beyond that.
+    /// Expiring too early would only run finished handlers again.
+    pub(crate) fn done_ttl(&self) -> Duration {
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        self.claim_idle
+            .saturating_mul(self.max_deliveries.saturating_mul(2))
+            .max(DAY)
     }
 }
 

@@ -127,7 +127,7 @@ impl RedisStreams {
     /// # async fn run() -> Result<(), earn::Error> {
     /// use earn::redis::{RedisSettings, RedisStreams};
     /// let streams = RedisStreams::connect("redis://127.0.0.1:6379", RedisSettings::new("orders", "billing")).await?;
-    /// assert_eq!(streams.settings().stream(), "orders");
+    /// assert_eq!(streams.settings().get_stream(), "orders");
     /// # Ok(()) }
     /// ```
     pub async fn connect(url: &str, settings: RedisSettings) -> Result<RedisStreams, Error> {
@@ -155,7 +155,7 @@ impl RedisStreams {
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) {
-    /// println!("publishing to {}", streams.settings().stream());
+    /// println!("publishing to {}", streams.settings().get_stream());
     /// # }
     /// ```
     pub fn settings(&self) -> &RedisSettings {
@@ -202,6 +202,10 @@ impl RedisStreams {
     /// together: whatever is queued when the previous round trip returns is
     /// sent as one pipeline of `XADD`s. Publish from many tasks for
     /// throughput; a lone call is sent at once.
+    ///
+    /// Cancel-safe while it waits for its turn; dropped after its `XADD`
+    /// was handed to the pipeline, the event may still be stored, as when
+    /// an error is returned.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
@@ -332,5 +336,10 @@ impl EventSink for RedisStreams {
             accepted();
             Ok(())
         })
+    }
+
+    /// [`RedisSettings::max_payload`]: `publish` refuses a larger event.
+    fn max_payload(&self) -> Option<usize> {
+        Some(self.inner.settings.max_payload)
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use earn::{Error, Event};
+use earn::{Error, Event, EventSink};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_over_max_payload_is_refused_and_not_stored() {
@@ -13,6 +13,8 @@ async fn an_event_over_max_payload_is_refused_and_not_stored() {
     else {
         return;
     };
+    // Told to producers (the outbox) so they refuse it before commit.
+    assert_eq!(streams.max_payload(), Some(1024));
     let big = Event::new("file.uploaded", &"x".repeat(2000)).unwrap();
     let size = serde_json::to_vec(big.data()).unwrap().len();
     match streams.publish(&big).await {

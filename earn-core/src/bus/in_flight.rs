@@ -22,6 +22,14 @@ impl InFlight {
         self.started.0.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Counts one event until it is handed on ([`Claim::keep`]); a claim
+    /// dropped before (a publish cancelled while waiting for room, or
+    /// refused) gives the count back.
+    pub(crate) fn claim(&self) -> Claim<'_> {
+        self.start();
+        Claim(Some(self))
+    }
+
     pub(crate) fn finish(&self, n: usize) {
         let finished = self.finished.0.fetch_add(n, Ordering::AcqRel) + n;
         if finished == self.started.0.load(Ordering::Acquire) {
@@ -46,6 +54,25 @@ impl InFlight {
                 return;
             }
             idle.await;
+        }
+    }
+}
+
+/// One event's count, given back on drop unless kept.
+pub(crate) struct Claim<'a>(Option<&'a InFlight>);
+
+impl Claim<'_> {
+    /// The event was handed on (queued, scheduled): whoever has it now
+    /// finishes its count.
+    pub(crate) fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some(in_flight) = self.0 {
+            in_flight.finish(1);
         }
     }
 }

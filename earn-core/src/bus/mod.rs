@@ -1,105 +1,44 @@
 //! `EventBus`: inline `emit`, queued `publish` with retries and dead
 //! letters, run-time subscriptions, `wait_for`, `shutdown`.
 
+mod builder;
+mod completion;
 mod dead_letter;
 mod dispatch;
+mod error;
 mod in_flight;
 mod retry;
 mod subscriptions;
+mod timer;
 mod worker;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
+pub use builder::EventBusBuilder;
+pub use completion::{Delivery, Finished};
 pub use dead_letter::{DeadLetter, DeadLetterStore, MemoryDeadLetters};
 pub use dispatch::EmitReport;
+pub use error::{BusError, Overflow, ShutdownReport};
 pub use retry::RetryPolicy;
 pub use subscriptions::SubscriptionId;
-pub use worker::Delivery;
 
 use tracing::Instrument;
 
 use crate::event::Event;
-use crate::handler::{HandlerStep, IntoHandlerResult, handler_registrations};
-use crate::pattern::{Pattern, PatternError};
+use crate::handler::{HandlerStep, IntoHandlerResult};
+use crate::pattern::Pattern;
 use crate::service::{Attachment, Service};
+use completion::{Completion, Owner};
 use subscriptions::{Registry, Resolved, Subscription};
 use worker::Job;
-
-/// What `publish` does when the queue is full. Never a silent drop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Overflow {
-    /// Wait for room (back-pressure on the publisher).
-    #[default]
-    Wait,
-    /// Return [`BusError::QueueFull`] at once.
-    Error,
-}
-
-/// Why the bus refused something.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum BusError {
-    /// The queue is full and the overflow policy is [`Overflow::Error`].
-    #[error("the event queue is full ({capacity} events): event `{event}` was not published")]
-    QueueFull {
-        /// The queue's capacity.
-        capacity: usize,
-        /// The event's name.
-        event: String,
-    },
-    /// The bus was shut down.
-    #[error("the event bus is shut down: event `{event}` was not published")]
-    Closed {
-        /// The event's name.
-        event: String,
-    },
-    /// An invalid pattern.
-    #[error(transparent)]
-    Pattern(#[from] PatternError),
-    /// `wait_for` saw no matching event in time.
-    #[error("no event matching `{pattern}` within {timeout:?}")]
-    Timeout {
-        /// The pattern waited for.
-        pattern: String,
-        /// How long it waited.
-        timeout: Duration,
-    },
-    /// No dead letter with that id.
-    #[error("no dead letter with id {0}")]
-    NoDeadLetter(u64),
-    /// A requeued dead letter's handler is no longer subscribed.
-    #[error("handler `{0}` of the dead letter is not subscribed to this bus")]
-    NoHandler(String),
-    /// The bus was built outside a tokio runtime.
-    #[error("EventBus::build must be called inside a tokio runtime (its workers are tokio tasks)")]
-    NoRuntime,
-}
-
-/// What [`EventBus::shutdown`] left behind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ShutdownReport {
-    /// Whether every queued event, retry and delayed event finished in time.
-    pub drained: bool,
-    /// Events still queued, retrying or delayed at the deadline.
-    pub left: usize,
-}
-
-#[derive(Clone)]
-struct Config {
-    workers: usize,
-    capacity: usize,
-    overflow: Overflow,
-    retry: RetryPolicy,
-    handler_timeout: Option<Duration>,
-}
 
 /// State the workers share with the bus.
 struct Shared {
     registry: RwLock<Registry>,
-    config: Config,
+    config: builder::Config,
     dead_letters: Arc<dyn DeadLetterStore>,
     /// Published events not yet fully handled (queued, retrying, delayed).
     in_flight: in_flight::InFlight,
@@ -129,12 +68,42 @@ fn write(registry: &RwLock<Registry>) -> std::sync::RwLockWriteGuard<'_, Registr
 
 struct Inner {
     shared: Arc<Shared>,
-    queues: Vec<tokio::sync::mpsc::Sender<Job>>,
-    next: AtomicUsize,
+    /// The one queue every worker takes from. The timer holds it weakly,
+    /// so dropping every handle of the bus closes it and stops the workers.
+    queue: async_channel::Sender<Job>,
+    timer: timer::TimerHandle,
 }
 
 /// An event bus. Cheap to clone; clones share handlers, queue and dead
 /// letters.
+///
+/// [`emit`](Self::emit) runs handlers inline; [`publish`](Self::publish)
+/// queues events for a pool of worker tasks sharing one bounded queue
+/// (a free worker takes the next event); [`deliver`](Self::deliver) is
+/// the transports' way in (Redis Streams, the outbox relay).
+///
+/// # Cancellation
+///
+/// Every future the bus returns can be dropped at any point without
+/// leaving a count, a subscription or a task behind:
+///
+/// - [`publish`](Self::publish), [`publish_then`](Self::publish_then),
+///   [`deliver_then`](Self::deliver_then) and [`requeue`](Self::requeue):
+///   dropped while waiting for room in the queue, the event is not queued
+///   (a requeued dead letter stays in the store). Once queued it is the
+///   bus's and runs whatever happens to the future.
+/// - [`deliver`](Self::deliver) / [`redeliver`](Self::redeliver): as
+///   above; dropped after the event was queued, the handlers still run and
+///   the [`Delivery`] is discarded.
+/// - [`wait_for`](Self::wait_for): its subscription is removed when the
+///   future is dropped, polled or not.
+/// - [`wait_idle`](Self::wait_idle), [`shutdown`](Self::shutdown): only
+///   the wait stops (the bus stays closed after a dropped `shutdown`).
+/// - [`emit`](Self::emit): the handler running at that moment is dropped at
+///   its `.await` and the handlers after it do not run.
+///
+/// [`publish_delayed`](Self::publish_delayed) is not async: once it
+/// returns `Ok` the event belongs to the bus.
 ///
 /// ```
 /// use earn_core::{Event, EventBus};
@@ -161,128 +130,10 @@ impl std::fmt::Debug for EventBus {
     }
 }
 
-/// Configures an [`EventBus`].
-pub struct EventBusBuilder {
-    config: Config,
-    dead_letters: Arc<dyn DeadLetterStore>,
-    registered: bool,
-    runtime: Option<tokio::runtime::Handle>,
-}
-
-impl EventBusBuilder {
-    /// Worker tasks running `publish`ed events (default: the number of CPUs).
-    pub fn workers(mut self, workers: usize) -> Self {
-        self.config.workers = workers.max(1);
-        self
-    }
-
-    /// How many published events may wait in the queue (default 10 000).
-    pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.config.capacity = capacity.max(1);
-        self
-    }
-
-    /// What `publish` does when the queue is full (default: wait).
-    pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.config.overflow = overflow;
-        self
-    }
-
-    /// Retries of failing handlers on `publish` (default: 3 attempts,
-    /// 100 ms doubling, 20 % jitter).
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.config.retry = policy;
-        self
-    }
-
-    /// Where dead letters go (default: in memory).
-    pub fn dead_letters(mut self, store: Arc<dyn DeadLetterStore>) -> Self {
-        self.dead_letters = store;
-        self
-    }
-
-    /// Default timeout of async handlers (default: none).
-    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
-        self.config.handler_timeout = Some(timeout);
-        self
-    }
-
-    /// Leaves out the `#[event_handler]` functions linked into the program
-    /// (they are included by default).
-    pub fn without_registered_handlers(mut self) -> Self {
-        self.registered = false;
-        self
-    }
-
-    /// Runs the workers on this runtime instead of the current one.
-    pub fn runtime(mut self, handle: tokio::runtime::Handle) -> Self {
-        self.runtime = Some(handle);
-        self
-    }
-
-    /// Builds the bus and starts its workers on the current tokio runtime.
-    pub fn build(self) -> Result<EventBus, BusError> {
-        let runtime = match self.runtime {
-            Some(handle) => handle,
-            None => tokio::runtime::Handle::try_current().map_err(|_| BusError::NoRuntime)?,
-        };
-        let mut registry = Registry::default();
-        if self.registered {
-            let mut statics: Vec<_> = handler_registrations().collect();
-            // Registration order of link-time handlers is source order, never link order.
-            statics.sort_by_key(|r| (r.file, r.line, r.name));
-            for r in statics {
-                match Subscription::from_options(r.name, &r.options, Arc::new(r.call)) {
-                    Ok(subscription) => {
-                        registry.insert(subscription);
-                    }
-                    // The macro checked the pattern; never skip a handler silently.
-                    Err(error) => {
-                        tracing::error!(handler = r.name, %error, "event handler not registered")
-                    }
-                }
-            }
-        }
-        let shared = Arc::new(Shared {
-            registry: RwLock::new(registry),
-            config: self.config.clone(),
-            dead_letters: self.dead_letters,
-            in_flight: in_flight::InFlight::default(),
-            closed: AtomicBool::new(false),
-        });
-        let per_worker = self.config.capacity.div_ceil(self.config.workers).max(1);
-        let queues = (0..self.config.workers)
-            .map(|_| {
-                let (sender, receiver) = tokio::sync::mpsc::channel(per_worker);
-                runtime.spawn(worker::run(shared.clone(), receiver));
-                sender
-            })
-            .collect();
-        Ok(EventBus {
-            inner: Arc::new(Inner {
-                shared,
-                queues,
-                next: AtomicUsize::new(0),
-            }),
-        })
-    }
-}
-
 impl EventBus {
     /// A builder with the defaults.
     pub fn builder() -> EventBusBuilder {
-        EventBusBuilder {
-            config: Config {
-                workers: std::thread::available_parallelism().map_or(2, usize::from),
-                capacity: 10_000,
-                overflow: Overflow::Wait,
-                retry: RetryPolicy::default(),
-                handler_timeout: None,
-            },
-            dead_letters: Arc::new(MemoryDeadLetters::default()),
-            registered: true,
-            runtime: None,
-        }
+        EventBusBuilder::default()
     }
 
     /// The process-wide default bus, with every `#[event_handler]`. Its
@@ -413,6 +264,9 @@ impl EventBus {
     /// reports what ran. A handler that fails, panics or times out is
     /// reported and the next one still runs; one returning
     /// [`Propagation::Stop`](crate::Propagation::Stop) ends the dispatch.
+    ///
+    /// Dropping the future stops the dispatch at the running handler
+    /// (nothing is left counted or subscribed).
     pub async fn emit(&self, event: Event) -> EmitReport {
         let event = dispatch::inherit(event);
         metrics::counter!("earn_events_emitted_total").increment(1);
@@ -432,8 +286,11 @@ impl EventBus {
 
     /// Queues `event` for the workers. With [`Overflow::Wait`] this waits
     /// for room in the queue; with [`Overflow::Error`] a full queue is an
-    /// error. Failing handlers are retried with backoff, then
-    /// dead-lettered.
+    /// error. Failing handlers are retried with the bus's
+    /// [`RetryPolicy`], then dead-lettered.
+    ///
+    /// Cancel-safe: dropped while it waits for room, the event is not
+    /// queued and nothing of it is left counted.
     pub async fn publish(&self, event: Event) -> Result<(), BusError> {
         self.publish_job(event, None).await
     }
@@ -443,120 +300,170 @@ impl EventBus {
     /// and dead-lettered it, retries included. The transactional outbox
     /// deletes its row there, so a crash before that point redelivers
     /// instead of losing the event. Not called if the event is refused.
+    ///
+    /// Cancel-safe like `publish`: dropped before the event is queued,
+    /// `on_handled` is dropped uncalled.
     pub async fn publish_then(
         &self,
         event: Event,
         on_handled: impl FnOnce() + Send + 'static,
     ) -> Result<(), BusError> {
-        let done = worker::Completion::new(false, Box::new(move |_| on_handled()));
+        let done = Completion::new(
+            Owner::Bus,
+            Finished::none(),
+            Box::new(move |_| on_handled()),
+        );
         self.publish_job(event, Some(done)).await
     }
 
-    /// Runs `event`'s handlers on the workers, retries included, and
-    /// resolves with how they finished. Unlike
-    /// [`publish`](EventBus::publish), a handler that gives up is not
-    /// dead-lettered here: it is in the returned [`Delivery`], for a
-    /// transport that redelivers (Redis Streams leaves the entry
-    /// unacknowledged). Waits for room in the queue whatever the overflow
-    /// policy.
+    /// Runs `event`'s handlers on the workers and resolves with how they
+    /// finished: for a transport that redelivers (Redis Streams leaves an
+    /// entry unacknowledged) and so owns the failures.
+    ///
+    /// Each handler gets one attempt per delivery: the bus does not retry
+    /// and does not dead-letter here; a handler that fails is in the
+    /// returned [`Delivery`], and the transport's delivery limit is the one
+    /// budget. [`Event::attempt`] is the transport's delivery count. Give
+    /// the [`Delivery::finished`] handlers to [`redeliver`](Self::redeliver)
+    /// next time, so only the ones that failed run again. Waits for room
+    /// in the queue whatever the overflow policy.
+    ///
+    /// Cancel-safe: dropped while waiting for room, the event is not
+    /// queued; dropped later, its handlers still run and the `Delivery` is
+    /// discarded.
     ///
     /// ```
     /// use earn_core::{Event, EventBus, HandlerError};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let bus = EventBus::builder()
-    ///     .without_registered_handlers()
-    ///     .retry(earn_core::RetryPolicy::none())
-    ///     .build()?;
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// bus.subscribe_sync("job.*", 1, |_event: &Event| ())?;
     /// bus.subscribe("job.*", 0, |_event: Event| async { Err::<(), _>(HandlerError::msg("busy")) })?;
     /// let delivery = bus.deliver(Event::new("job.run", &1)?).await?;
-    /// assert!(!delivery.is_ok());
+    /// assert_eq!(delivery.failures().len(), 1); // one attempt, no local retry
+    /// assert_eq!(delivery.finished().len(), 1);
     /// assert!(bus.dead_letters().is_empty()); // the caller owns the failure
     /// # Ok(()) }
     /// ```
     pub async fn deliver(&self, event: Event) -> Result<Delivery, BusError> {
+        self.redeliver(event, Finished::none()).await
+    }
+
+    /// [`deliver`](Self::deliver) again an event some of whose handlers
+    /// already finished with it in an earlier delivery: those in
+    /// `finished` are skipped (and reported finished again).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::sync::Arc;
+    /// use earn_core::{Event, EventBus, Finished, HandlerError};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// let receipts = Arc::new(AtomicU32::new(0));
+    /// let sent = receipts.clone();
+    /// bus.subscribe_sync("order.*", 1, move |_: &Event| { sent.fetch_add(1, Ordering::SeqCst); })?;
+    /// bus.subscribe_sync("order.*", 0, |e: &Event| {
+    ///     if e.attempt() == 1 { Err(HandlerError::msg("ledger down")) } else { Ok(()) }
+    /// })?;
+    /// let event = Event::new("order.paid", &7)?;
+    /// let first = bus.deliver(event.clone()).await?;
+    /// assert!(!first.is_ok());
+    /// // The transport delivers it again, with the handlers that finished.
+    /// let second = bus
+    ///     .redeliver(event.with_attempt(2), Finished::from_names(first.finished().iter().cloned()))
+    ///     .await?;
+    /// assert!(second.is_ok());
+    /// assert_eq!(receipts.load(Ordering::SeqCst), 1, "the receipt is not sent twice");
+    /// # Ok(()) }
+    /// ```
+    pub async fn redeliver(&self, event: Event, finished: Finished) -> Result<Delivery, BusError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        self.deliver_then(event, move |delivery| {
+        self.deliver_then(event, finished, move |delivery| {
             let _ = sender.send(delivery);
         })
         .await?;
         Ok(receiver.await.unwrap_or_default())
     }
 
-    /// [`deliver`](EventBus::deliver) without waiting: returns once the
+    /// [`redeliver`](Self::redeliver) without waiting: returns once the
     /// event is queued and calls `on_done` when its handlers finished.
+    /// Give [`Finished::none()`] for a first delivery.
+    ///
+    /// Cancel-safe: dropped before the event is queued, `on_done` is
+    /// dropped uncalled and nothing is left counted.
     pub async fn deliver_then(
         &self,
         event: Event,
+        finished: Finished,
         on_done: impl FnOnce(Delivery) + Send + 'static,
     ) -> Result<(), BusError> {
-        let done = worker::Completion::new(true, Box::new(on_done));
+        let done = Completion::new(Owner::Transport, finished, Box::new(on_done));
         self.publish_job(event, Some(done)).await
     }
 
     async fn publish_job(
         &self,
         event: Event,
-        done: Option<Arc<worker::Completion>>,
+        done: Option<Arc<Completion>>,
     ) -> Result<(), BusError> {
         if self.shared().closed.load(Ordering::Acquire) {
             return Err(BusError::Closed {
                 event: event.name().to_string(),
             });
         }
+        // A transport's delivery waits: it holds the event durably and
+        // must not be told "full" for work it cannot put anywhere else.
+        let overflow = match &done {
+            Some(done) if done.owner == Owner::Transport => Overflow::Wait,
+            _ => self.shared().config.overflow,
+        };
         let event = dispatch::inherit(event);
-        self.enqueue(Job {
-            event,
-            target: None,
-            done,
-        })
+        self.enqueue(
+            Job {
+                event,
+                target: None,
+                done,
+            },
+            overflow,
+        )
         .await
     }
 
-    async fn enqueue(&self, job: Job) -> Result<(), BusError> {
+    /// Puts `job` in the queue. The event counts as in flight from here
+    /// on; refused, or dropped while waiting, it does not.
+    async fn enqueue(&self, job: Job, overflow: Overflow) -> Result<(), BusError> {
         let shared = self.shared();
-        let queues = &self.inner.queues;
-        let index = self.inner.next.fetch_add(1, Ordering::Relaxed) % queues.len();
-        shared.in_flight.start();
-        // A transport's delivery waits: it holds the event durably and
-        // must not be told "full" for work it cannot put anywhere else.
-        let overflow = match &job.done {
-            Some(done) if done.owns_failures => Overflow::Wait,
-            _ => shared.config.overflow,
-        };
-        let sent = match overflow {
-            Overflow::Wait => queues[index]
-                .send(job)
-                .await
-                .map_err(|refused| BusError::Closed {
-                    event: refused.0.event.name().to_string(),
-                }),
-            Overflow::Error => queues[index]
-                .try_send(job)
-                .map_err(|refused| match refused {
-                    tokio::sync::mpsc::error::TrySendError::Full(job) => BusError::QueueFull {
-                        capacity: shared.config.capacity,
-                        event: job.event.name().to_string(),
-                    },
-                    tokio::sync::mpsc::error::TrySendError::Closed(job) => BusError::Closed {
-                        event: job.event.name().to_string(),
-                    },
-                }),
-        };
-        match sent {
-            Ok(()) => {
-                metrics::counter!("earn_events_published_total").increment(1);
-                Ok(())
-            }
-            Err(error) => {
-                shared.in_flight.finish(1);
-                Err(error)
-            }
+        let claim = shared.in_flight.claim();
+        let queue = &self.inner.queue;
+        match overflow {
+            Overflow::Wait => queue.send(job).await.map_err(|refused| BusError::Closed {
+                event: refused.0.event.name().to_string(),
+            })?,
+            Overflow::Error => queue.try_send(job).map_err(|refused| match refused {
+                async_channel::TrySendError::Full(job) => BusError::QueueFull {
+                    capacity: shared.config.capacity,
+                    event: job.event.name().to_string(),
+                },
+                async_channel::TrySendError::Closed(job) => BusError::Closed {
+                    event: job.event.name().to_string(),
+                },
+            })?,
         }
+        claim.keep();
+        metrics::counter!("earn_events_published_total").increment(1);
+        Ok(())
     }
 
-    /// Publishes `event` after `delay` (counted as in flight until then).
+    /// Publishes `event` after `delay`. From now on the bus holds it: it
+    /// counts in [`in_flight`](Self::in_flight), [`wait_idle`](Self::wait_idle)
+    /// and [`shutdown`](Self::shutdown), and when it is due it enters the
+    /// queue, waiting for room whatever the overflow policy. The timer runs
+    /// on the bus's runtime, not the caller's. If the bus can no longer run
+    /// it (every handle dropped, its runtime shut down), each matching
+    /// handler dead-letters it with the reason.
     pub fn publish_delayed(&self, event: Event, delay: Duration) -> Result<(), BusError> {
         let shared = self.shared();
         if shared.closed.load(Ordering::Acquire) {
@@ -565,21 +472,32 @@ impl EventBus {
             });
         }
         let event = dispatch::inherit(event);
-        shared.in_flight.start();
-        let bus = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Err(error) = bus.publish(event).await {
-                tracing::error!(%error, "a delayed event could not be published");
-            }
-            bus.shared().in_flight.finish(1);
-        });
+        let name = event.name().to_string();
+        let claim = shared.in_flight.claim();
+        let now = tokio::time::Instant::now();
+        // A delay past any real due time (`Duration::MAX`) waits "for ever".
+        let due = now
+            .checked_add(delay)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+        let job = Job {
+            event,
+            target: None,
+            done: None,
+        };
+        self.inner
+            .timer
+            .schedule(job, due)
+            .map_err(|_| BusError::Closed { event: name })?;
+        claim.keep();
         Ok(())
     }
 
     /// Waits for the next event matching `pattern`. The subscription is
     /// made when `wait_for` is called, so an event published right after is
     /// seen even if the future is awaited later.
+    ///
+    /// Cancel-safe: the subscription belongs to the returned future;
+    /// dropping it, polled or not, unsubscribes.
     pub fn wait_for(
         &self,
         pattern: &str,
@@ -587,18 +505,20 @@ impl EventBus {
     ) -> impl Future<Output = Result<Event, BusError>> + Send + 'static {
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let slot = Mutex::new(Some(sender));
-        let subscribed = self.subscribe_sync(pattern, i32::MAX, move |event: &Event| {
-            if let Some(sender) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                let _ = sender.send(event.clone());
-            }
-        });
-        let bus = self.clone();
+        let subscribed = self
+            .subscribe_sync(pattern, i32::MAX, move |event: &Event| {
+                if let Some(sender) = slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    let _ = sender.send(event.clone());
+                }
+            })
+            .map(|id| Unsubscribe {
+                bus: self.clone(),
+                id,
+            });
         let pattern = pattern.to_owned();
         async move {
-            let id = subscribed?;
-            let received = tokio::time::timeout(timeout, receiver).await;
-            bus.unsubscribe(id);
-            match received {
+            let _subscription = subscribed?;
+            match tokio::time::timeout(timeout, receiver).await {
                 Ok(Ok(event)) => Ok(event),
                 _ => Err(BusError::Timeout { pattern, timeout }),
             }
@@ -606,7 +526,12 @@ impl EventBus {
     }
 
     /// Stops accepting events and waits until every queued event, retry
-    /// and delayed event is handled, or `deadline` passes.
+    /// and delayed event is handled, or `deadline` passes. What was
+    /// accepted before still runs after the deadline; the report says how
+    /// much was left.
+    ///
+    /// Cancel-safe: dropping it stops the wait only; the bus stays closed
+    /// to new events.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         let shared = self.shared();
         shared.closed.store(true, Ordering::Release);
@@ -619,12 +544,20 @@ impl EventBus {
         }
     }
 
-    /// Waits until no published event is queued, retrying or delayed.
+    /// Waits until no published event is queued, being handled, retrying
+    /// or delayed. Cancel-safe.
     pub async fn wait_idle(&self) {
         self.shared().in_flight.wait_idle().await;
     }
 
-    /// Events published and not yet fully handled.
+    /// Events published and not yet fully handled: queued, being handled,
+    /// waiting for a retry or delayed.
+    ///
+    /// Workers subtract what they handled in groups, when the queue runs
+    /// empty or every 64 events, so under a steady load this may still
+    /// count a few dozen events per worker that were just handled; it never
+    /// counts fewer than are left, and [`wait_idle`](Self::wait_idle)
+    /// returns only once every one is handled.
     pub fn in_flight(&self) -> usize {
         self.shared().in_flight.count()
     }
@@ -635,28 +568,74 @@ impl EventBus {
     }
 
     /// Publishes a dead letter again, to the handler that gave up on it
-    /// only, starting again at attempt 1.
+    /// only, starting again at attempt 1, under the overflow policy.
+    ///
+    /// Cancel-safe: refused, or dropped before the event is queued, the
+    /// dead letter stays in the store.
     pub async fn requeue(&self, id: u64) -> Result<(), BusError> {
         let shared = self.shared();
         let letter = shared
             .dead_letters
             .take(id)
             .ok_or(BusError::NoDeadLetter(id))?;
-        let Some(sub) = read(&shared.registry).find_by_name(&letter.handler) else {
-            let handler = letter.handler.clone();
-            shared.dead_letters.push(letter);
+        let restore = Restore {
+            store: &*shared.dead_letters,
+            letter: Some(letter),
+        };
+        let letter = restore
+            .letter
+            .as_ref()
+            .map(|l| (l.handler.clone(), l.event.clone()));
+        let Some((handler, event)) = letter else {
+            return Err(BusError::NoDeadLetter(id));
+        };
+        let Some(sub) = read(&shared.registry).find_by_name(&handler) else {
             return Err(BusError::NoHandler(handler));
         };
-        self.enqueue(Job {
-            event: letter.event.with_attempt(1),
+        let job = Job {
+            event: event.with_attempt(1),
             target: Some(sub),
             done: None,
-        })
-        .await
+        };
+        self.enqueue(job, shared.config.overflow).await?;
+        restore.disarm();
+        Ok(())
     }
 
     /// Removes every dead letter; returns how many there were.
     pub fn purge_dead_letters(&self) -> usize {
         self.shared().dead_letters.purge()
+    }
+}
+
+/// Puts a taken dead letter back unless disarmed.
+struct Restore<'a> {
+    store: &'a dyn DeadLetterStore,
+    letter: Option<DeadLetter>,
+}
+
+impl Restore<'_> {
+    fn disarm(mut self) {
+        self.letter = None;
+    }
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        if let Some(letter) = self.letter.take() {
+            self.store.push(letter);
+        }
+    }
+}
+
+/// The subscription of a [`EventBus::wait_for`], removed with its future.
+struct Unsubscribe {
+    bus: EventBus,
+    id: SubscriptionId,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        self.bus.unsubscribe(self.id);
     }
 }

@@ -5,6 +5,15 @@ use std::time::Duration;
 /// How `publish` retries a failing handler: up to `max_attempts` calls in
 /// all, waiting `base · 2^(attempt-1)` (capped at `max_delay`) between
 /// them, each wait shortened by a random fraction up to `jitter`.
+///
+/// It applies to [`publish`](super::EventBus::publish) (and
+/// `publish_then`, the outbox's way in) only. On the transport path
+/// ([`deliver`](super::EventBus::deliver) and its siblings) the transport
+/// owns failures: each delivery makes one attempt of each handler not yet
+/// finished, [`Event::attempt`](crate::Event::attempt) is the transport's
+/// delivery count, and the transport's own limit (Redis's
+/// `max_deliveries`) is the one budget. There is no need to give a bus
+/// that consumes Redis `RetryPolicy::none()`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     /// Calls in all, the first included (1 = no retry).

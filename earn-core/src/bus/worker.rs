@@ -1,119 +1,39 @@
-//! `publish`: a bounded queue per worker, retries with backoff, dead letters.
+//! The workers of `publish`: each takes the next event from the bus's one
+//! shared queue, one at a time, so a free worker never waits behind a
+//! slow one; failing handlers are retried through the timer, then
+//! dead-lettered.
 
 use std::sync::Arc;
 
 use tracing::Instrument;
 
 use super::Shared;
+use super::completion::{Completion, FinishOnDrop, Owner};
 use super::dead_letter::{DeadLetter, next_id};
 use super::dispatch::call;
-use super::subscriptions::Subscription;
+use super::subscriptions::{Resolved, Subscription};
+use super::timer::TimerHandle;
 use crate::event::Event;
 use crate::handler::{Failure, Propagation};
 
 /// An event waiting for a worker: all its handlers, or one (a retry or a
 /// requeued dead letter).
+#[derive(Clone)]
 pub(crate) struct Job {
     pub(crate) event: Event,
     pub(crate) target: Option<Arc<Subscription>>,
     /// Told when the event is fully handled (every handler succeeded or
-    /// dead-lettered it), retries included.
+    /// gave up), retries included.
     pub(crate) done: Option<Arc<Completion>>,
-}
-
-/// What a [`Completion`] calls with the outcome.
-type Callback = Box<dyn FnOnce(Delivery) + Send>;
-
-/// Calls back once every delivery of one published event has finished,
-/// with the handlers that gave up on it.
-pub(crate) struct Completion {
-    pending: std::sync::atomic::AtomicUsize,
-    /// The caller owns failures (a transport that redelivers): they are
-    /// reported to it, not dead-lettered in this process.
-    pub(crate) owns_failures: bool,
-    failures: std::sync::Mutex<Vec<(Arc<str>, Failure)>>,
-    callback: std::sync::Mutex<Option<Callback>>,
-}
-
-impl Completion {
-    pub(crate) fn new(owns_failures: bool, callback: Callback) -> Arc<Completion> {
-        Arc::new(Completion {
-            pending: std::sync::atomic::AtomicUsize::new(1),
-            owns_failures,
-            failures: std::sync::Mutex::new(Vec::new()),
-            callback: std::sync::Mutex::new(Some(callback)),
-        })
-    }
-
-    fn add(&self) {
-        self.pending
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    fn gave_up(&self, handler: Arc<str>, failure: Failure) {
-        lock(&self.failures).push((handler, failure));
-    }
-
-    fn finish(&self) {
-        if self
-            .pending
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
-            == 1
-        {
-            let callback = lock(&self.callback).take();
-            if let Some(callback) = callback {
-                callback(Delivery {
-                    failures: std::mem::take(&mut *lock(&self.failures)),
-                });
-            }
-        }
-    }
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How the handlers of one delivered event finished
-/// ([`EventBus::deliver`](super::EventBus::deliver)).
-#[derive(Debug, Default)]
-pub struct Delivery {
-    failures: Vec<(Arc<str>, Failure)>,
-}
-
-impl Delivery {
-    /// Every matching handler succeeded (or the event matched none).
-    pub fn is_ok(&self) -> bool {
-        self.failures.is_empty()
-    }
-
-    /// The handlers that gave up, after their retries, and why.
-    pub fn failures(&self) -> &[(Arc<str>, Failure)] {
-        &self.failures
-    }
-}
-
-struct FinishOnDrop(Option<Arc<Completion>>);
-
-impl Drop for FinishOnDrop {
-    fn drop(&mut self) {
-        if let Some(done) = &self.0 {
-            done.finish();
-        }
-    }
 }
 
 /// A worker's last resolved handler list: a stream of events of one name
 /// skips the registry lock and the lookup while no subscription changes.
 #[derive(Default)]
-pub(crate) struct LastResolved(Option<(u64, crate::EventName, super::subscriptions::Resolved)>);
+struct LastResolved(Option<(u64, crate::EventName, Resolved)>);
 
 impl LastResolved {
-    fn resolve(
-        &mut self,
-        shared: &Shared,
-        name: &crate::EventName,
-    ) -> super::subscriptions::Resolved {
+    fn resolve(&mut self, shared: &Shared, name: &crate::EventName) -> Resolved {
         let generation = super::subscriptions::generation();
         if let Some((seen, last, handlers)) = &self.0
             && *seen == generation
@@ -127,34 +47,106 @@ impl LastResolved {
     }
 }
 
-/// How many queued jobs a worker takes at once.
-const BATCH: usize = 64;
+/// Handled events not yet subtracted from the bus's in-flight count:
+/// subtracted together when the queue runs empty (or every `FLUSH`
+/// events), so the workers do not write the shared counter once per
+/// event. Dropped with the worker's task, it subtracts what it holds.
+struct Taken<'a> {
+    shared: &'a Shared,
+    count: usize,
+}
 
-pub(crate) async fn run(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut last = LastResolved::default();
-    while queue.recv_many(&mut batch, BATCH).await > 0 {
-        metrics::gauge!("earn_queue_depth").set(queue.len() as f64);
-        let taken = batch.len();
-        for job in batch.drain(..) {
-            shared.process(job, &mut last).await;
+/// The most handled events a worker holds back from the in-flight count.
+const FLUSH: usize = 64;
+
+impl Taken<'_> {
+    fn flush(&mut self) {
+        if self.count > 0 {
+            self.shared
+                .in_flight
+                .finish(std::mem::take(&mut self.count));
         }
-        shared.in_flight.finish(taken);
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The last worker to stop (its runtime shut down) dead-letters what is
+/// still queued: nothing else would ever run it.
+struct LastOut<'a> {
+    shared: &'a Shared,
+    queue: &'a async_channel::Receiver<Job>,
+}
+
+impl Drop for LastOut<'_> {
+    fn drop(&mut self) {
+        if self.queue.receiver_count() == 1 {
+            self.queue.close();
+            while let Ok(job) = self.queue.try_recv() {
+                self.shared.abandon(
+                    job,
+                    "the event bus's workers stopped (their runtime shut down) before the event \
+                     was handled",
+                );
+            }
+        }
+    }
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    queue: async_channel::Receiver<Job>,
+    timer: TimerHandle,
+) {
+    let _last_out = LastOut {
+        shared: &shared,
+        queue: &queue,
+    };
+    let mut taken = Taken {
+        shared: &shared,
+        count: 0,
+    };
+    let mut last = LastResolved::default();
+    loop {
+        let job = match queue.try_recv() {
+            Ok(job) => job,
+            Err(async_channel::TryRecvError::Empty) => {
+                taken.flush();
+                metrics::gauge!("earn_queue_depth").set(0.0);
+                match queue.recv().await {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            }
+            Err(async_channel::TryRecvError::Closed) => break,
+        };
+        // Counted before it runs, subtracted at the next flush (after it
+        // ran): a worker dropped mid-handler gives its count back too.
+        taken.count += 1;
+        shared.process(job, &mut last, &timer).await;
+        if taken.count >= FLUSH {
+            metrics::gauge!("earn_queue_depth").set(queue.len() as f64);
+            taken.flush();
+        }
     }
 }
 
 impl Shared {
     /// Runs a job's handlers; schedules retries and dead letters failures.
-    pub(crate) async fn process(self: &Arc<Self>, job: Job, last: &mut LastResolved) {
+    async fn process(self: &Arc<Self>, job: Job, last: &mut LastResolved, timer: &TimerHandle) {
         let span = super::dispatch::deliver_span(&job.event);
         if span.is_disabled() {
-            self.process_job(job, last).await;
+            self.process_job(job, last, timer).await;
         } else {
-            self.process_job(job, last).instrument(span).await;
+            self.process_job(job, last, timer).instrument(span).await;
         }
     }
 
-    async fn process_job(self: &Arc<Self>, job: Job, last: &mut LastResolved) {
+    async fn process_job(self: &Arc<Self>, job: Job, last: &mut LastResolved, timer: &TimerHandle) {
         let Job {
             event,
             target,
@@ -165,15 +157,27 @@ impl Shared {
         let _finish = FinishOnDrop(done.clone());
         match target {
             Some(sub) => {
-                self.deliver(&sub, &event, &done).await;
+                self.run_one(&sub, &event, &done, timer).await;
             }
             None => {
                 let handlers = last.resolve(self, event.name());
-                for sub in handlers.subs.iter() {
+                let mut subs = handlers.subs.iter();
+                while let Some(sub) = subs.next() {
+                    if let Some(done) = &done
+                        && done.skip.contains(&sub.name)
+                    {
+                        done.finished(&sub.name);
+                        continue;
+                    }
                     if sub.filter.as_ref().is_some_and(|filter| !filter(&event)) {
                         continue;
                     }
-                    if self.deliver(sub, &event, &done).await == Propagation::Stop {
+                    if self.run_one(sub, &event, &done, timer).await == Propagation::Stop {
+                        // Those below are finished with it too: a redelivery
+                        // must not run them.
+                        if let Some(done) = &done {
+                            subs.for_each(|sub| done.finished(&sub.name));
+                        }
                         break;
                     }
                 }
@@ -181,16 +185,22 @@ impl Shared {
         }
     }
 
-    async fn deliver(
+    async fn run_one(
         self: &Arc<Self>,
         sub: &Arc<Subscription>,
         event: &Event,
         done: &Option<Arc<Completion>>,
+        timer: &TimerHandle,
     ) -> Propagation {
         match call(sub, event, self.config.handler_timeout).await {
-            Ok(flow) => flow,
+            Ok(flow) => {
+                if let Some(done) = done {
+                    done.finished(&sub.name);
+                }
+                flow
+            }
             Err(failure) => {
-                self.failed(sub.clone(), event.clone(), failure, done);
+                self.failed(sub.clone(), event.clone(), failure, done, timer);
                 Propagation::Continue
             }
         }
@@ -202,41 +212,57 @@ impl Shared {
         event: Event,
         failure: Failure,
         done: &Option<Arc<Completion>>,
+        timer: &TimerHandle,
     ) {
+        // A transport redelivers: its delivery limit is the one budget.
+        let retries_here = done.as_ref().is_none_or(|done| done.owner == Owner::Bus);
         let attempt = event.attempt();
         let max_attempts = sub
             .retries
             .map_or(self.config.retry.max_attempts, |r| r.saturating_add(1));
-        if failure.is_retryable() && attempt < max_attempts {
+        if retries_here && failure.is_retryable() && attempt < max_attempts {
             metrics::counter!("earn_handler_retries_total").increment(1);
             self.in_flight.start();
-            let delay = self.config.retry.delay(attempt + 1);
-            let shared = self.clone();
             if let Some(done) = done {
                 done.add();
             }
+            let due = tokio::time::Instant::now() + self.config.retry.delay(attempt + 1);
             let job = Job {
                 event: event.with_attempt(attempt + 1),
                 target: Some(sub),
                 done: done.clone(),
             };
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                shared.process(job, &mut LastResolved::default()).await;
-                shared.in_flight.finish(1);
-            });
+            if let Err(job) = timer.schedule(job, due) {
+                self.abandon(
+                    job,
+                    "the event bus's runtime shut down before the retry was due",
+                );
+            }
             return;
         }
+        self.gave_up(sub, event, failure, done);
+    }
+
+    /// A handler gave up on `event`: the transport is told, or it is
+    /// dead-lettered.
+    fn gave_up(
+        &self,
+        sub: Arc<Subscription>,
+        event: Event,
+        failure: Failure,
+        done: &Option<Arc<Completion>>,
+    ) {
+        let attempt = event.attempt();
         if let Some(done) = done {
             done.gave_up(sub.name.clone(), failure.clone());
-            if done.owns_failures {
+            if done.owner == Owner::Transport {
                 tracing::warn!(
                     handler = &*sub.name,
                     event = event.name().as_str(),
                     event_id = %event.id(),
-                    attempts = attempt,
+                    attempt,
                     %failure,
-                    "handler {} {failure} after {attempt} attempt(s); the transport will redeliver the event",
+                    "handler {} {failure} on delivery {attempt}; the transport decides whether to redeliver",
                     sub.name,
                 );
                 return;
@@ -260,5 +286,37 @@ impl Shared {
             attempts: attempt,
             at: std::time::SystemTime::now(),
         });
+    }
+
+    /// A job accepted by the bus that it can no longer run (see `reason`):
+    /// each of its handlers gives up on it, and its count is released.
+    pub(crate) fn abandon(&self, job: Job, reason: &str) {
+        let Job {
+            event,
+            target,
+            done,
+        } = job;
+        let _finish = FinishOnDrop(done.clone());
+        let failure = Failure::Error {
+            message: reason.to_owned(),
+            permanent: true,
+        };
+        let subs: Vec<Arc<Subscription>> = match target {
+            Some(sub) => vec![sub],
+            None => self.resolve(event.name().as_str()).subs.clone(),
+        };
+        if subs.is_empty() {
+            tracing::warn!(event = event.name().as_str(), event_id = %event.id(), "{reason}; no handler matched the event");
+        }
+        for sub in subs {
+            if let Some(done) = &done
+                && done.skip.contains(&sub.name)
+            {
+                done.finished(&sub.name);
+                continue;
+            }
+            self.gave_up(sub, event.clone(), failure.clone(), &done);
+        }
+        self.in_flight.finish(1);
     }
 }

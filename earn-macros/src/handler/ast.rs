@@ -13,7 +13,13 @@ pub(crate) struct Options {
     pub(crate) priority: i32,
     pub(crate) filter: Option<syn::Path>,
     pub(crate) retries: Option<u32>,
-    pub(crate) timeout_ms: Option<u64>,
+    pub(crate) timeout: Option<Timeout>,
+}
+
+/// `timeout_ms = N`, with the option's name for errors about it.
+pub(crate) struct Timeout {
+    pub(crate) key: syn::Path,
+    pub(crate) ms: u64,
 }
 
 /// Parses `"pattern", priority = N, filter = path, retries = N, timeout_ms = N`.
@@ -69,7 +75,14 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
                             "`timeout_ms` cannot be negative: write a duration in milliseconds \
                              such as `timeout_ms = 500`",
                         )?;
-                        timeout_ms.set(cx, &path, value);
+                        timeout_ms.set(
+                            cx,
+                            &path,
+                            Timeout {
+                                key: path.clone(),
+                                ms: value,
+                            },
+                        );
                     } else {
                         return Err(unknown(&meta));
                     }
@@ -84,7 +97,7 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
             priority: priority.take().unwrap_or(0),
             filter: filter.take(),
             retries: retries.take(),
-            timeout_ms: timeout_ms.take(),
+            timeout: timeout_ms.take(),
         })
     };
     match syn::parse::Parser::parse2(parser, args) {

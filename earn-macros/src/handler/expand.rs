@@ -67,7 +67,7 @@ pub(crate) fn options_value(options: &Options) -> TokenStream {
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
     };
-    let timeout_ms = match options.timeout_ms {
+    let timeout_ms = match options.timeout.as_ref().map(|timeout| timeout.ms) {
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
     };

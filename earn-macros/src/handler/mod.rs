@@ -2,6 +2,7 @@
 //! expand.
 
 pub(crate) mod ast;
+pub(crate) mod check;
 pub(crate) mod expand;
 mod pattern;
 
@@ -31,6 +32,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let options = ast::parse_options(&mut cx, args);
     let signature = ast::parse_signature(&mut cx, &function);
+    if let Some(options) = &options {
+        check::timeout_needs_async(&mut cx, options, &function.sig);
+    }
     let generated = match (options, signature) {
         (Some(options), Some(signature)) if !cx.has_errors() => {
             expand::registration(&function, &options, &signature)

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use earn_core::{Delivery, Event, EventBus};
+use earn_core::{Delivery, Event, EventBus, Finished};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::UnboundedSender;
 use uuid::Uuid;
@@ -45,17 +45,33 @@ impl InFlight {
 }
 
 /// What happens to an entry once its batch is finished. No verdict: it is
-/// acknowledged.
+/// acknowledged (and its set of finished handlers deleted).
 #[derive(Debug)]
 pub(crate) enum Verdict {
     /// Handlers failed; it stays pending and is claimed again after
-    /// `claim_idle`.
-    Retry(String),
-    /// Moved to the dead-letter stream and acknowledged, atomically.
-    DeadLetter(String),
+    /// `claim_idle`; the handlers that finished are added to its set.
+    Retry {
+        reason: String,
+        finished: Vec<Arc<str>>,
+    },
+    /// Moved to the dead-letter stream and acknowledged, atomically, with
+    /// the handlers that gave up and those that finished.
+    DeadLetter {
+        reason: String,
+        gave_up: Vec<Arc<str>>,
+        finished: Vec<Arc<str>>,
+    },
     /// Not handled here (the bus refused it, or another batch of this
     /// consumer has it): stays pending, untouched.
     Leave,
+}
+
+/// What is known of an entry's earlier deliveries.
+pub(crate) struct History {
+    /// Redis's delivery count, this one included.
+    pub(crate) deliveries: u32,
+    /// The handlers already finished with it.
+    pub(crate) finished: Finished,
 }
 
 /// One entry of a batch.
@@ -66,6 +82,17 @@ pub(crate) struct Slot {
     pub(crate) key: Option<EntryId>,
     pub(crate) event_id: Option<Uuid>,
     pub(crate) deliveries: u32,
+}
+
+impl Verdict {
+    /// A dead letter no handler ran for (not an event, past the limit).
+    fn dead(reason: String, finished: &Finished) -> Verdict {
+        Verdict::DeadLetter {
+            reason,
+            gave_up: Vec::new(),
+            finished: finished.names().to_vec(),
+        }
+    }
 }
 
 pub(crate) struct Batch {
@@ -117,10 +144,15 @@ impl Batch {
                 .join("; ");
             let permanent = delivery.failures().iter().any(|(_, f)| !f.is_retryable());
             let deliveries = self.slots[index].deliveries;
+            let finished = delivery.finished().to_vec();
             let verdict = if permanent || deliveries >= self.max_deliveries {
-                Verdict::DeadLetter(reason)
+                Verdict::DeadLetter {
+                    reason,
+                    gave_up: delivery.failures().iter().map(|(h, _)| h.clone()).collect(),
+                    finished,
+                }
             } else {
-                Verdict::Retry(reason)
+                Verdict::Retry { reason, finished }
             };
             self.set(index, verdict);
         }
@@ -128,9 +160,9 @@ impl Batch {
     }
 }
 
-/// Hands `entries` (with their delivery counts) to `bus` as one batch of
-/// `settings`' group; a requeued dead letter of another group is
-/// acknowledged unread.
+/// Hands `entries` (with their delivery counts and the handlers already
+/// finished with them) to `bus` as one batch of `settings`' group; a
+/// requeued dead letter of another group is acknowledged unread.
 /// Entries that are not events, or past the delivery limit, are marked for
 /// the dead-letter stream without running handlers.
 pub(crate) async fn dispatch(
@@ -138,7 +170,7 @@ pub(crate) async fn dispatch(
     in_flight: &InFlight,
     entries: Vec<RawEntry>,
     settings: &RedisSettings,
-    deliveries: &[u32],
+    history: Vec<History>,
     permit: OwnedSemaphorePermit,
     done: &UnboundedSender<Arc<Batch>>,
 ) -> BusState {
@@ -146,10 +178,17 @@ pub(crate) async fn dispatch(
     let count = entries.len();
     let mut slots = Vec::with_capacity(count);
     let mut contents = Vec::with_capacity(count);
+    let mut finished = Vec::with_capacity(count);
     let mut duplicate = Vec::new();
     {
         let mut set = in_flight.lock();
-        for (index, entry) in entries.into_iter().enumerate() {
+        let history = history
+            .into_iter()
+            .chain(std::iter::repeat_with(|| History {
+                deliveries: 1,
+                finished: Finished::none(),
+            }));
+        for ((index, entry), history) in entries.into_iter().enumerate().zip(history) {
             let ours = entry.is_for(group);
             let parsed = EntryId::parse(&entry.id);
             let key = parsed.filter(|key| set.insert(*key));
@@ -163,8 +202,9 @@ pub(crate) async fn dispatch(
                     Content::Event(data) => Some(data.id),
                     _ => None,
                 },
-                deliveries: deliveries.get(index).copied().unwrap_or(1),
+                deliveries: history.deliveries,
             });
+            finished.push(history.finished);
             // A requeued dead letter of another group: acknowledged unread.
             contents.push(if ours {
                 entry.content
@@ -192,16 +232,19 @@ pub(crate) async fn dispatch(
         match content {
             Content::Deleted => batch.finish_one(),
             Content::Invalid(reason) => {
-                batch.set(index, Verdict::DeadLetter(reason));
+                batch.set(index, Verdict::dead(reason, &finished[index]));
                 batch.finish_one();
             }
             Content::Event(_) if deliveries > max_deliveries => {
                 batch.set(
                     index,
-                    Verdict::DeadLetter(format!(
-                        "delivered {deliveries} times without being acknowledged \
-                         (its consumers stopped while handling it); max_deliveries is {max_deliveries}"
-                    )),
+                    Verdict::dead(
+                        format!(
+                            "delivered {deliveries} times without being acknowledged \
+                             (its consumers stopped while handling it); max_deliveries is {max_deliveries}"
+                        ),
+                        &finished[index],
+                    ),
                 );
                 batch.finish_one();
             }
@@ -214,7 +257,9 @@ pub(crate) async fn dispatch(
                 let event = Event::from_data(data);
                 let own = batch.clone();
                 let queued = bus
-                    .deliver_then(event, move |delivery| own.delivered(index, delivery))
+                    .deliver_then(event, finished[index].clone(), move |delivery| {
+                        own.delivered(index, delivery)
+                    })
                     .await;
                 if queued.is_err() {
                     state = BusState::Closed;

@@ -26,7 +26,7 @@ pub(crate) async fn run(streams: RedisStreams, mut stop: tokio::sync::watch::Rec
             result = streams.trim().await.map(|deleted| {
                 if deleted > 0 {
                     tracing::debug!(
-                        stream = streams.settings().stream(),
+                        stream = streams.settings().get_stream(),
                         deleted,
                         "stream trimmed"
                     );
@@ -38,7 +38,7 @@ pub(crate) async fn run(streams: RedisStreams, mut stop: tokio::sync::watch::Rec
             Err(error) if !failing => {
                 failing = true;
                 tracing::warn!(
-                    stream = streams.settings().stream(),
+                    stream = streams.settings().get_stream(),
                     %error,
                     "housekeeping (delayed events, trimming) failed; retrying"
                 );
@@ -63,7 +63,7 @@ async fn move_due(streams: &RedisStreams) -> Result<(), earn_core::Error> {
             .map_err(crate::streams::transport("move delayed events"))?;
         if moved > 0 {
             tracing::debug!(
-                stream = streams.settings().stream(),
+                stream = streams.settings().get_stream(),
                 moved,
                 "delayed events due"
             );

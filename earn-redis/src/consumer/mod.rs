@@ -14,7 +14,7 @@ mod reader;
 use std::sync::Arc;
 use std::time::Duration;
 
-use earn_core::{Error, EventBus, ShutdownReport};
+use earn_core::{Error, EventBus, Finished, ShutdownReport};
 use redis::Value;
 use redis::aio::ConnectionManager;
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -24,7 +24,7 @@ use tracing::Instrument;
 use crate::entry;
 use crate::settings::RedisSettings;
 use crate::streams::{RedisStreams, connection_config, transport};
-use batch::{Batch, InFlight};
+use batch::{Batch, History, InFlight};
 
 /// What the reader's connection allows beyond the `BLOCK` time before a
 /// read counts as failed.
@@ -44,7 +44,8 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Hands `entries` (with their delivery counts) to the bus as one
-    /// batch holding `permit`; `false` once the bus is shut down and the
+    /// batch holding `permit`, each with the handlers that finished with it
+    /// in an earlier delivery; `false` once the bus is shut down and the
     /// consumer stops.
     pub(crate) async fn deliver(
         &self,
@@ -53,12 +54,24 @@ impl Shared {
         deliveries: &[u32],
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> bool {
+        let history = match history(&self.streams, &entries, deliveries).await {
+            Ok(history) => history,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    "cannot read which handlers finished {} redelivered entries; they stay \
+                     pending and are delivered again after claim_idle",
+                    entries.len()
+                );
+                return true;
+            }
+        };
         let state = batch::dispatch(
             &self.bus,
             &self.in_flight,
             entries,
             settings,
-            deliveries,
+            history,
             permit,
             &self.finished,
         )
@@ -120,6 +133,46 @@ pub(crate) async fn delivery_counts(
     }
     let replies: Vec<Value> = pipe.query_async(&mut streams.conn()).await?;
     Ok(replies.iter().map(pending_count).collect())
+}
+
+/// Each entry's delivery count and the handlers finished with it: those
+/// named by a requeued dead letter, and, for an entry delivered before,
+/// those recorded in its set (`SMEMBERS`, one pipeline, only for such
+/// entries).
+async fn history(
+    streams: &RedisStreams,
+    entries: &[entry::RawEntry],
+    deliveries: &[u32],
+) -> Result<Vec<History>, redis::RedisError> {
+    let settings = streams.settings();
+    let redelivered: Vec<usize> = (0..entries.len())
+        .filter(|&i| deliveries.get(i).is_some_and(|&n| n > 1))
+        .collect();
+    let mut sets: Vec<Vec<String>> = Vec::new();
+    if !redelivered.is_empty() {
+        let mut pipe = redis::pipe();
+        for &i in &redelivered {
+            pipe.cmd("SMEMBERS").arg(settings.done_key(&entries[i].id));
+        }
+        sets = pipe.query_async(&mut streams.conn()).await?;
+    }
+    let mut sets = redelivered.into_iter().zip(sets).peekable();
+    Ok(entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let recorded = sets.next_if(|(at, _)| *at == i).map(|(_, set)| set);
+            let names = entry
+                .finished
+                .iter()
+                .cloned()
+                .chain(recorded.into_iter().flatten());
+            History {
+                deliveries: deliveries.get(i).copied().unwrap_or(1),
+                finished: Finished::from_names(names),
+            }
+        })
+        .collect())
 }
 
 /// The count of `[[id, consumer, idle, count]]`.
@@ -230,6 +283,9 @@ impl Consumer {
     ///
     /// Shut the consumer down before the bus it delivers to.
     ///
+    /// Dropping the returned future stops only the wait: the consumer was
+    /// told to stop and its tasks end by themselves.
+    ///
     /// ```no_run
     /// # async fn run(consumer: earn::redis::Consumer) {
     /// let report = consumer.shutdown(std::time::Duration::from_secs(10)).await;
@@ -273,7 +329,7 @@ impl Consumer {
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams, bus: earn::EventBus) -> Result<(), earn::Error> {
     /// let consumer = streams.consume(bus).await?;
-    /// assert_eq!(consumer.name(), streams.settings().consumer_name());
+    /// assert_eq!(consumer.name(), streams.settings().get_consumer());
     /// # Ok(()) }
     /// ```
     pub fn name(&self) -> &str {

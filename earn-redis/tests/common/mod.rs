@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use earn::redis::{RedisSettings, RedisStreams};
-use earn::{Event, EventBus, RetryPolicy};
+use earn::{Event, EventBus};
 
 pub fn url() -> String {
     std::env::var("EARN_REDIS_URL")
@@ -73,7 +73,7 @@ impl Drop for Keys {
 /// keys; `None` (after a skip line) when Redis is unreachable.
 pub async fn connect(settings: RedisSettings) -> Option<(RedisStreams, Keys)> {
     let url = url();
-    let keys = Keys::new(&url, settings.stream());
+    let keys = Keys::new(&url, settings.get_stream());
     match RedisStreams::connect(&url, settings).await {
         Ok(streams) => Some((streams, keys)),
         Err(error) if required() => {
@@ -96,13 +96,12 @@ pub async fn raw() -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// A bus with the test's handlers only, and no local retries: Redis
-/// redelivers.
+/// A bus with the test's handlers only (its retry policy is not used for
+/// what Redis delivers: Redis redelivers).
 pub fn bus() -> EventBus {
     EventBus::builder()
         .without_registered_handlers()
         .workers(2)
-        .retry(RetryPolicy::none())
         .build()
         .unwrap()
 }
@@ -179,7 +178,6 @@ pub fn stuck_bus(pattern: &str) -> (EventBus, Seen) {
     let bus = EventBus::builder()
         .without_registered_handlers()
         .workers(64)
-        .retry(RetryPolicy::none())
         .build()
         .unwrap();
     let seen = Seen::default();
