@@ -77,9 +77,10 @@ fn args() -> Args {
 
 fn usage(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: worker produce [--count N] [--pause-at after-commit[:N]|after-dispatch[:N]]\n       \
+        "{problem}\nusage: worker produce [--count N] [--pause-at after-commit[:N]|after-handover[:N]]\n       \
          worker relay\n       worker work [--consumer NAME] [--effects FILE] [--pause-at before-ack[:N]]"
     );
+    #[allow(clippy::exit, reason = "a command-line usage error")]
     std::process::exit(2)
 }
 
@@ -124,10 +125,10 @@ impl EventSink for Gate {
         let point = crash_point(self.pause_at.as_deref()).filter(|(_, from)| nth >= *from);
         Box::pin(async move {
             match point.map(|(point, _)| point) {
-                // Committed, not dispatched.
+                // Committed, not handed over.
                 Some("after-commit") => pause().await,
                 // Dispatched to Redis, the outbox row not yet deleted.
-                Some("after-dispatch") => {
+                Some("after-handover") => {
                     self.redis.hand_over(event, Box::new(|| {})).await?;
                     pause().await
                 }

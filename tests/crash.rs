@@ -2,8 +2,8 @@
 //! producer, a relay and workers (outbox → Redis Streams → handler), and
 //! killed with SIGKILL at three points:
 //!
-//! 1. after the commit, before the event is dispatched;
-//! 2. after the event is dispatched to Redis, before its outbox row is
+//! 1. after the commit, before the event is handed over;
+//! 2. after the event is handed over to Redis, before its outbox row is
 //!    deleted;
 //! 3. a worker that handled an event and dies before acknowledging it.
 //!
@@ -241,21 +241,27 @@ async fn kill_the_producer(setup: Setup, db: Db, point: &str, what: &str) -> usi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_after_commit_before_dispatch() {
+async fn killed_after_commit_before_the_handover() {
     each_database("after-commit", |setup, db| async move {
-        kill_the_producer(setup, db, "after-commit", "after commit, before dispatch").await;
+        kill_the_producer(
+            setup,
+            db,
+            "after-commit",
+            "after commit, before the hand-over",
+        )
+        .await;
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_after_dispatch_before_the_row_is_marked() {
-    each_database("after-dispatch", |setup, db| async move {
-        let what = "after dispatch, before the row is marked";
-        let duplicates = kill_the_producer(setup, db, "after-dispatch", what).await;
+async fn killed_after_the_handover_before_the_row_is_deleted() {
+    each_database("after-handover", |setup, db| async move {
+        let what = "after the hand-over, before the row is deleted";
+        let duplicates = kill_the_producer(setup, db, "after-handover", what).await;
         assert!(
             duplicates >= 1,
-            "the event dispatched before the crash is delivered again"
+            "the event handed over before the crash is delivered again"
         );
     })
     .await;

@@ -96,9 +96,9 @@ async fn committed_events_are_handled_and_their_rows_removed() {
 }
 
 #[tokio::test]
-async fn the_relay_delivers_what_nobody_dispatched() {
+async fn the_relay_delivers_what_nobody_published() {
     each_backend(|db| async move {
-        // Relay-only dispatch stands for a producer that died right after
+        // Relay mode stands for a producer that died right after
         // its commit: the rows are there, nothing was published.
         let (db, bus, recorder) = setup(db, OutboxMode::Relay).await;
         order("a").save(&db).await.unwrap();

@@ -98,6 +98,15 @@ pub enum HandlerStep {
     Pending(Pin<Box<dyn Future<Output = HandlerResult> + Send + 'static>>),
 }
 
+impl fmt::Debug for HandlerStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandlerStep::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            HandlerStep::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
 /// Converts what a handler returns, `()`, [`Propagation`],
 /// `Result<(), E>` or `Result<Propagation, E>`, into its result.
 #[diagnostic::on_unimplemented(

@@ -5,6 +5,7 @@
 //! This crate knows nothing about SQL. `earn-sqlx` builds persistence on top
 //! of it; users depend on the `earn` facade and never on this crate directly.
 
+mod backoff;
 mod bus;
 mod error;
 mod event;
@@ -19,6 +20,7 @@ mod service;
 mod sink;
 pub mod testing;
 
+pub use backoff::{Backoff, Failures};
 pub use bus::{
     BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
     Finished, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,

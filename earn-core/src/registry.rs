@@ -137,6 +137,19 @@ pub struct HookTable<H: 'static> {
     names: [Vec<&'static str>; HookPhase::ALL.len()],
 }
 
+impl<H> fmt::Debug for HookTable<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        for phase in HookPhase::ALL {
+            let names = &self.names[phase.index()];
+            if !names.is_empty() {
+                map.entry(&phase.as_str(), names);
+            }
+        }
+        map.finish()
+    }
+}
+
 impl<H: Any> HookTable<H> {
     /// Collects the hooks registered for the model `model` whose typed hook
     /// is an `H`.

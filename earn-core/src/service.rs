@@ -16,6 +16,15 @@ pub struct ServiceHandler<S> {
     pub call: fn(&Arc<S>, &Event) -> HandlerStep,
 }
 
+impl<S> std::fmt::Debug for ServiceHandler<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceHandler")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A type whose methods handle events: implemented by `#[service]` on an
 /// `impl` block whose methods carry `#[event_handler("…")]`. Attach an
 /// instance with [`EventBus::attach`](crate::EventBus::attach).

@@ -20,7 +20,7 @@ use crate::event::Event;
 /// assert_eq!(recorder.names(), ["user.created"]);
 /// # Ok(()) }
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Recorder {
     events: Arc<Mutex<Vec<Event>>>,
     bus: EventBus,

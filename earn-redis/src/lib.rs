@@ -1,13 +1,18 @@
 #![doc = include_str!("../docs/crate.md")]
 
 mod admin;
-mod backoff;
 mod consumer;
 mod entry;
 mod publisher;
 mod scripts;
 mod settings;
 mod streams;
+
+/// The waits after a Redis error: 50 ms doubling up to 5 s.
+pub(crate) const BACKOFF: earn_core::Backoff = earn_core::Backoff::new(
+    std::time::Duration::from_millis(50),
+    std::time::Duration::from_secs(5),
+);
 
 pub use admin::{RedisDeadLetter, StreamLag};
 pub use consumer::Consumer;

@@ -83,7 +83,7 @@ impl Server {
             command.args(["--appendonly", "no"]);
         }
         self.child = Some(command.spawn()?);
-        let client = redis::Client::open(self.url()).unwrap();
+        let client = redis::Client::open(self.url()).map_err(std::io::Error::other)?;
         let start = Instant::now();
         loop {
             let ready = client

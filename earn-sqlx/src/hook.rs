@@ -42,6 +42,35 @@ pub struct Hook<M> {
     pub when_changed: &'static [&'static str],
 }
 
+impl std::fmt::Debug for HookStep<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HookStep::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            HookStep::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
+impl<M> std::fmt::Debug for HookFn<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HookFn::InTx(_) => "InTx(..)",
+            HookFn::Detached(_) => "Detached(..)",
+        })
+    }
+}
+
+impl<M> std::fmt::Debug for Hook<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("call", &self.call)
+            .field("on", &self.on)
+            .field("condition", &self.condition.is_some())
+            .field("when_changed", &self.when_changed)
+            .finish()
+    }
+}
+
 impl<M> Hook<M> {
     #[inline]
     fn applies(&self, model: &M, operation: Operation, changed: &[&'static str]) -> bool {
@@ -115,6 +144,16 @@ pub struct HookContext<'t> {
     pub(crate) changed: &'t [&'static str],
     pub(crate) previous: Option<&'t (dyn Any + Send + Sync)>,
     pub(crate) touched: bool,
+}
+
+impl std::fmt::Debug for HookContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookContext")
+            .field("operation", &self.operation)
+            .field("changed", &self.changed)
+            .field("tx", &self.tx)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'t> HookContext<'t> {

@@ -340,6 +340,12 @@ pub struct Savepoint<'t> {
     open: bool,
 }
 
+impl std::fmt::Debug for Savepoint<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Savepoint").field("tx", &self.tx).finish()
+    }
+}
+
 impl Savepoint<'_> {
     /// Releases the savepoint: its writes, their outcome hooks and its
     /// events now belong to the enclosing transaction.

@@ -134,7 +134,7 @@ impl Transport for Memory {
 
 /// The transactional outbox: each event is committed in its own
 /// transaction, and each consumer process runs a relay into its bus (the
-/// committer does not dispatch, so only relays deliver).
+/// committer does not publish, so only relays deliver).
 pub struct OutboxTransport {
     name: &'static str,
     db: Db,

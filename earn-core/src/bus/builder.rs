@@ -27,6 +27,19 @@ pub struct EventBusBuilder {
     runtime: Option<tokio::runtime::Handle>,
 }
 
+impl std::fmt::Debug for EventBusBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBusBuilder")
+            .field("workers", &self.config.workers)
+            .field("capacity", &self.config.capacity)
+            .field("overflow", &self.config.overflow)
+            .field("retry", &self.config.retry)
+            .field("handler_timeout", &self.config.handler_timeout)
+            .field("registered", &self.registered)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for EventBusBuilder {
     fn default() -> Self {
         EventBusBuilder {

@@ -155,6 +155,10 @@ impl EventBus {
                 .build()
                 .unwrap_or_else(|error| panic!("cannot build the default event bus: {error}"));
             // The runtime lives as long as the process.
+            #[allow(
+                clippy::mem_forget,
+                reason = "the bus is static: its runtime must never stop"
+            )]
             std::mem::forget(runtime);
             bus
         })

@@ -1,6 +1,8 @@
-//! Exponential backoff with jitter for `publish` retries.
+//! How `publish` retries a failing handler.
 
 use std::time::Duration;
+
+use crate::Backoff;
 
 /// How `publish` retries a failing handler: up to `max_attempts` calls in
 /// all, waiting `base · 2^(attempt-1)` (capped at `max_delay`) between
@@ -48,30 +50,10 @@ impl RetryPolicy {
 
     /// The wait before attempt `next` (2 for the first retry).
     pub fn delay(&self, next: u32) -> Duration {
-        let exponent = next.saturating_sub(2).min(31);
-        let delay = self
-            .base_delay
-            .saturating_mul(1 << exponent)
-            .min(self.max_delay);
-        let jitter = self.jitter.clamp(0.0, 1.0);
-        if jitter == 0.0 {
-            return delay;
-        }
-        delay.mul_f64(1.0 - jitter * random_unit())
+        Backoff::new(self.base_delay, self.max_delay)
+            .jitter(self.jitter)
+            .delay(next.saturating_sub(1))
     }
-}
-
-/// A cheap pseudo-random number in [0, 1): jitter needs spread, not
-/// cryptographic quality.
-fn random_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos().into()),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

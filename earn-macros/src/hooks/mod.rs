@@ -65,6 +65,11 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         if attrs.is_empty() || trait_impl {
             continue;
         }
+        // A hook takes `self` because its phase's shape says so, whether it
+        // reads the model or not.
+        method
+            .attrs
+            .push(syn::parse_quote!(#[allow(clippy::unused_self)]));
         if let Some(signature) = ast::parse_signature(&mut cx, method, &attrs) {
             hooks.push(expand::HookMethod {
                 ident: method.sig.ident.clone(),

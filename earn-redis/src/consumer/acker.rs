@@ -7,7 +7,6 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::batch::{Batch, InFlight, Verdict};
-use crate::backoff::Backoff;
 use crate::streams::{RedisStreams, is_no_group};
 
 /// Batches taken at once: their acknowledgements go in one `XACK`.
@@ -19,7 +18,7 @@ pub(crate) async fn run(
     mut finished: UnboundedReceiver<Arc<Batch>>,
 ) {
     let mut ready = Vec::with_capacity(ROUND);
-    let mut backoff = Backoff::new();
+    let mut backoff = crate::BACKOFF.start();
     while finished.recv_many(&mut ready, ROUND).await > 0 {
         let mut round = Round::new(&ready);
         loop {

@@ -98,7 +98,7 @@ impl Verdict {
 pub(crate) struct Batch {
     pub(crate) slots: Vec<Slot>,
     verdicts: Mutex<Vec<Option<Verdict>>>,
-    /// Entries not finished yet, plus one held while dispatching.
+    /// Entries not finished yet, plus one held while handing them to the bus.
     remaining: AtomicUsize,
     max_deliveries: u32,
     done: UnboundedSender<Arc<Batch>>,
@@ -107,7 +107,7 @@ pub(crate) struct Batch {
     _permit: OwnedSemaphorePermit,
 }
 
-/// What dispatching a batch found out about the bus.
+/// What handing a batch to the bus found out about it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BusState {
     Open,
@@ -165,7 +165,7 @@ impl Batch {
 /// requeued dead letter of another group is acknowledged unread.
 /// Entries that are not events, or past the delivery limit, are marked for
 /// the dead-letter stream without running handlers.
-pub(crate) async fn dispatch(
+pub(crate) async fn deliver(
     bus: &EventBus,
     in_flight: &InFlight,
     entries: Vec<RawEntry>,

@@ -8,7 +8,6 @@ use std::time::Duration;
 use redis::Value;
 
 use super::{Shared, delivery_counts, sleep_or_stop, stopped};
-use crate::backoff::Backoff;
 use crate::entry;
 use crate::streams::is_no_group;
 
@@ -17,7 +16,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: tokio::sync::watch::Recei
     let idle_ms = u64::try_from(settings.claim_idle.as_millis()).unwrap_or(u64::MAX);
     let period =
         (settings.claim_idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(10));
-    let mut backoff = Backoff::new();
+    let mut backoff = crate::BACKOFF.start();
     'ticks: loop {
         sleep_or_stop(period, &mut stop).await;
         let mut cursor = "0-0".to_owned();

@@ -66,7 +66,7 @@ impl Shared {
                 return true;
             }
         };
-        let state = batch::dispatch(
+        let state = batch::deliver(
             &self.bus,
             &self.in_flight,
             entries,

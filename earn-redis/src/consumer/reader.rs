@@ -6,7 +6,6 @@ use std::sync::Arc;
 use redis::aio::ConnectionManager;
 
 use super::{Shared, delivery_counts, sleep_or_stop, stopped};
-use crate::backoff::Backoff;
 use crate::entry;
 use crate::settings::StartFrom;
 use crate::streams::is_no_group;
@@ -26,7 +25,7 @@ pub(crate) async fn run(
 ) {
     let settings = shared.streams.settings().clone();
     let mut cursor = Cursor::Own("0".to_owned());
-    let mut backoff = Backoff::new();
+    let mut backoff = crate::BACKOFF.start();
     let block_ms = u64::try_from(settings.block.as_millis()).unwrap_or(u64::MAX);
     loop {
         let permit = tokio::select! {

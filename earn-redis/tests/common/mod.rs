@@ -80,6 +80,10 @@ pub async fn connect(settings: RedisSettings) -> Option<(RedisStreams, Keys)> {
             panic!("EARN_REQUIRE_SERVICES=1 but Redis at {url} is unreachable: {error}")
         }
         Err(error) => {
+            #[allow(
+                clippy::mem_forget,
+                reason = "nothing to clean on a server never reached"
+            )]
             std::mem::forget(keys);
             eprintln!("skipped: Redis at {url} is unreachable ({error}); set EARN_REDIS_URL");
             None

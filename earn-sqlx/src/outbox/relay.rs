@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use earn_core::{Error, Event, EventSink};
+use earn_core::{Backoff, Error, Event, EventSink};
 use tokio::sync::Semaphore;
 
 use super::sql::{Claim, run_in, sql};
@@ -14,6 +14,8 @@ use crate::db::Db;
 
 const DEFAULT_BATCH: usize = 500;
 const DEFAULT_MAX_IN_FLIGHT: usize = 4 * DEFAULT_BATCH;
+/// The longest wait after database errors in a row.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A claimed row.
 struct Claimed {
@@ -348,21 +350,20 @@ impl OutboxRelay {
     pub async fn run_until<F: std::future::Future>(&self, stop: F) {
         let mut stop = std::pin::pin!(stop);
         let wake = Wake::start(&self.pool);
-        let mut backoff = self.poll;
+        let mut failures = Backoff::new(self.poll, MAX_BACKOFF).start();
         loop {
             let (wait, wakeable) = match self.run_once().await {
                 Ok(0) => {
-                    backoff = self.poll;
+                    failures.reset();
                     (self.poll, true)
                 }
                 Ok(_) => {
-                    backoff = self.poll;
+                    failures.reset();
                     (Duration::ZERO, false)
                 }
                 Err(error) => {
                     tracing::warn!(%error, "outbox relay: claim failed; retrying");
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                    (backoff, false)
+                    (failures.next_delay(), false)
                 }
             };
             tokio::select! {

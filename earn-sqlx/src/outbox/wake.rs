@@ -53,6 +53,7 @@ mod postgres {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use earn_core::Backoff;
     use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
     use tokio::sync::Notify;
 
@@ -63,7 +64,8 @@ mod postgres {
     /// listening connections apart.
     const APPLICATION_NAME: &str = "earn_outbox_relay";
 
-    const MAX_BACKOFF: Duration = Duration::from_secs(30);
+    /// The waits before listening again after errors in a row.
+    const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
 
     /// Listens on its own connection (not one of the application's pool,
     /// which it would hold forever) and wakes the relay on each
@@ -76,18 +78,17 @@ mod postgres {
             .max_lifetime(None)
             .idle_timeout(None)
             .connect_lazy_with(options.application_name(APPLICATION_NAME));
-        let mut backoff = Duration::from_millis(100);
+        let mut failures = BACKOFF.start();
         loop {
             let mut listener = match subscribe(&pool).await {
                 Ok(listener) => listener,
                 Err(error) => {
                     tracing::warn!(%error, "outbox relay: cannot LISTEN; polling meanwhile");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    tokio::time::sleep(failures.next_delay()).await;
                     continue;
                 }
             };
-            backoff = Duration::from_millis(100);
+            failures.reset();
             // Commits made before the LISTEN took effect were not heard.
             notify.notify_one();
             let error = loop {
@@ -104,7 +105,7 @@ mod postgres {
             };
             tracing::warn!(%error, "outbox relay: LISTEN failed; polling until it is back");
             drop(listener);
-            tokio::time::sleep(backoff).await;
+            tokio::time::sleep(failures.next_delay()).await;
         }
     }
 
