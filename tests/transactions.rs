@@ -16,6 +16,14 @@ struct Note {
 
 #[hooks]
 impl Note {
+    #[before_save]
+    fn veto(&self) -> Result<(), HookError> {
+        if self.text == "veto" {
+            return Err(HookError::abort("vetoed"));
+        }
+        Ok(())
+    }
+
     #[after_save]
     fn saved(&self) -> Result<(), HookError> {
         if self.text == "fail-after" {
@@ -306,7 +314,9 @@ impl Account {
     }
 
     #[after_commit]
-    fn done(&self) {
+    async fn done(&self) {
+        // Time for a worker to handle an event published too early.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         log(format!("after_commit:done:{}", self.owner));
     }
 }
@@ -383,9 +393,10 @@ async fn after_commit_hooks_all_run_before_the_events_in_the_order_raised() {
 async fn a_failed_write_in_a_transaction_that_commits_runs_its_after_rollback_hooks() {
     each_backend(|db| async move {
         fresh::<Note>(&db).await;
-        fresh::<Guarded>(&db).await;
         let mut tx = db.begin().await.unwrap();
         note("kept").save_in(&mut tx).await.unwrap();
+        let vetoed = note("veto").save_in(&mut tx).await.unwrap_err();
+        assert!(vetoed.is_abort(), "{vetoed}");
         {
             let mut sp = tx.begin().await.unwrap();
             note("dropped").save_in(&mut sp).await.unwrap();
@@ -393,15 +404,20 @@ async fn a_failed_write_in_a_transaction_that_commits_runs_its_after_rollback_ho
         }
         assert!(take_log().is_empty());
         tx.commit().await.unwrap();
+        // Every write ends with exactly one outcome: after_commit for what
+        // was committed, after_rollback for the vetoed write and for the
+        // dropped savepoint's, when the transaction ends.
         assert_eq!(
             take_log(),
             [
                 "commit kept",
                 "create-commit kept",
                 "last kept",
+                "rollback veto",
                 "rollback dropped"
             ]
         );
+        assert_eq!(texts(&db).await, ["kept"]);
     })
     .await;
 }
