@@ -1,13 +1,18 @@
 //! `save` of a model with two no-op hooks against the same INSERT written by
 //! hand with sqlx on the same pool: one transaction per save, and 100 saves
-//! in one transaction. SQLite in memory always; PostgreSQL when
+//! in one transaction. The two sides run interleaved (see `paired!`). SQLite in memory always; PostgreSQL when
 //! `EARN_POSTGRES_URL` is set.
 //!
 //! `cargo bench --bench save` (`EARN_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test` for PostgreSQL)
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+#[macro_use]
+mod support;
+
 use earn::prelude::*;
 use earn::sqlx;
+use support::report;
 
 /// The benchmarked model: an auto key, two columns, two no-op hooks.
 #[derive(Debug, Clone, Model)]
@@ -63,8 +68,8 @@ macro_rules! raw_insert {
 /// Written as a macro: the sqlx executor bounds of a generic function over
 /// the backend would hide the plain code being compared.
 macro_rules! bench_backend {
-    ($group:expr, $rt:expr, $db:expr, $pool:expr, $sql:expr) => {{
-        let (group, rt, db, pool, sql) = ($group, $rt, $db, $pool, $sql);
+    ($name:expr, $group:expr, $rt:expr, $db:expr, $pool:expr, $sql:expr) => {{
+        let (name, group, rt, db, pool, sql) = ($name, $group, $rt, $db, $pool, $sql);
         // Every measurement starts on empty tables, so neither side pays
         // for rows the other left.
         let reset = || {
@@ -75,44 +80,53 @@ macro_rules! bench_backend {
                 db.create_table::<RawUser>().await.unwrap();
             })
         };
-        reset();
-        group.bench_function("raw_sqlx/tx_per_insert", |b| {
-            b.to_async(rt).iter(|| async {
-                let mut tx = pool.begin().await.unwrap();
+        let raw_one = || async {
+            let mut tx = pool.begin().await.unwrap();
+            raw_insert!(sql, &mut *tx);
+            tx.commit().await.unwrap();
+        };
+        let earn_one = || async {
+            let mut u = user();
+            u.save(db).await.unwrap();
+            std::hint::black_box(u.id);
+        };
+        let raw_batch = || async {
+            let mut tx = pool.begin().await.unwrap();
+            for _ in 0..BATCH {
                 raw_insert!(sql, &mut *tx);
-                tx.commit().await.unwrap();
-            })
-        });
+            }
+            tx.commit().await.unwrap();
+        };
+        let earn_batch = || async {
+            let mut tx = db.begin().await.unwrap();
+            for _ in 0..BATCH {
+                let mut u = user();
+                u.save_in(&mut tx).await.unwrap();
+                std::hint::black_box(u.id);
+            }
+            tx.commit().await.unwrap();
+        };
+        let ratios = std::sync::Mutex::new(Vec::new());
         reset();
         group.bench_function("earn/tx_per_save", |b| {
-            b.to_async(rt).iter(|| async {
-                let mut u = user();
-                u.save(db).await.unwrap();
-                std::hint::black_box(u.id);
-            })
-        });
-        reset();
-        group.bench_function("raw_sqlx/100_inserts_one_tx", |b| {
-            b.to_async(rt).iter(|| async {
-                let mut tx = pool.begin().await.unwrap();
-                for _ in 0..BATCH {
-                    raw_insert!(sql, &mut *tx);
+            b.to_async(rt).iter_custom(|iters| {
+                let ratios = &ratios;
+                async move {
+                    paired!(iters, ratios, earn: earn_one().await, raw: raw_one().await)
                 }
-                tx.commit().await.unwrap();
             })
         });
+        report(&format!("{name}/tx_per_save"), &ratios);
         reset();
         group.bench_function("earn/100_saves_one_tx", |b| {
-            b.to_async(rt).iter(|| async {
-                let mut tx = db.begin().await.unwrap();
-                for _ in 0..BATCH {
-                    let mut u = user();
-                    u.save_in(&mut tx).await.unwrap();
-                    std::hint::black_box(u.id);
+            b.to_async(rt).iter_custom(|iters| {
+                let ratios = &ratios;
+                async move {
+                    paired!(iters, ratios, earn: earn_batch().await, raw: raw_batch().await)
                 }
-                tx.commit().await.unwrap();
             })
         });
+        report(&format!("{name}/100_saves_one_tx"), &ratios);
     }};
 }
 
@@ -126,6 +140,7 @@ fn save(c: &mut Criterion) {
     let pool = db.as_sqlite().unwrap().clone();
     let mut group = c.benchmark_group("save_sqlite_memory");
     bench_backend!(
+        "sqlite",
         &mut group,
         &rt,
         &db,
@@ -140,6 +155,7 @@ fn save(c: &mut Criterion) {
             let pool = db.as_postgres().unwrap().clone();
             let mut group = c.benchmark_group("save_postgres");
             bench_backend!(
+                "postgres",
                 &mut group,
                 &rt,
                 &db,

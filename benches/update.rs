@@ -3,14 +3,20 @@
 //! hooks, events or a version does). Compared in the same run with the
 //! same work written by hand with sqlx: the row read `FOR UPDATE`, then an
 //! UPDATE of all ten columns (what earn sent before it wrote only the
-//! changed columns), or of the one column. SQLite in memory always;
-//! PostgreSQL when `EARN_POSTGRES_URL` is set.
+//! changed columns), or of the one column, interleaved with earn's save
+//! (see `paired!`), which prints the paired ratios. SQLite in memory
+//! always; PostgreSQL when `EARN_POSTGRES_URL` is set.
 //!
 //! `cargo bench --bench update`
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+#[macro_use]
+mod support;
+
 use earn::prelude::*;
 use earn::sqlx;
+use support::report;
 
 #[derive(Debug, Clone, Model)]
 #[model(table = "bench_wide")]
@@ -60,10 +66,10 @@ struct Raw {
 }
 
 macro_rules! bench_backend {
-    ($group:expr, $rt:expr, $db:expr, $pool:expr, $raw:expr) => {{
-        let (group, rt, db, pool, raw): (_, &tokio::runtime::Runtime, &Db, _, Raw) =
-            ($group, $rt, $db, $pool, $raw);
-        let mut row = rt.block_on(async {
+    ($name:expr, $group:expr, $rt:expr, $db:expr, $pool:expr, $raw:expr) => {{
+        let (name, group, rt, db, pool, raw): (&str, _, &tokio::runtime::Runtime, &Db, _, Raw) =
+            ($name, $group, $rt, $db, $pool, $raw);
+        let row = rt.block_on(async {
             db.drop_table::<Wide>().await.unwrap();
             db.create_table::<Wide>().await.unwrap();
             let mut row = wide();
@@ -71,27 +77,20 @@ macro_rules! bench_backend {
             row
         });
         let id = row.id.unwrap();
-        group.bench_function("earn/save_one_of_ten_changed", |b| {
-            b.to_async(rt).iter(|| {
-                row.c1 += 1;
-                let mut changed = row.clone();
-                async move {
-                    changed.save(db).await.unwrap();
-                }
-            })
-        });
-        let mut n = 0i64;
-        group.bench_function("raw_sqlx/select_for_update_then_update_all_ten", |b| {
-            b.to_async(rt).iter(|| {
-                n += 1;
-                let (n, pool) = (n, pool.clone());
-                async move {
-                    let mut tx = pool.begin().await.unwrap();
-                    sqlx::query(raw.select)
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .unwrap();
+        let next = std::sync::atomic::AtomicI64::new(1_000);
+        let next = &next;
+        let earn_save = || {
+            let mut changed = row.clone();
+            changed.c1 = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async move { changed.save(db).await.unwrap() }
+        };
+        let raw_update = |all: bool| {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query(raw.select).bind(id).fetch_one(&mut *tx).await.unwrap();
+                if all {
                     let w = wide();
                     sqlx::query(raw.update_all)
                         .bind(n)
@@ -108,31 +107,27 @@ macro_rules! bench_backend {
                         .execute(&mut *tx)
                         .await
                         .unwrap();
-                    tx.commit().await.unwrap();
-                }
-            })
-        });
-        group.bench_function("raw_sqlx/select_for_update_then_update_one", |b| {
-            b.to_async(rt).iter(|| {
-                n += 1;
-                let (n, pool) = (n, pool.clone());
-                async move {
-                    let mut tx = pool.begin().await.unwrap();
-                    sqlx::query(raw.select)
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await
-                        .unwrap();
+                } else {
                     sqlx::query(raw.update_one)
                         .bind(n)
                         .bind(id)
                         .execute(&mut *tx)
                         .await
                         .unwrap();
-                    tx.commit().await.unwrap();
                 }
-            })
-        });
+                tx.commit().await.unwrap();
+            }
+        };
+        let ratios = std::sync::Mutex::new(Vec::new());
+        for (label, all) in [("vs_select_then_update_all_ten", true), ("vs_select_then_update_one", false)] {
+            group.bench_function(format!("earn/save_one_of_ten_changed/{label}"), |b| {
+                b.to_async(rt).iter_custom(|iters| {
+                    let ratios = &ratios;
+                    async move { paired!(iters, ratios, earn: earn_save().await, raw: raw_update(all).await) }
+                })
+            });
+            report(&format!("{name}/save_one_of_ten_changed/{label}"), &ratios);
+        }
     }};
 }
 
@@ -145,6 +140,7 @@ fn update(c: &mut Criterion) {
     let pool = db.as_sqlite().unwrap().clone();
     let mut group = c.benchmark_group("update_sqlite_memory");
     bench_backend!(
+        "sqlite",
         &mut group,
         &rt,
         &db,
@@ -164,6 +160,7 @@ fn update(c: &mut Criterion) {
             let pool = db.as_postgres().unwrap().clone();
             let mut group = c.benchmark_group("update_postgres");
             bench_backend!(
+                "postgres",
                 &mut group,
                 &rt,
                 &db,
