@@ -113,6 +113,9 @@ fn throughput_of(c: &mut Criterion, rt: &tokio::runtime::Runtime, distinct: bool
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(10));
 
+    // Interleaved with the bare tokio channel, one batch apart, so that
+    // the printed ratio is not the machine's drift between two runs.
+    let ratios = std::sync::Mutex::new(Vec::new());
     group.bench_function("earn_publish", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
@@ -128,55 +131,40 @@ fn throughput_of(c: &mut Criterion, rt: &tokio::runtime::Runtime, distinct: bool
                     counter.fetch_add(1, Ordering::Relaxed);
                 })
                 .unwrap();
-                let mut elapsed = Duration::ZERO;
+                let mut baseline = TokioBaseline::start();
+                let (mut earn, mut bare) = (Duration::ZERO, Duration::ZERO);
                 for _ in 0..iters {
+                    bare += baseline.run(events(EVENTS)).await;
                     let batch = events(EVENTS);
                     let started = Instant::now();
                     for event in batch {
                         bus.publish(event).await.unwrap();
                     }
                     bus.wait_idle().await;
-                    elapsed += started.elapsed();
+                    earn += started.elapsed();
                 }
+                baseline.stop().await;
                 assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
-                elapsed
+                // Throughput ratio: the bare channel's time over earn's.
+                ratios
+                    .lock()
+                    .unwrap()
+                    .push(bare.as_secs_f64() / earn.as_secs_f64());
+                earn
             })
         })
     });
+    report_throughput(name, &ratios);
 
     group.bench_function("bare_tokio_mpsc", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let (sender, mut receiver) = tokio::sync::mpsc::channel::<Event>(8192);
-                let handled = Arc::new(AtomicU64::new(0));
-                let counter = handled.clone();
-                let handler = move |_: &Event| {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                };
-                let consumer = tokio::spawn(async move {
-                    let mut batch = Vec::with_capacity(64);
-                    while receiver.recv_many(&mut batch, 64).await > 0 {
-                        for event in batch.drain(..) {
-                            handler(&event);
-                        }
-                    }
-                });
+                let mut baseline = TokioBaseline::start();
                 let mut elapsed = Duration::ZERO;
                 for _ in 0..iters {
-                    let batch = events(EVENTS);
-                    let target = handled.load(Ordering::Relaxed) + EVENTS;
-                    let started = Instant::now();
-                    for event in batch {
-                        sender.send(event).await.unwrap();
-                    }
-                    while handled.load(Ordering::Acquire) < target {
-                        tokio::task::yield_now().await;
-                    }
-                    elapsed += started.elapsed();
+                    elapsed += baseline.run(events(EVENTS)).await;
                 }
-                drop(sender);
-                consumer.await.unwrap();
-                assert_eq!(handled.load(Ordering::Relaxed), iters * EVENTS);
+                baseline.stop().await;
                 elapsed
             })
         })
@@ -223,6 +211,70 @@ fn throughput_of(c: &mut Criterion, rt: &tokio::runtime::Runtime, distinct: bool
         })
     });
     group.finish();
+}
+
+/// The baseline: a bare bounded tokio channel feeding the same handler,
+/// one consumer taking up to 64 events per wake-up.
+struct TokioBaseline {
+    sender: tokio::sync::mpsc::Sender<Event>,
+    handled: Arc<AtomicU64>,
+    consumer: tokio::task::JoinHandle<()>,
+}
+
+impl TokioBaseline {
+    fn start() -> TokioBaseline {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Event>(8192);
+        let handled = Arc::new(AtomicU64::new(0));
+        let counter = handled.clone();
+        let handler = move |_: &Event| {
+            counter.fetch_add(1, Ordering::Relaxed);
+        };
+        let consumer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(64);
+            while receiver.recv_many(&mut batch, 64).await > 0 {
+                for event in batch.drain(..) {
+                    handler(&event);
+                }
+            }
+        });
+        TokioBaseline {
+            sender,
+            handled,
+            consumer,
+        }
+    }
+
+    /// Sends `batch` and waits until all of it was handled.
+    async fn run(&mut self, batch: Vec<Event>) -> Duration {
+        let target = self.handled.load(Ordering::Relaxed) + batch.len() as u64;
+        let started = Instant::now();
+        for event in batch {
+            self.sender.send(event).await.unwrap();
+        }
+        while self.handled.load(Ordering::Acquire) < target {
+            tokio::task::yield_now().await;
+        }
+        started.elapsed()
+    }
+
+    async fn stop(self) {
+        drop(self.sender);
+        self.consumer.await.unwrap();
+    }
+}
+
+/// Prints the median and spread of the paired throughput ratios.
+fn report_throughput(name: &str, ratios: &std::sync::Mutex<Vec<f64>>) {
+    let mut ratios = std::mem::take(&mut *ratios.lock().unwrap());
+    ratios.sort_by(f64::total_cmp);
+    if let (Some(low), Some(high)) = (ratios.first(), ratios.last()) {
+        println!(
+            "{name}: earn's throughput / the bare tokio channel's = {:.3} (median of {} paired \
+             samples; lowest {low:.3}, highest {high:.3})",
+            ratios[ratios.len() / 2],
+            ratios.len()
+        );
+    }
 }
 
 criterion_group!(benches, emit, throughput);
