@@ -54,7 +54,7 @@ pub enum BusError {
     NoRuntime,
 }
 
-/// What [`EventBus::shutdown`] left behind.
+/// What [`EventBus::shutdown`](super::EventBus::shutdown) left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Whether every queued event, retry and delayed event finished in time.

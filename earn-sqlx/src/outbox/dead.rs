@@ -24,7 +24,7 @@ fn dead_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 /// An outbox row the relay gave up on: its `event` column is not a valid
 /// event, or it was claimed more than
 /// [`max_attempts`](crate::OutboxRelay::max_attempts) times without being
-/// fully handled. Listed by [`Db::outbox_dead_letters`].
+/// fully handled. Listed by [`Db::outbox_dead_letters`](crate::Db::outbox_dead_letters).
 ///
 /// ```no_run
 /// # async fn run(db: earn::Db) -> Result<(), earn::Error> {
