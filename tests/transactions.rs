@@ -421,3 +421,75 @@ async fn a_failed_write_in_a_transaction_that_commits_runs_its_after_rollback_ho
     })
     .await;
 }
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "tx_slow")]
+struct Slow {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    wait_ms: u64,
+}
+
+#[hooks]
+impl Slow {
+    #[after_save]
+    async fn take_time(&self) {
+        tokio::time::sleep(std::time::Duration::from_millis(self.wait_ms)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_cancelled_half_way_stops_its_transaction_from_committing() {
+    each_backend(|db| async move {
+        fresh::<Slow>(&db).await;
+        let mut tx = db.begin().await.unwrap();
+        Slow {
+            id: None,
+            wait_ms: 0,
+        }
+        .save_in(&mut tx)
+        .await
+        .unwrap();
+        // Cancelled after its INSERT, in its after_save hook.
+        let mut slow = Slow {
+            id: None,
+            wait_ms: 60_000,
+        };
+        let cancelled =
+            tokio::time::timeout(std::time::Duration::from_millis(100), slow.save_in(&mut tx))
+                .await;
+        assert!(cancelled.is_err(), "the save was still running");
+        let error = tx.commit().await.unwrap_err();
+        assert!(
+            matches!(error, earn::Error::TransactionAborted { .. })
+                && error.to_string().contains("cancelled"),
+            "{error}"
+        );
+        assert_eq!(count::<Slow>(&db).await, 0, "nothing of it was committed");
+
+        // In a savepoint rolled back, the rest commits.
+        let mut tx = db.begin().await.unwrap();
+        Slow {
+            id: None,
+            wait_ms: 0,
+        }
+        .save_in(&mut tx)
+        .await
+        .unwrap();
+        {
+            let mut sp = tx.begin().await.unwrap();
+            let mut slow = Slow {
+                id: None,
+                wait_ms: 60_000,
+            };
+            let cancelled =
+                tokio::time::timeout(std::time::Duration::from_millis(100), slow.save_in(&mut sp))
+                    .await;
+            assert!(cancelled.is_err());
+            sp.rollback().await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(count::<Slow>(&db).await, 1);
+    })
+    .await;
+}

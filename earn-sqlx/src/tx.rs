@@ -52,14 +52,22 @@ use crate::publish::Publisher;
 /// Dropping a future of a `Tx` method half way, or the `Tx` itself, rolls
 /// the transaction back as a drop does: sqlx runs the `ROLLBACK` before
 /// the connection is used again, and the `after_rollback` hooks run in a
-/// task of their own. A dropped [`commit`](Tx::commit) may have committed:
-/// then its hooks and events are lost with the future; await it.
+/// task of their own. A write (`save_in`, `delete_in`, …) dropped half way
+/// leaves the transaction unable to commit, as a failed write does
+/// ([`commit`](Tx::commit) rolls back and returns
+/// [`Error::TransactionAborted`]); a savepoint around it recovers. A
+/// dropped [`commit`](Tx::commit) may have committed: then its hooks and
+/// events are lost with the future; await it.
 pub struct Tx {
     pub(crate) conn: Conn,
     deferred: Deferred,
     /// Set when a write failed after changing the database: the savepoint
     /// depth it happened at and the error message.
     poison: Option<(usize, String)>,
+    /// The savepoint depth of each write begun and not finished: one left
+    /// when the transaction ends was cancelled half way (its future
+    /// dropped), and its transaction must not commit.
+    unfinished: Vec<usize>,
     open: bool,
     publisher: Arc<dyn Publisher>,
 }
@@ -84,6 +92,7 @@ impl Tx {
             conn,
             deferred: Deferred::default(),
             poison: None,
+            unfinished: Vec::new(),
             open: true,
             publisher,
         })
@@ -124,6 +133,11 @@ impl Tx {
     /// the transaction is rolled back instead and
     /// [`Error::TransactionAborted`] returned.
     pub async fn commit(mut self) -> Result<(), Error> {
+        if !self.unfinished.is_empty() {
+            self.poison(&Error::TransactionAborted {
+                reason: "a write in it was cancelled half way (its future was dropped)".into(),
+            });
+        }
         if let Some((_, reason)) = self.poison.take() {
             self.rollback_inner().await?;
             return Err(Error::TransactionAborted { reason });
@@ -250,6 +264,16 @@ impl Tx {
             .push_outcome(Box::new(ModelOutcome { model, operation }), written);
     }
 
+    /// A write begins: see `unfinished`.
+    pub(crate) fn write_begins(&mut self) {
+        self.unfinished.push(self.deferred.depth());
+    }
+
+    /// The write begun last ran to its end, successful or not.
+    pub(crate) fn write_ends(&mut self) {
+        self.unfinished.pop();
+    }
+
     /// Marks the transaction as unable to commit.
     pub(crate) fn poison(&mut self, error: &Error) {
         if self.poison.is_none() {
@@ -359,6 +383,9 @@ impl Savepoint<'_> {
             // A failed write inside now taints the enclosing level.
             *at = (*at).min(depth);
         }
+        for at in &mut self.tx.unfinished {
+            *at = (*at).min(depth);
+        }
         staged?;
         released.map_err(connection_error("release savepoint"))
     }
@@ -376,12 +403,13 @@ impl Savepoint<'_> {
         result.map_err(connection_error("rollback to savepoint"))
     }
 
-    /// A failed write inside the savepoint was undone with it.
+    /// A failed or cancelled write inside the savepoint was undone with it.
     fn forgive(&mut self) {
         let depth = self.tx.deferred.depth();
         if self.tx.poison.as_ref().is_some_and(|(at, _)| *at > depth) {
             self.tx.poison = None;
         }
+        self.tx.unfinished.retain(|at| *at <= depth);
     }
 }
 

@@ -142,6 +142,13 @@ fn has_outcome_hooks<M: Model>() -> bool {
 /// A write inside the caller's transaction.
 pub(crate) async fn write<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> Result<(), Error> {
     tx.ensure_usable()?;
+    tx.write_begins();
+    let written = write_begun(tx, model, how).await;
+    tx.write_ends();
+    written
+}
+
+async fn write_begun<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> Result<(), Error> {
     if how == Write::SaveQuietly {
         tracing::debug!(
             model = M::INFO.name,
@@ -351,6 +358,13 @@ async fn write_steps<M: Model>(
 /// A delete inside the caller's transaction.
 pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, how: Delete) -> Result<(), Error> {
     tx.ensure_usable()?;
+    tx.write_begins();
+    let deleted = delete_begun(tx, model, how).await;
+    tx.write_ends();
+    deleted
+}
+
+async fn delete_begun<M: Model>(tx: &mut Tx, model: &M, how: Delete) -> Result<(), Error> {
     let key = model.key().ok_or(Error::MissingKey {
         model: M::INFO.name,
         operation: Operation::Delete,
