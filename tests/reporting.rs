@@ -95,3 +95,41 @@ async fn dropping_the_last_handle_while_the_process_wide_bus_is_busy_warns_with_
     drop(db);
     assert!(!captured.text().contains("still queued"));
 }
+
+#[tokio::test]
+async fn handlers_run_in_a_span_carrying_the_event_and_correlation_ids() {
+    let _serial = common::serial().await;
+    let captured = capture();
+    let bus = earn::EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .unwrap();
+    bus.subscribe_sync("report.*", 0, |_: &Event| tracing::info!("handled"))
+        .unwrap();
+    let inline = Event::new("report.inline", &1).unwrap();
+    bus.emit(inline.clone()).await;
+    let queued = Event::new("report.queued", &2).unwrap();
+    bus.publish(queued.clone()).await.unwrap();
+    bus.wait_idle().await;
+    let text = captured.text();
+    let line = |name: &str| {
+        text.lines()
+            .find(|l| l.contains("handled") && l.contains(name))
+            .unwrap_or_else(|| panic!("no handler line for {name} in {text}"))
+            .to_owned()
+    };
+    let emitted = line("report.inline");
+    assert!(
+        emitted.contains("earn.emit{")
+            && emitted.contains(&inline.id().to_string())
+            && emitted.contains(&format!("correlation_id={}", inline.correlation_id())),
+        "{emitted}"
+    );
+    let delivered = line("report.queued");
+    assert!(
+        delivered.contains("earn.deliver{")
+            && delivered.contains(&queued.id().to_string())
+            && delivered.contains("attempt=1"),
+        "{delivered}"
+    );
+}

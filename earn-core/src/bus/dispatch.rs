@@ -55,11 +55,20 @@ pub(crate) fn inherit(event: Event) -> Event {
 
 /// The span of an inline dispatch, carrying the ids of the event's chain.
 pub(crate) fn emit_span(event: &Event) -> tracing::Span {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        // Without a subscriber that wants it, a span still costs: with
+        // tracing's `log` feature (which sqlx turns on) its fields are
+        // formatted for `log`. A dispatch's span is for tracing only.
+        return tracing::Span::none();
+    }
     tracing::debug_span!("earn.emit", event = event.name().as_str(), event_id = %event.id(), correlation_id = %event.correlation_id())
 }
 
 /// The span of a queued delivery (one attempt).
 pub(crate) fn deliver_span(event: &Event) -> tracing::Span {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return tracing::Span::none();
+    }
     tracing::debug_span!("earn.deliver", event = event.name().as_str(), event_id = %event.id(), correlation_id = %event.correlation_id(), attempt = event.attempt())
 }
 
