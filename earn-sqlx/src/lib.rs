@@ -70,7 +70,6 @@ pub mod __private {
                 index: format!("`{column}`"),
                 source,
             },
-            sqlx::Error::ColumnNotFound(_) => sqlx::Error::ColumnNotFound(column.to_owned()),
             other => other,
         }
     }

@@ -76,10 +76,7 @@ async fn updated<M: Model>(
 ) -> Result<(), Error> {
     let key = model.key().ok_or(missing_key::<M>(operation))?;
     if affected == 0 {
-        return Err(match find_row::<M>(tx, &key, false).await? {
-            Some(row) => stale(model, &row, operation),
-            None => not_found::<M>(&key, operation),
-        });
+        return Err(no_row_written(tx, model, &key, operation).await);
     }
     if operation == Operation::Update
         && let Some(version) = model.version()
@@ -108,12 +105,24 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M) -> Result<(), Error
         .await)
     .map_err(db_error::<M>("delete"))?;
     if affected == 0 {
-        return Err(match find_row::<M>(tx, &key, false).await? {
-            Some(row) => stale(model, &row, Operation::Delete),
-            None => not_found::<M>(&key, Operation::Delete),
-        });
+        return Err(no_row_written(tx, model, &key, Operation::Delete).await);
     }
     Ok(())
+}
+
+/// Why an `UPDATE` or `DELETE` by key touched no row: the row holds
+/// another version ([`Error::Stale`]), or there is none.
+async fn no_row_written<M: Model>(
+    tx: &mut Tx,
+    model: &M,
+    key: &M::Key,
+    operation: Operation,
+) -> Error {
+    match find_row::<M>(tx, key, false).await {
+        Ok(Some(row)) if M::INFO.version_index.is_some() => stale(model, &row, operation),
+        Ok(_) => not_found::<M>(key, operation),
+        Err(error) => error,
+    }
 }
 
 /// Reads a row without hooks, locked with `FOR UPDATE` where asked.

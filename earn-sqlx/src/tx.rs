@@ -64,10 +64,13 @@ pub struct Tx {
     /// Set when a write failed after changing the database: the savepoint
     /// depth it happened at and the error message.
     poison: Option<(usize, String)>,
-    /// The savepoint depth of each write begun and not finished: one left
-    /// when the transaction ends was cancelled half way (its future
-    /// dropped), and its transaction must not commit.
-    unfinished: Vec<usize>,
+    /// Writes begun and not finished: one left when the transaction ends
+    /// was cancelled half way (its future dropped), and its transaction
+    /// must not commit.
+    unfinished: usize,
+    /// `unfinished` when each open savepoint began: rolling one back
+    /// forgives the writes cancelled inside it.
+    unfinished_at: Vec<usize>,
     open: bool,
     publisher: Arc<dyn Publisher>,
 }
@@ -92,7 +95,8 @@ impl Tx {
             conn,
             deferred: Deferred::default(),
             poison: None,
-            unfinished: Vec::new(),
+            unfinished: 0,
+            unfinished_at: Vec::new(),
             open: true,
             publisher,
         })
@@ -118,6 +122,7 @@ impl Tx {
             .await
             .map_err(connection_error("savepoint"))?;
         self.deferred.open_savepoint();
+        self.unfinished_at.push(self.unfinished);
         Ok(Savepoint {
             tx: self,
             open: true,
@@ -133,7 +138,7 @@ impl Tx {
     /// the transaction is rolled back instead and
     /// [`Error::TransactionAborted`] returned.
     pub async fn commit(mut self) -> Result<(), Error> {
-        if !self.unfinished.is_empty() {
+        if self.unfinished > 0 {
             self.poison(&Error::TransactionAborted {
                 reason: "a write in it was cancelled half way (its future was dropped)".into(),
             });
@@ -266,12 +271,12 @@ impl Tx {
 
     /// A write begins: see `unfinished`.
     pub(crate) fn write_begins(&mut self) {
-        self.unfinished.push(self.deferred.depth());
+        self.unfinished += 1;
     }
 
     /// The write begun last ran to its end, successful or not.
     pub(crate) fn write_ends(&mut self) {
-        self.unfinished.pop();
+        self.unfinished = self.unfinished.saturating_sub(1);
     }
 
     /// Marks the transaction as unable to commit.
@@ -383,9 +388,7 @@ impl Savepoint<'_> {
             // A failed write inside now taints the enclosing level.
             *at = (*at).min(depth);
         }
-        for at in &mut self.tx.unfinished {
-            *at = (*at).min(depth);
-        }
+        self.tx.unfinished_at.pop();
         staged?;
         released.map_err(connection_error("release savepoint"))
     }
@@ -409,7 +412,9 @@ impl Savepoint<'_> {
         if self.tx.poison.as_ref().is_some_and(|(at, _)| *at > depth) {
             self.tx.poison = None;
         }
-        self.tx.unfinished.retain(|at| *at <= depth);
+        if let Some(at_begin) = self.tx.unfinished_at.pop() {
+            self.tx.unfinished = at_begin;
+        }
     }
 }
 

@@ -44,12 +44,7 @@ impl ToOutbox {
 
 impl Publisher for ToOutbox {
     fn accept(&self, event: Event) -> Result<Raised, Error> {
-        let row = serde_json::to_string(&event).map_err(|source| {
-            Error::Event(EventError::Payload {
-                name: event.name().to_string(),
-                source,
-            })
-        })?;
+        let row = serialized(&event)?;
         // Refused before the commit: a row the sink will never take would
         // be retried by every relay and end as a dead letter.
         let max = match &self.destination {
@@ -126,18 +121,10 @@ async fn insert(conn: &mut Conn, events: Vec<&Raised>, claimed_until: i64) -> Re
             _ => statements.insert,
         };
         let event = &raised.event;
-        let serialized;
+        // `accept` serialized it already.
         let json = match &raised.row {
-            Some(row) => row.as_str(),
-            None => {
-                serialized = serde_json::to_string(event).map_err(|source| {
-                    Error::Event(EventError::Payload {
-                        name: event.name().to_string(),
-                        source,
-                    })
-                })?;
-                serialized.as_str()
-            }
+            Some(row) => std::borrow::Cow::Borrowed(row.as_str()),
+            None => std::borrow::Cow::Owned(serialized(event)?),
         };
         let id = event.id().to_string();
         let created = i64::try_from(event.data().timestamp_ms).unwrap_or(i64::MAX);
@@ -145,7 +132,7 @@ async fn insert(conn: &mut Conn, events: Vec<&Raised>, claimed_until: i64) -> Re
             sqlx::query::<DB>(statement)
                 .bind(&id)
                 .bind(event.name().as_str())
-                .bind(json)
+                .bind(&*json)
                 .bind(created)
                 .bind(claimed_until)
                 .execute(&mut *c)
@@ -155,4 +142,14 @@ async fn insert(conn: &mut Conn, events: Vec<&Raised>, claimed_until: i64) -> Re
         .map_err(outbox_error("insert"))?;
     }
     Ok(())
+}
+
+/// The event as stored in its outbox row.
+fn serialized(event: &Event) -> Result<String, Error> {
+    serde_json::to_string(event).map_err(|source| {
+        Error::Event(EventError::Payload {
+            name: event.name().to_string(),
+            source,
+        })
+    })
 }
