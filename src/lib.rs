@@ -14,8 +14,10 @@ pub use earn_macros::{
     service,
 };
 pub use earn_sqlx::{
-    CHANGES_KEY, Db, Dialect, Field, HookContext, INBOX_TABLE, Model, OUTBOX_DEAD_TABLE,
-    OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxMode, OutboxRelay, Savepoint, Tx,
+    BelongsTo, CHANGES_KEY, Col, Db, Dialect, Direction, Field, Filter, ForeignKey, HasMany,
+    HasOne, HookContext, INBOX_TABLE, IntoParam, IntoValue, Model, Nullable, OUTBOX_DEAD_TABLE,
+    OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter, OutboxMode, OutboxRelay, Page, Query,
+    RawQuery, RowStream, Savepoint, Set, SqlValue, Tx,
 };
 
 pub mod admin;
@@ -47,15 +49,18 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use earn_core::__private::{inventory, type_id};
+    pub use earn_core::Error;
     pub use earn_core::{
         Event, HandlerError, HandlerOptions, HandlerRegistration, HandlerStep, HookPhase,
         HookRegistration, HookTable, IntoHandlerResult, Operation, Service, ServiceHandler,
     };
     pub use earn_sqlx::__private::{
-        BoxDynError, column_error, json_eq, run_phase, serde, serde_json, sqlx,
+        BoxDynError, child, child_in, children, children_in, column_error, column_positions,
+        foreign_key, json_eq, parent, parent_in, run_phase, serde, serde_json, set_null, sqlx,
     };
     pub use earn_sqlx::{
-        Backend, Column, ColumnType, Entity, Field, Hook, HookContext, HookFn, HookStep,
-        IntoHookResult, ModelInfo, Row, Statements,
+        Backend, BelongsTo, Col, Column, ColumnType, Db, Entity, Field, ForeignKeyColumn, HasMany,
+        HasOne, Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult, ModelInfo, OnDelete,
+        Row, Set, Statements, Tx,
     };
 }

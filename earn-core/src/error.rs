@@ -194,6 +194,55 @@ pub enum Error {
         operation: Operation,
     },
 
+    /// `Query::one` found no row.
+    #[error("expected exactly one {model} row in table `{table}` where {filter}, found none")]
+    NoRow {
+        /// The model's type name.
+        model: &'static str,
+        /// The table searched.
+        table: &'static str,
+        /// The query's condition, with `?` for each bound value.
+        filter: String,
+    },
+
+    /// `Query::one` found more than one row.
+    #[error(
+        "expected exactly one {model} row in table `{table}` where {filter}, found more; add a filter or use `first`"
+    )]
+    TooManyRows {
+        /// The model's type name.
+        model: &'static str,
+        /// The table searched.
+        table: &'static str,
+        /// The query's condition, with `?` for each bound value.
+        filter: String,
+    },
+
+    /// A query that cannot be run as written (a page number of 0, …).
+    #[error("invalid query of {model}: {reason}")]
+    InvalidQuery {
+        /// The model's type name.
+        model: &'static str,
+        /// What is wrong and what to write instead.
+        reason: Cow<'static, str>,
+    },
+
+    /// A delete refused by a relation declared `on_delete = "restrict"`:
+    /// rows of another model still refer to the row.
+    #[error(
+        "delete of {model} {key} refused: {count} {dependent} row(s) refer to it (`on_delete = \"restrict\"`); delete them first or declare `on_delete = \"cascade\"` or `\"nullify\"`"
+    )]
+    Restricted {
+        /// The model whose row was to be deleted.
+        model: &'static str,
+        /// Its key, formatted with `Debug`.
+        key: String,
+        /// The model whose rows refer to it.
+        dependent: &'static str,
+        /// How many of them.
+        count: u64,
+    },
+
     /// An update or delete of a model that has no key value (never saved).
     #[error("{operation} of {model}: the model has no primary key value; save it first")]
     MissingKey {

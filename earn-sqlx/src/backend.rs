@@ -2,10 +2,13 @@
 
 use std::future::Future;
 
+use futures_core::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::Database;
 use sqlx::error::BoxDynError;
+
+use crate::value::SqlValue;
 
 /// Which SQL dialect a statement is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,6 +71,32 @@ pub trait Backend: Database {
         args: Self::Arguments,
     ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c;
 
+    /// [`fetch_all`](Backend::fetch_all) of a statement built at run time
+    /// from identifiers and placeholders (never from values).
+    fn fetch_all_built<'c>(
+        conn: &'c mut Self::Connection,
+        sql: String,
+        args: Self::Arguments,
+    ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c;
+
+    /// [`fetch_optional`](Backend::fetch_optional) of a statement built at
+    /// run time.
+    fn fetch_optional_built<'c>(
+        conn: &'c mut Self::Connection,
+        sql: String,
+        args: Self::Arguments,
+    ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'c;
+
+    /// The rows of a statement built at run time, as they arrive.
+    fn fetch_built<'c>(
+        conn: &'c mut Self::Connection,
+        sql: String,
+        args: Self::Arguments,
+    ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>>;
+
+    /// Binds a query value.
+    fn bind_value(value: &dyn SqlValue, args: &mut Self::Arguments) -> Result<(), BoxDynError>;
+
     /// Runs a statement built at run time (DDL only; never with user values).
     fn run_ddl<'c>(
         conn: &'c mut Self::Connection,
@@ -91,7 +120,7 @@ pub struct Done {
 }
 
 macro_rules! backend {
-    ($feature:literal, $db:ty, $dialect:expr, $json:literal, $last_id:expr) => {
+    ($feature:literal, $db:ty, $dialect:expr, $json:literal, $bind:ident, $last_id:expr) => {
         #[cfg(feature = $feature)]
         impl Backend for $db {
             const DIALECT: Dialect = $dialect;
@@ -145,6 +174,38 @@ macro_rules! backend {
                 sqlx::query_with(sql, args).fetch_all(&mut *conn)
             }
 
+            fn fetch_all_built<'c>(
+                conn: &'c mut Self::Connection,
+                sql: String,
+                args: Self::Arguments,
+            ) -> impl Future<Output = Result<Vec<Self::Row>, sqlx::Error>> + Send + 'c {
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args).fetch_all(&mut *conn)
+            }
+
+            fn fetch_optional_built<'c>(
+                conn: &'c mut Self::Connection,
+                sql: String,
+                args: Self::Arguments,
+            ) -> impl Future<Output = Result<Option<Self::Row>, sqlx::Error>> + Send + 'c {
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args).fetch_optional(&mut *conn)
+            }
+
+            fn fetch_built<'c>(
+                conn: &'c mut Self::Connection,
+                sql: String,
+                args: Self::Arguments,
+            ) -> BoxStream<'c, Result<Self::Row, sqlx::Error>> {
+                sqlx::query_with(sqlx::AssertSqlSafe(sql), args).fetch(&mut *conn)
+            }
+
+            #[inline]
+            fn bind_value(
+                value: &dyn SqlValue,
+                args: &mut Self::Arguments,
+            ) -> Result<(), BoxDynError> {
+                value.$bind(args)
+            }
+
             fn run_ddl<'c>(
                 conn: &'c mut Self::Connection,
                 sql: String,
@@ -175,14 +236,27 @@ macro_rules! backend {
     };
 }
 
-backend!("sqlite", sqlx::Sqlite, Dialect::Sqlite, "TEXT", |_| None);
+backend!(
+    "sqlite",
+    sqlx::Sqlite,
+    Dialect::Sqlite,
+    "TEXT",
+    bind_sqlite,
+    |_| None
+);
 backend!(
     "postgres",
     sqlx::Postgres,
     Dialect::Postgres,
     "JSONB",
+    bind_postgres,
     |_| None
 );
-backend!("mysql", sqlx::MySql, Dialect::MySql, "JSON", |r| Some(
-    r.last_insert_id()
-));
+backend!(
+    "mysql",
+    sqlx::MySql,
+    Dialect::MySql,
+    "JSON",
+    bind_mysql,
+    |r| Some(r.last_insert_id())
+);

@@ -397,6 +397,19 @@ fn create_table_sql(
             }
         })
         .collect();
+    // `belongs_to` fields refer to their parent's key. earn runs the
+    // relation's `on_delete` itself, through hooks: the constraint only
+    // guards against rows written around earn.
+    let foreign_keys = info.foreign_keys.iter().map(|fk| {
+        let parent = (fk.references)();
+        format!(
+            "FOREIGN KEY ({}) REFERENCES {} ({})",
+            info.columns[fk.column].quoted[d],
+            parent.quoted_table[d],
+            parent.columns[parent.key_index].quoted[d]
+        )
+    });
+    let columns: Vec<String> = columns.into_iter().chain(foreign_keys).collect();
     format!(
         "CREATE TABLE IF NOT EXISTS {} ({})",
         info.quoted_table[d],

@@ -87,6 +87,17 @@ impl<M> Hook<M> {
     }
 }
 
+/// Whether a write runs hooks and raises events (`Run`), or is one of the
+/// `_quietly` forms (`Skip`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hooks {
+    /// Hooks run and events are raised.
+    Run,
+    /// Neither: a `_quietly` write.
+    Skip,
+}
+
 /// Converts what a hook returns, `()` or `Result<(), E: Into<HookError>>`,
 /// into its result.
 #[diagnostic::on_unimplemented(
@@ -144,6 +155,7 @@ pub struct HookContext<'t> {
     pub(crate) changed: &'t [&'static str],
     pub(crate) previous: Option<&'t (dyn Any + Send + Sync)>,
     pub(crate) touched: bool,
+    pub(crate) bulk: bool,
 }
 
 impl std::fmt::Debug for HookContext<'_> {
@@ -151,6 +163,7 @@ impl std::fmt::Debug for HookContext<'_> {
         f.debug_struct("HookContext")
             .field("operation", &self.operation)
             .field("changed", &self.changed)
+            .field("bulk", &self.bulk)
             .field("tx", &self.tx)
             .finish_non_exhaustive()
     }
@@ -205,6 +218,17 @@ impl<'t> HookContext<'t> {
     /// ```
     pub fn raise(&mut self, event: earn_core::Event) -> Result<(), Error> {
         self.tx.raise(event)
+    }
+
+    /// Whether the write is one row of a bulk write
+    /// ([`insert_many`](crate::Model::insert_many),
+    /// [`update_all`](crate::Query::update_all),
+    /// [`delete_all`](crate::Query::delete_all)), which runs the before
+    /// hooks of every row, then its statements, then the after hooks of
+    /// every row. A hook that is costly per row can do its work once per
+    /// batch elsewhere, or skip what a bulk write does not need.
+    pub fn is_bulk(&self) -> bool {
+        self.bulk
     }
 
     /// Whether `field` is in [`changed`](HookContext::changed).

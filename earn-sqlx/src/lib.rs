@@ -8,10 +8,13 @@
 compile_error!("earn-sqlx needs at least one backend feature: `sqlite`, `postgres` or `mysql`");
 
 mod backend;
+mod bulk;
+mod column;
 mod connection;
 mod db;
 mod deferred;
 mod field;
+mod filter;
 mod guard;
 mod hook;
 mod inbox;
@@ -19,24 +22,36 @@ mod model;
 mod model_event;
 mod outbox;
 mod publish;
+mod query;
+mod raw;
 mod read;
+mod relation;
+mod sql;
 mod statement;
 mod tx;
+mod value;
 mod write;
 
 pub use backend::{Backend, Dialect, Done};
+pub use column::{Col, Direction, IntoValue, Order, Set};
 pub use db::Db;
 pub use field::Field;
-pub use hook::{Hook, HookContext, HookFn, HookStep, IntoHookResult};
+pub use filter::Filter;
+pub use hook::{Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult};
 pub use inbox::INBOX_TABLE;
 pub use model::{
-    Column, ColumnType, Entity, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite, Row, Statements,
+    Column, ColumnType, Entity, ForeignKeyColumn, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite,
+    Row, Statements,
 };
 pub use model_event::CHANGES_KEY;
 pub use outbox::{
     OUTBOX_DEAD_TABLE, OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxMode, OutboxRelay,
 };
+pub use query::{Page, Query, RowStream};
+pub use raw::{IntoParam, RawQuery};
+pub use relation::{BelongsTo, ForeignKey, HasMany, HasOne, Nullable, OnDelete};
 pub use tx::{Savepoint, Tx};
+pub use value::{FieldOnMySql, FieldOnPostgres, FieldOnSqlite, SqlValue};
 
 #[doc(hidden)]
 pub mod __private {
@@ -44,6 +59,11 @@ pub mod __private {
     pub use serde_json;
     pub use sqlx;
     pub use sqlx::error::BoxDynError;
+
+    pub use crate::raw::column_positions;
+    pub use crate::relation::{
+        child, child_in, children, children_in, foreign_key, parent, parent_in, set_null,
+    };
 
     /// Runs the hooks of an in-transaction phase on `model` with a context
     /// on `tx`, as a write would. For benchmarks of hook dispatch.
@@ -59,6 +79,7 @@ pub mod __private {
             changed: M::field_names(),
             previous: None,
             touched: false,
+            bulk: false,
         };
         crate::hook::run_in_tx(phase, model, &mut ctx).await
     }

@@ -3,16 +3,20 @@
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 
 use earn_core::{Error, HookTable};
 use sqlx::error::BoxDynError;
 
 use crate::backend::{Backend, Dialect};
+use crate::bulk::{self, Bulk};
 use crate::db::Db;
-use crate::hook::Hook;
+use crate::hook::{Hook, Hooks};
+use crate::query::Query;
+use crate::raw::RawQuery;
 use crate::read;
 use crate::tx::Tx;
-use crate::write::{self, Delete, Write};
+use crate::write::{self, Write};
 
 /// The statements of one model in one dialect, generated at compile time by
 /// `#[derive(Model)]` with quoted identifiers and bound parameters.
@@ -39,6 +43,8 @@ pub struct Statements {
 pub struct Column {
     /// The Rust field name.
     pub field: &'static str,
+    /// The column name, unquoted.
+    pub name: &'static str,
     /// The column name quoted for each dialect, indexed by [`Dialect`].
     pub quoted: [&'static str; 3],
 }
@@ -65,6 +71,21 @@ pub struct ModelInfo {
     /// `#[model(events = "user")]`: writes emit `user.created`,
     /// `user.updated` and `user.deleted` after the commit.
     pub events: Option<&'static str>,
+    /// `belongs_to` fields: foreign keys in `CREATE TABLE`.
+    pub foreign_keys: &'static [ForeignKeyColumn],
+    /// The models of `has_many` / `has_one` relations whose `on_delete`
+    /// runs when a row of this model is deleted.
+    pub dependents: &'static [&'static str],
+}
+
+/// A `belongs_to` field: its column refers to the key of another model.
+#[derive(Debug)]
+pub struct ForeignKeyColumn {
+    /// Index of the field's column in `columns`.
+    pub column: usize,
+    /// The referenced model's table (a function: a model may refer to
+    /// itself).
+    pub references: fn() -> &'static ModelInfo,
 }
 
 impl ModelInfo {
@@ -76,9 +97,14 @@ impl ModelInfo {
 }
 
 /// The backend-independent half of a model, implemented by `#[derive(Model)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an earn model",
+    label = "not a model",
+    note = "derive it: `#[derive(Model)]` on `{Self}`, with a `#[model(primary_key)]` field"
+)]
 pub trait Entity: Clone + Send + Sync + 'static {
     /// The primary key's type (`i64` for `#[model(primary_key, auto)] id: Option<i64>`).
-    type Key: Clone + PartialEq + Hash + Debug + Send + Sync + 'static;
+    type Key: Clone + Eq + Hash + Debug + Send + Sync + 'static;
 
     /// Table, columns and statements.
     const INFO: &'static ModelInfo;
@@ -113,6 +139,17 @@ pub trait Entity: Clone + Send + Sync + 'static {
 
     /// The model's hooks, by phase, in run order.
     fn hooks() -> &'static HookTable<Hook<Self>>;
+
+    /// Runs the `on_delete` actions of the model's `has_many` / `has_one`
+    /// relations for the rows with `keys`, before they are deleted.
+    fn delete_dependents<'a>(
+        tx: &'a mut Tx,
+        keys: &'a [Self::Key],
+        hooks: Hooks,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>> {
+        let _ = (tx, keys, hooks);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Column type information for `CREATE TABLE`.
@@ -140,8 +177,10 @@ pub trait Row<DB: Backend>: Entity {
     fn bind_version(&self, args: &mut DB::Arguments, next: bool) -> Result<(), BoxDynError>;
     /// Binds a key value.
     fn bind_key(key: &Self::Key, args: &mut DB::Arguments) -> Result<(), BoxDynError>;
-    /// Decodes a full row.
+    /// Decodes a full row, its columns in declaration order.
     fn decode(row: &DB::Row) -> Result<Self, sqlx::Error>;
+    /// Decodes a row whose column `i` is at position `at[i]`.
+    fn decode_at(row: &DB::Row, at: &[usize]) -> Result<Self, sqlx::Error>;
     /// Decodes the key from column 0 (an `INSERT … RETURNING`).
     fn decode_key(row: &DB::Row) -> Result<Self::Key, sqlx::Error>;
     /// Column types, in column order.
@@ -240,12 +279,12 @@ pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
 
     /// Deletes the row; [`Error::NotFound`] if there is none.
     fn delete(&self, db: &Db) -> impl Future<Output = Result<(), Error>> + Send {
-        write::standalone_delete(db, self, Delete::Hooked)
+        write::standalone_delete(db, self, Hooks::Run)
     }
 
     /// [`delete`](Model::delete) inside the caller's transaction.
     fn delete_in(&self, tx: &mut Tx) -> impl Future<Output = Result<(), Error>> + Send {
-        write::delete(tx, self, Delete::Hooked)
+        write::delete(tx, self, Hooks::Run)
     }
 
     /// Saves without running hooks; says so in a `tracing` debug event.
@@ -255,7 +294,7 @@ pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
 
     /// Deletes without running hooks; says so in a `tracing` debug event.
     fn delete_quietly(&self, db: &Db) -> impl Future<Output = Result<(), Error>> + Send {
-        write::standalone_delete(db, self, Delete::Quietly)
+        write::standalone_delete(db, self, Hooks::Skip)
     }
 
     /// The row with `key`, after its `after_load` hooks, or `None`.
@@ -271,9 +310,56 @@ pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
         read::find_in(tx, key)
     }
 
-    /// Every row, ordered by key, after their `after_load` hooks.
+    /// Every row, ordered by key, after their `after_load` hooks. For
+    /// anything else, [`query`](Model::query).
     fn all(db: &Db) -> impl Future<Output = Result<Vec<Self>, Error>> + Send {
         read::all(db)
+    }
+
+    /// A query of this model's rows: filter with its columns
+    /// (`User::EMAIL.eq(…)`), order, page, count, stream, or update and
+    /// delete what it selects with hooks. See [`Query`].
+    fn query() -> Query<Self> {
+        Query::new()
+    }
+
+    /// A query written in SQL, for what typed queries cannot say: it still
+    /// decodes into the model (by column name) and runs `after_load`. Use
+    /// the database's placeholders (`?`, or `$1` on PostgreSQL) and bind
+    /// every value. See [`RawQuery`].
+    fn raw(sql: impl Into<String>) -> RawQuery<Self> {
+        RawQuery::new(sql.into())
+    }
+
+    /// Inserts every model, in one transaction: the `before_save` /
+    /// `before_create` hooks of every row, then multi-row `INSERT`s (the
+    /// `auto` keys read back into the models), then the `after_create` /
+    /// `after_save` hooks and the `created` event of every row. Any failure
+    /// rolls it all back and clears the keys.
+    ///
+    /// ```
+    /// # use earn::prelude::*;
+    /// # #[derive(Debug, Clone, Model)] #[model(table = "tags")]
+    /// # struct Tag { #[model(primary_key, auto)] id: Option<i64>, name: String }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), earn::Error> {
+    /// # let db = Db::connect("sqlite::memory:").await?;
+    /// # db.create_table::<Tag>().await?;
+    /// let mut tags: Vec<Tag> = ["rust", "sql"].map(|n| Tag { id: None, name: n.into() }).into();
+    /// Tag::insert_many(&db, &mut tags).await?;
+    /// assert!(tags.iter().all(|t| t.id.is_some()));
+    /// # Ok(()) }
+    /// ```
+    fn insert_many(db: &Db, models: &mut [Self]) -> impl Future<Output = Result<(), Error>> + Send {
+        async move { bulk::standalone(db, Bulk::Insert(models)).await.map(|_| ()) }
+    }
+
+    /// [`insert_many`](Model::insert_many) inside the caller's transaction.
+    fn insert_many_in(
+        tx: &mut Tx,
+        models: &mut [Self],
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        async move { bulk::write(tx, Bulk::Insert(models)).await.map(|_| ()) }
     }
 }
 

@@ -259,3 +259,233 @@ pub(crate) async fn all_on<DB: Backend, M: Row<DB>>(
     let rows = DB::fetch_all(c, M::INFO.sql(DB::DIALECT).all, DB::Arguments::default()).await?;
     rows.iter().map(M::decode).collect()
 }
+
+/// Multi-row `INSERT`s of `models`, as many rows per statement as the
+/// parameter limit allows; sets the `auto` keys read back.
+///
+/// Keys come back in the order of the `VALUES` rows: from `RETURNING` on
+/// PostgreSQL and SQLite (both return the rows of an `INSERT … VALUES` in
+/// that order), and on MySQL from `LAST_INSERT_ID()`, the first of
+/// consecutive values InnoDB gives one multi-row `INSERT` (with
+/// `innodb_autoinc_lock_mode` 0 or 1, MariaDB's default, or 2 for such a
+/// simple insert, and `auto_increment_increment = 1`).
+pub(crate) async fn insert_many<M: Model>(tx: &mut Tx, models: &mut [M]) -> Result<(), Error> {
+    let info = M::INFO;
+    let columns: Vec<usize> = (0..info.columns.len())
+        .filter(|&i| !(info.auto_key && i == info.key_index))
+        .collect();
+    if columns.is_empty() {
+        // `DEFAULT VALUES` takes one row at a time.
+        for model in models.iter_mut() {
+            insert(tx, model).await?;
+        }
+        return Ok(());
+    }
+    let per_statement = (crate::sql::MAX_PARAMS / columns.len()).max(1);
+    let dialect = tx.dialect();
+    for chunk in models.chunks_mut(per_statement) {
+        let sql = insert_many_sql(info, dialect, &columns, chunk.len());
+        let keys = with_backend!(&mut tx.conn, |c, DB| insert_many_on::<DB, M>(c, sql, chunk)
+            .await)
+        .map_err(db_error::<M>("insert"))?;
+        if info.auto_key {
+            for (model, key) in chunk.iter_mut().zip(keys) {
+                model.set_key(Some(key));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_many_sql(
+    info: &'static ModelInfo,
+    dialect: Dialect,
+    columns: &[usize],
+    rows: usize,
+) -> String {
+    let mut sql = crate::sql::SqlBuilder::new(info, dialect);
+    sql.push("INSERT INTO ");
+    sql.table();
+    sql.push(" (");
+    for (i, &column) in columns.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.column(column);
+    }
+    sql.push(") VALUES ");
+    for row in 0..rows {
+        sql.push(if row == 0 { "(" } else { ", (" });
+        for i in 0..columns.len() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.placeholder();
+        }
+        sql.push(")");
+    }
+    if info.auto_key && dialect != Dialect::MySql {
+        sql.push(" RETURNING ");
+        sql.column(info.key_index);
+    }
+    sql.text
+}
+
+async fn insert_many_on<DB: Backend, M: Row<DB>>(
+    c: &mut DB::Connection,
+    sql: String,
+    models: &[M],
+) -> Result<Vec<M::Key>, sqlx::Error> {
+    let mut args = DB::Arguments::default();
+    for model in models {
+        model.bind_insert(&mut args).map_err(sqlx::Error::Encode)?;
+    }
+    if !M::INFO.auto_key {
+        DB::run_built(c, sql, args).await?;
+        return Ok(Vec::new());
+    }
+    let keys: Vec<M::Key> = if DB::DIALECT == Dialect::MySql {
+        let done = DB::run_built(c, sql, args).await?;
+        let first = done.last_insert_id.unwrap_or_default();
+        (0..models.len() as u64)
+            .filter_map(|i| M::key_from_insert_id(first + i))
+            .collect()
+    } else {
+        let rows = DB::fetch_all_built(c, sql, args).await?;
+        rows.iter().map(M::decode_key).collect::<Result<_, _>>()?
+    };
+    if keys.len() != models.len() {
+        return Err(sqlx::Error::Protocol(format!(
+            "{} rows inserted but {} keys read back",
+            models.len(),
+            keys.len()
+        )));
+    }
+    Ok(keys)
+}
+
+/// ` SET a = ?, b = ?` of bulk changes (and `version = version + 1`).
+pub(crate) fn render_sets<M: Entity>(
+    sql: &mut crate::sql::SqlBuilder,
+    changes: &[crate::column::Set<M>],
+) {
+    sql.push(" SET ");
+    for (i, set) in changes.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.column(set.column);
+        sql.push(" = ");
+        sql.param(set.value.clone());
+    }
+    if let Some(version) = M::INFO.version_index {
+        sql.push(", ");
+        sql.column(version);
+        sql.push(" = ");
+        sql.column(version);
+        sql.push(" + 1");
+    }
+}
+
+/// `UPDATE … SET changes WHERE key IN (…)` of the rows `previous`, which
+/// the transaction holds locked.
+pub(crate) async fn update_keys<M: Model>(
+    tx: &mut Tx,
+    previous: &[&M],
+    changes: &[crate::column::Set<M>],
+) -> Result<(), Error> {
+    let keys: Vec<M::Key> = previous.iter().filter_map(|m| m.key()).collect();
+    for chunk in keys.chunks(crate::bulk::keys_per_statement(changes.len())) {
+        let mut sql = crate::sql::SqlBuilder::new(M::INFO, tx.dialect());
+        sql.push("UPDATE ");
+        sql.table();
+        render_sets::<M>(&mut sql, changes);
+        sql.push(" WHERE ");
+        key_list::<M>(&mut sql, chunk.len());
+        let affected = with_backend!(&mut tx.conn, |c, DB| run_with_keys::<DB, M>(c, sql, chunk)
+            .await)
+        .map_err(db_error::<M>("update"))?;
+        rows_changed_underneath::<M>(affected, chunk.len(), Operation::Update)?;
+    }
+    Ok(())
+}
+
+/// `DELETE … WHERE key IN (…)`.
+pub(crate) async fn delete_keys<M: Model>(tx: &mut Tx, keys: &[M::Key]) -> Result<u64, Error> {
+    let mut deleted = 0;
+    for chunk in keys.chunks(crate::bulk::keys_per_statement(0)) {
+        let mut sql = crate::sql::SqlBuilder::new(M::INFO, tx.dialect());
+        sql.push("DELETE FROM ");
+        sql.table();
+        sql.push(" WHERE ");
+        key_list::<M>(&mut sql, chunk.len());
+        let affected = with_backend!(&mut tx.conn, |c, DB| run_with_keys::<DB, M>(c, sql, chunk)
+            .await)
+        .map_err(db_error::<M>("delete"))?;
+        rows_changed_underneath::<M>(affected, chunk.len(), Operation::Delete)?;
+        deleted += affected;
+    }
+    Ok(deleted)
+}
+
+/// `DELETE … RETURNING` every column of the query's rows.
+pub(crate) async fn delete_returning<M: Model>(
+    tx: &mut Tx,
+    query: &crate::Query<M>,
+) -> Result<Vec<M>, Error> {
+    let mut sql = crate::bulk::delete_sql(query, tx.dialect());
+    sql.push(" RETURNING ");
+    sql.columns();
+    with_backend!(&mut tx.conn, |c, DB| crate::query::fetch_models::<DB, M>(
+        c, sql
+    )
+    .await)
+    .map_err(db_error::<M>("delete"))
+}
+
+/// `key IN (?, ?, …)` with `keys` placeholders.
+fn key_list<M: Entity>(sql: &mut crate::sql::SqlBuilder, keys: usize) {
+    sql.column(M::INFO.key_index);
+    sql.push(" IN (");
+    for i in 0..keys {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.placeholder();
+    }
+    sql.push(")");
+}
+
+async fn run_with_keys<DB: Backend, M: Row<DB>>(
+    c: &mut DB::Connection,
+    sql: crate::sql::SqlBuilder,
+    keys: &[M::Key],
+) -> Result<u64, sqlx::Error> {
+    let mut args = sql.arguments::<DB>()?;
+    for key in keys {
+        M::bind_key(key, &mut args).map_err(sqlx::Error::Encode)?;
+    }
+    Ok(DB::run_built(c, sql.text, args).await?.rows_affected)
+}
+
+/// Rows read and locked by this transaction cannot vanish: a count that
+/// differs means another writer got past the lock (SQLite reports that as
+/// a busy snapshot before this point) and the write must not go on.
+fn rows_changed_underneath<M: Entity>(
+    affected: u64,
+    expected: usize,
+    operation: Operation,
+) -> Result<(), Error> {
+    if affected == expected as u64 {
+        return Ok(());
+    }
+    Err(Error::Database {
+        table: M::INFO.table.into(),
+        operation: if operation == Operation::Update {
+            "update"
+        } else {
+            "delete"
+        },
+        source: format!("{expected} locked rows were to be written, {affected} were").into(),
+    })
+}

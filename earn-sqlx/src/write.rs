@@ -7,7 +7,7 @@ use earn_core::{Error, HookPhase, Operation};
 
 use crate::db::Db;
 use crate::guard::{guarded, refuse_inside_a_write};
-use crate::hook::{HookContext, run_in_tx};
+use crate::hook::{HookContext, Hooks, run_in_tx};
 use crate::model::{Entity, Model};
 use crate::model_event::model_event;
 use crate::statement::{self, find_row, not_found, stale};
@@ -22,13 +22,6 @@ pub(crate) enum Write {
     SaveQuietly,
 }
 
-/// Whether a delete runs hooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Delete {
-    Hooked,
-    Quietly,
-}
-
 /// Runs a write in a transaction of its own: commit on success, roll back
 /// (and run `after_rollback`) on failure.
 pub(crate) async fn standalone<M: Model>(db: &Db, model: &mut M, how: Write) -> Result<(), Error> {
@@ -39,27 +32,27 @@ pub(crate) async fn standalone<M: Model>(db: &Db, model: &mut M, how: Write) -> 
     refuse_inside_a_write::<M>(operation)?;
     let mut tx = db.begin().await?;
     let result = write(&mut tx, model, how).await;
-    finish::<M>(tx, result).await
+    finish::<M, _>(tx, result).await
 }
 
 /// Deletes in a transaction of its own.
 pub(crate) async fn standalone_delete<M: Model>(
     db: &Db,
     model: &M,
-    how: Delete,
+    how: Hooks,
 ) -> Result<(), Error> {
     refuse_inside_a_write::<M>(Operation::Delete)?;
     let mut tx = db.begin().await?;
     let result = delete(&mut tx, model, how).await;
-    finish::<M>(tx, result).await
+    finish::<M, _>(tx, result).await
 }
 
 /// Commits after a successful write; rolls back after a failed one and
 /// returns its error (a failing rollback is only logged: the write's error
 /// is the one the caller needs).
-async fn finish<M: Entity>(tx: Tx, result: Result<(), Error>) -> Result<(), Error> {
+pub(crate) async fn finish<M: Entity, T>(tx: Tx, result: Result<T, Error>) -> Result<T, Error> {
     match result {
-        Ok(()) => tx.commit().await,
+        Ok(value) => tx.commit().await.map(|()| value),
         Err(error) => {
             if let Err(rollback) = tx.rollback().await {
                 tracing::warn!(model = M::INFO.name, %rollback, "rollback after a failed write failed");
@@ -72,32 +65,43 @@ async fn finish<M: Entity>(tx: Tx, result: Result<(), Error>) -> Result<(), Erro
 /// What a failed write did before failing, to decide whether the caller's
 /// transaction can still commit.
 #[derive(Default)]
-struct Progress {
+pub(crate) struct Progress {
     /// The model's own statement ran.
-    wrote: bool,
+    pub(crate) wrote: bool,
     /// A hook used the transaction for its own SQL.
     touched: bool,
     operation: Option<Operation>,
+    /// A bulk write (`insert_many`, `update_all`, `delete_all`).
+    bulk: bool,
 }
 
 impl Progress {
+    /// The progress of a bulk write of `operation`.
+    pub(crate) fn bulk(operation: Operation) -> Progress {
+        Progress {
+            operation: Some(operation),
+            bulk: true,
+            ..Progress::default()
+        }
+    }
+
     /// Runs `phases` in order with a context on `tx`, noting whether a hook
     /// used the transaction.
-    async fn run<M: Entity>(
+    pub(crate) async fn run<M: Entity>(
         &mut self,
         phases: &[HookPhase],
         tx: &mut Tx,
         model: &mut M,
-        operation: Operation,
         changed: &[&'static str],
-        previous: Option<&(dyn Any + Send + Sync)>,
+        previous: Option<&M>,
     ) -> Result<(), Error> {
         let mut ctx = HookContext {
             tx,
-            operation,
+            operation: self.operation.unwrap_or(Operation::Create),
             changed,
-            previous,
+            previous: previous.map(|p| p as &(dyn Any + Send + Sync)),
             touched: false,
+            bulk: self.bulk,
         };
         let mut ran = Ok(());
         for &phase in phases {
@@ -121,7 +125,7 @@ impl Progress {
     /// A failure after the database was changed (by the write, a hook's own
     /// SQL, or a failed statement) leaves the caller's transaction unable
     /// to commit.
-    fn poison_on(&self, tx: &mut Tx, error: &Error) {
+    pub(crate) fn poison_on(&self, tx: &mut Tx, error: &Error) {
         if self.wrote || self.touched || matches!(error, Error::Database { .. }) {
             tx.poison(error);
         }
@@ -130,11 +134,11 @@ impl Progress {
 
 /// Whether hooks, events or a version need the write to read the persisted
 /// row of an update first, and to be guarded.
-fn tracked<M: Model>() -> bool {
+pub(crate) fn tracked<M: Model>() -> bool {
     !M::hooks().is_empty() || M::INFO.events.is_some() || M::INFO.version_index.is_some()
 }
 
-fn has_outcome_hooks<M: Model>() -> bool {
+pub(crate) fn has_outcome_hooks<M: Model>() -> bool {
     let hooks = M::hooks();
     hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback)
 }
@@ -216,7 +220,7 @@ async fn write_quietly<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error
 
 /// The changed columns to write: neither the key (the row is found by it)
 /// nor the version (always written).
-fn changed_columns<M: Entity>(changed: &[&'static str]) -> Vec<usize> {
+pub(crate) fn changed_columns<M: Entity>(changed: &[&'static str]) -> Vec<usize> {
     let info = M::INFO;
     info.columns
         .iter()
@@ -289,7 +293,6 @@ async fn write_steps<M: Model>(
         (None, Operation::Create) => M::field_names(),
         (None, _) => &[],
     };
-    let previous_any = previous.as_ref().map(|p| p as &(dyn Any + Send + Sync));
     let (before, after) = match operation {
         Operation::Create => (HookPhase::BeforeCreate, HookPhase::AfterCreate),
         _ => (HookPhase::BeforeUpdate, HookPhase::AfterUpdate),
@@ -300,9 +303,8 @@ async fn write_steps<M: Model>(
             &[HookPhase::BeforeSave, before],
             tx,
             model,
-            operation,
             changed,
-            previous_any,
+            previous.as_ref(),
         )
         .await?;
 
@@ -341,9 +343,8 @@ async fn write_steps<M: Model>(
             &[after, HookPhase::AfterSave],
             tx,
             model,
-            operation,
             changed,
-            previous_any,
+            previous.as_ref(),
         )
         .await?;
     // Built and raised before the commit: a model that cannot be
@@ -356,7 +357,7 @@ async fn write_steps<M: Model>(
 }
 
 /// A delete inside the caller's transaction.
-pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, how: Delete) -> Result<(), Error> {
+pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, how: Hooks) -> Result<(), Error> {
     tx.ensure_usable()?;
     tx.write_begins();
     let deleted = delete_begun(tx, model, how).await;
@@ -364,50 +365,46 @@ pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, how: Delete) -> Res
     deleted
 }
 
-async fn delete_begun<M: Model>(tx: &mut Tx, model: &M, how: Delete) -> Result<(), Error> {
+async fn delete_begun<M: Model>(tx: &mut Tx, model: &M, how: Hooks) -> Result<(), Error> {
     let key = model.key().ok_or(Error::MissingKey {
         model: M::INFO.name,
         operation: Operation::Delete,
     })?;
     let hooks = M::hooks();
-    if how == Delete::Quietly || (hooks.is_empty() && M::INFO.events.is_none()) {
-        if how == Delete::Quietly {
+    if how == Hooks::Skip || (hooks.is_empty() && M::INFO.events.is_none()) {
+        if how == Hooks::Skip {
             tracing::debug!(
                 model = M::INFO.name,
                 table = M::INFO.table,
                 "delete_quietly: hooks skipped"
             );
         }
-        let deleted = statement::delete(tx, model).await;
-        return Progress::default().settle(tx, deleted);
+        let mut progress = Progress::default();
+        let deleted = async {
+            M::delete_dependents(tx, std::slice::from_ref(&key), how).await?;
+            progress.wrote = true;
+            statement::delete(tx, model).await
+        }
+        .await;
+        return progress.settle(tx, deleted);
     }
-    let mut progress = Progress::default();
+    let mut progress = Progress {
+        operation: Some(Operation::Delete),
+        ..Progress::default()
+    };
     let mark = tx.mark();
     // In-transaction hooks take `&mut M`; delete hooks only read, so they
     // get a copy rather than forcing `delete(&mut self)` on users.
     let mut copy = model.clone();
     let result = guarded::<M, _, _>(Some(&key), Operation::Delete, async {
         progress
-            .run(
-                &[HookPhase::BeforeDelete],
-                tx,
-                &mut copy,
-                Operation::Delete,
-                &[],
-                None,
-            )
+            .run(&[HookPhase::BeforeDelete], tx, &mut copy, &[], None)
             .await?;
+        M::delete_dependents(tx, std::slice::from_ref(&key), Hooks::Run).await?;
         progress.wrote = true;
         statement::delete(tx, model).await?;
         progress
-            .run(
-                &[HookPhase::AfterDelete],
-                tx,
-                &mut copy,
-                Operation::Delete,
-                &[],
-                None,
-            )
+            .run(&[HookPhase::AfterDelete], tx, &mut copy, &[], None)
             .await?;
         if let Some(event) = model_event(model, Operation::Delete, None, &[])? {
             tx.raise(event)?;

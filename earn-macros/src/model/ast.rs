@@ -8,11 +8,50 @@ use crate::ctxt::Ctxt;
 
 pub(crate) struct Container<'a> {
     pub(crate) ident: &'a syn::Ident,
+    pub(crate) vis: &'a syn::Visibility,
     pub(crate) table: Option<syn::LitStr>,
     /// `events = "user"`: the prefix of `user.created` / `updated` / `deleted`.
     pub(crate) events: Option<syn::LitStr>,
     pub(crate) krate: Option<syn::Path>,
     pub(crate) fields: Vec<Field<'a>>,
+    /// `has_many(…)` / `has_one(…)`, in declaration order.
+    pub(crate) relations: Vec<Relation>,
+}
+
+/// `has_many(Child, foreign_key = "…", name = "…", on_delete = "…")` or
+/// `has_one(…)` on the parent.
+pub(crate) struct Relation {
+    pub(crate) kind: RelationKind,
+    /// The `has_many` / `has_one` token.
+    pub(crate) at: syn::Path,
+    pub(crate) child: syn::Path,
+    /// The child's field holding this model's key.
+    pub(crate) foreign_key: Option<syn::LitStr>,
+    pub(crate) name: Option<syn::LitStr>,
+    pub(crate) on_delete: Option<(syn::LitStr, OnDelete)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RelationKind {
+    HasMany,
+    HasOne,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnDelete {
+    Restrict,
+    Cascade,
+    Nullify,
+}
+
+impl OnDelete {
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            OnDelete::Restrict => "Restrict",
+            OnDelete::Cascade => "Cascade",
+            OnDelete::Nullify => "Nullify",
+        }
+    }
 }
 
 pub(crate) struct Field<'a> {
@@ -25,6 +64,8 @@ pub(crate) struct Field<'a> {
     pub(crate) json: Option<proc_macro2::Span>,
     /// `version`: the optimistic-locking counter.
     pub(crate) version: Option<proc_macro2::Span>,
+    /// `belongs_to = Parent`: the field holds a key of `Parent`.
+    pub(crate) belongs_to: Option<syn::Path>,
 }
 
 impl Field<'_> {
@@ -41,10 +82,22 @@ impl Field<'_> {
     }
 }
 
-const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`";
-const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`, `version`";
-const FIELD_ONLY: [&str; 6] = ["primary_key", "auto", "column", "skip", "json", "version"];
-const CONTAINER_ONLY: [&str; 3] = ["table", "events", "crate"];
+const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`, \
+     `has_many(Child, …)`, `has_one(Child, …)`";
+const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`, `version`, \
+     `belongs_to = Parent`";
+const FIELD_ONLY: [&str; 7] = [
+    "primary_key",
+    "auto",
+    "column",
+    "skip",
+    "json",
+    "version",
+    "belongs_to",
+];
+const CONTAINER_ONLY: [&str; 5] = ["table", "events", "crate", "has_many", "has_one"];
+const RELATION_OPTIONS: &str = "`foreign_key = \"field\"`, `name = \"method\"`, \
+     `on_delete = \"restrict\" | \"cascade\" | \"nullify\"`";
 
 impl<'a> Container<'a> {
     pub(crate) fn parse(cx: &mut Ctxt, input: &'a syn::DeriveInput) -> Option<Self> {
@@ -52,6 +105,7 @@ impl<'a> Container<'a> {
             table: Opt::none("table"),
             events: Opt::none("events"),
             krate: Opt::none("crate"),
+            relations: Vec::new(),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -109,6 +163,8 @@ impl<'a> Container<'a> {
         let fields = fields.iter().filter_map(|f| Field::parse(cx, f)).collect();
         Some(Container {
             ident: &input.ident,
+            vis: &input.vis,
+            relations: options.relations,
             table: options.table.take(),
             events: options.events.take(),
             krate: options.krate.take(),
@@ -122,6 +178,7 @@ struct ContainerOptions {
     table: Opt<syn::LitStr>,
     events: Opt<syn::LitStr>,
     krate: Opt<syn::Path>,
+    relations: Vec<Relation>,
 }
 
 impl ContainerOptions {
@@ -139,6 +196,13 @@ impl ContainerOptions {
         } else if path.is_ident("crate") {
             let value = attr::string(meta, "crate = \"earn\"")?;
             self.krate.set(cx, path, value.parse::<syn::Path>()?);
+        } else if path.is_ident("has_many") || path.is_ident("has_one") {
+            let kind = if path.is_ident("has_many") {
+                RelationKind::HasMany
+            } else {
+                RelationKind::HasOne
+            };
+            self.relations.push(Relation::parse(cx, meta, kind)?);
         } else if FIELD_ONLY.iter().any(|name| path.is_ident(name)) {
             return Err(meta.error(format!(
                 "`{}` is a field option: move it to the `#[model(…)]` of a field",
@@ -153,6 +217,7 @@ impl ContainerOptions {
 
 /// The options of `#[model(…)]` on a field.
 struct FieldOptions {
+    belongs_to: Opt<syn::Path>,
     primary_key: Opt<()>,
     auto: Opt<()>,
     column: Opt<syn::LitStr>,
@@ -174,6 +239,17 @@ impl FieldOptions {
             self.json.set(cx, path, ());
         } else if path.is_ident("version") {
             self.version.set(cx, path, ());
+        } else if path.is_ident("belongs_to") {
+            if !meta.input.peek(syn::Token![=]) {
+                return Err(meta.error("expected the parent model: `belongs_to = Order`"));
+            }
+            let parent: syn::Path = meta.value()?.parse().map_err(|error| {
+                syn::Error::new(
+                    error.span(),
+                    "expected the parent model's type: `belongs_to = Order`",
+                )
+            })?;
+            self.belongs_to.set(cx, path, parent);
         } else if path.is_ident("column") {
             let name = attr::string(meta, "column = \"name\"")?;
             if name.value().is_empty() {
@@ -199,6 +275,7 @@ impl FieldOptions {
 impl<'a> Field<'a> {
     fn parse(cx: &mut Ctxt, field: &'a syn::Field) -> Option<Self> {
         let mut options = FieldOptions {
+            belongs_to: Opt::none("belongs_to"),
             primary_key: Opt::none("primary_key"),
             auto: Opt::none("auto"),
             column: Opt::none("column"),
@@ -224,6 +301,90 @@ impl<'a> Field<'a> {
             skip: options.skip.span(),
             json: options.json.span(),
             version: options.version.span(),
+            belongs_to: options.belongs_to.take(),
+        })
+    }
+}
+
+impl Relation {
+    /// `has_many(Child, foreign_key = "…", name = "…", on_delete = "…")`.
+    fn parse(
+        cx: &mut Ctxt,
+        meta: &ParseNestedMeta<'_>,
+        kind: RelationKind,
+    ) -> syn::Result<Relation> {
+        let usage = match kind {
+            RelationKind::HasMany => "has_many(OrderLine, on_delete = \"cascade\")",
+            RelationKind::HasOne => "has_one(Invoice, on_delete = \"cascade\")",
+        };
+        if !meta.input.peek(syn::token::Paren) {
+            return Err(meta.error(format!(
+                "expected the child model in parentheses: `{usage}`"
+            )));
+        }
+        let mut child = None;
+        let mut foreign_key = Opt::none("foreign_key");
+        let mut name = Opt::none("name");
+        let mut on_delete = Opt::none("on_delete");
+        meta.parse_nested_meta(|inner| {
+            let path = &inner.path;
+            let has_value = inner.input.peek(syn::Token![=]);
+            let result = if child.is_none() && !has_value {
+                child = Some(path.clone());
+                Ok(())
+            } else if path.is_ident("foreign_key") {
+                attr::string(&inner, "foreign_key = \"order_id\"")
+                    .map(|value| foreign_key.set(cx, path, value))
+            } else if path.is_ident("name") {
+                attr::string(&inner, "name = \"lines\"").and_then(|value| {
+                    syn::parse_str::<syn::Ident>(&value.value()).map_err(|_| {
+                        syn::Error::new(
+                            value.span(),
+                            "`name` must be a method name: `name = \"lines\"`",
+                        )
+                    })?;
+                    name.set(cx, path, value);
+                    Ok(())
+                })
+            } else if path.is_ident("on_delete") {
+                attr::string(&inner, "on_delete = \"cascade\"").and_then(|value| {
+                    let action = match value.value().as_str() {
+                        "restrict" => OnDelete::Restrict,
+                        "cascade" => OnDelete::Cascade,
+                        "nullify" => OnDelete::Nullify,
+                        other => {
+                            let hint = attr::closest(other, ["restrict", "cascade", "nullify"])
+                                .map(|c| format!(" (did you mean `\"{c}\"`?)"))
+                                .unwrap_or_default();
+                            return Err(syn::Error::new(
+                                value.span(),
+                                format!(
+                                    "unknown `on_delete` value `\"{other}\"`{hint}; expected \
+                                     `\"restrict\"` (refuse while children exist, the default), \
+                                     `\"cascade\"` (delete them through their hooks) or \
+                                     `\"nullify\"` (set their key to NULL)"
+                                ),
+                            ));
+                        }
+                    };
+                    on_delete.set(cx, path, (value, action));
+                    Ok(())
+                })
+            } else {
+                Err(attr::unknown(&inner, "relation", RELATION_OPTIONS))
+            };
+            attr::recover(cx, &inner, result)
+        })?;
+        let Some(child) = child else {
+            return Err(meta.error(format!("name the child model first: `{usage}`")));
+        };
+        Ok(Relation {
+            kind,
+            at: meta.path.clone(),
+            child,
+            foreign_key: foreign_key.take(),
+            name: name.take(),
+            on_delete: on_delete.take(),
         })
     }
 }

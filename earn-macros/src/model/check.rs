@@ -8,6 +8,7 @@ use crate::ctxt::Ctxt;
 pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
     check_key(cx, model);
     check_version(cx, model);
+    check_belongs_to(cx, model);
     let mut columns = HashSet::new();
     for field in &model.fields {
         if let Some(skip) = field.skip {
@@ -45,6 +46,32 @@ pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
                 "this type has no column type: mark the field `#[model(json)]` to store it as JSON \
                  (any serde type), or `#[model(skip)]` to not store it; columns hold integers, \
                  floats, bool, String, Vec<u8>, uuid::Uuid, chrono date-times, and Option of those",
+            );
+        }
+    }
+}
+
+/// `belongs_to = Parent`: a stored, non-JSON, non-key field named after its
+/// relation with `_id` (`order_id` gives `line.order(&db)`).
+fn check_belongs_to(cx: &mut Ctxt, model: &Container<'_>) {
+    for field in &model.fields {
+        let Some(parent) = &field.belongs_to else {
+            continue;
+        };
+        if field.skip.is_some() || field.json.is_some() || field.is_key() {
+            cx.error(
+                parent,
+                "a `belongs_to` field holds the parent's key in a column of its own: \
+                 it cannot be `skip`, `json` or the primary key",
+            );
+        } else if super::relations::belongs_to_name(field).is_none() {
+            cx.error(
+                field.ident,
+                format!(
+                    "a `belongs_to` field is named after its relation with `_id`: rename `{0}` \
+                     to `{0}_id` (the relation is then loaded with `.{0}(&db)`)",
+                    field.ident
+                ),
             );
         }
     }

@@ -5,6 +5,7 @@ use quote::{format_ident, quote};
 
 use super::ast::{Container, Field, option_inner};
 use super::sql::{DIALECTS, Table};
+use super::{columns, relations};
 
 pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
     let ident = model.ident;
@@ -55,9 +56,18 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
     let quoted_table = DIALECTS.map(|d| d.quote(&table_name));
     let columns = stored.iter().map(|f| {
         let field = f.ident.to_string();
-        let quoted = DIALECTS.map(|d| d.quote(&f.column_name()));
-        quote!(__earn::Column { field: #field, quoted: [#(#quoted),*] })
+        let column = f.column_name();
+        let quoted = DIALECTS.map(|d| d.quote(&column));
+        quote!(__earn::Column { field: #field, name: #column, quoted: [#(#quoted),*] })
     });
+    let column_constants = columns::constants(model, &stored);
+    let from_row = columns::from_row(model);
+    let relations::Relations {
+        items: relation_items,
+        foreign_keys,
+        dependents,
+        delete_dependents,
+    } = relations::expand(model, &stored);
     let name = ident.to_string();
     let field_names: Vec<String> = stored.iter().map(|f| f.ident.to_string()).collect();
 
@@ -153,22 +163,39 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         ),
     };
 
-    let decode = model.fields.iter().map(|f| {
-        let field = f.ident;
-        let ty = f.ty;
-        if f.skip.is_some() {
-            return quote!(#field: ::core::default::Default::default());
-        }
-        let index = stored.iter().position(|s| s.ident == f.ident).unwrap_or(0);
-        let column = f.column_name();
-        let decoded = if f.json.is_some() {
-            quote!(<DB as __earn::Backend>::decode_json(row, #index))
-        } else {
-            quote!(<#ty as __earn::Field<DB>>::decode(row, #index))
-        };
-        // A decoding error names the column, not its position.
-        quote!(#field: #decoded.map_err(|error| __earn::column_error(error, #column))?)
-    });
+    // `decode` reads column `i` at position `i`; `decode_at` at `at[i]`
+    // (a row of a query written by hand, matched by name).
+    let stored_ref = &stored;
+    let decoder = |positioned: bool| {
+        let fields = model.fields.iter().map(move |f| {
+            let field = f.ident;
+            let ty = f.ty;
+            if f.skip.is_some() {
+                return quote!(#field: ::core::default::Default::default());
+            }
+            let index = stored_ref
+                .iter()
+                .position(|s| s.ident == f.ident)
+                .unwrap_or(0);
+            let index = if positioned {
+                quote!(at[#index])
+            } else {
+                quote!(#index)
+            };
+            let column = f.column_name();
+            let decoded = if f.json.is_some() {
+                quote!(<DB as __earn::Backend>::decode_json(row, #index))
+            } else {
+                quote!(<#ty as __earn::Field<DB>>::decode(row, #index))
+            };
+            // A decoding error names the column, not its position.
+            quote!(#field: #decoded.map_err(|error| __earn::column_error(error, #column))?)
+        });
+        quote!(#(#fields,)*)
+    };
+    let decode = decoder(false);
+    let decode_at = decoder(true);
+    let column_count = stored.len();
     let column_types = stored.iter().map(|f| {
         let ty = f.ty;
         if f.json.is_some() {
@@ -237,6 +264,8 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     version_index: #version_option,
                     statements: [#(#statements),*],
                     events: #events_prefix,
+                    foreign_keys: &[#(#foreign_keys),*],
+                    dependents: &[#(#dependents),*],
                 };
 
                 #[inline]
@@ -274,6 +303,8 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                 fn field_names() -> &'static [&'static str] {
                     &[#(#field_names),*]
                 }
+
+                #delete_dependents
 
                 #[inline]
                 fn hooks() -> &'static __earn::HookTable<__earn::Hook<Self>> {
@@ -315,7 +346,16 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                 }
 
                 fn decode(row: &<DB as __earn::sqlx::Database>::Row) -> ::core::result::Result<Self, __earn::sqlx::Error> {
-                    ::core::result::Result::Ok(#ident { #(#decode,)* })
+                    ::core::result::Result::Ok(#ident { #decode })
+                }
+
+                fn decode_at(row: &<DB as __earn::sqlx::Database>::Row, at: &[usize]) -> ::core::result::Result<Self, __earn::sqlx::Error> {
+                    if at.len() != #column_count {
+                        return ::core::result::Result::Err(__earn::sqlx::Error::ColumnNotFound(
+                            ::std::format!("{} has {} columns, {} positions given", #name, #column_count, at.len()),
+                        ));
+                    }
+                    ::core::result::Result::Ok(#ident { #decode_at })
                 }
 
                 fn decode_key(row: &<DB as __earn::sqlx::Database>::Row) -> ::core::result::Result<#key_ty, __earn::sqlx::Error> {
@@ -326,12 +366,21 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     ::std::vec![#(#column_types),*]
                 }
             }
+
+            // A model need not use every column or relation it is given.
+            #[allow(clippy::all, dead_code)]
+            impl #ident {
+                #column_constants
+                #relation_items
+            }
+
+            #from_row
         };
     }
 }
 
 /// `OrderLine` → `order_line`.
-fn snake_case(name: &str) -> String {
+pub(crate) fn snake_case(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_uppercase() {

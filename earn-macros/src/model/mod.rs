@@ -2,7 +2,9 @@
 
 mod ast;
 mod check;
+mod columns;
 mod expand;
+mod relations;
 mod sql;
 
 use crate::ctxt::Ctxt;

@@ -1,0 +1,19 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "orders", has_many(OrderLine, foreign_key = "ordr_id"))]
+pub struct Order {
+    #[model(primary_key, auto)]
+    pub id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "order_lines")]
+pub struct OrderLine {
+    #[model(primary_key, auto)]
+    pub id: Option<i64>,
+    #[model(belongs_to = Order)]
+    pub order_id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,450 @@
+//! Bulk writes that keep the promise: `insert_many`, `update_all` and
+//! `delete_all` run every row's hooks and raise every row's event, in one
+//! transaction, around as few statements as the database allows.
+
+use earn_core::{Error, HookPhase, Operation};
+
+use crate::backend::Dialect;
+use crate::column::Set;
+use crate::connection::with_backend;
+use crate::db::Db;
+use crate::guard::{guarded, refuse_inside_a_write};
+use crate::hook::Hooks;
+use crate::model::{Entity, Model};
+use crate::model_event::model_event;
+use crate::query::{Lock, Query};
+use crate::sql::{MAX_PARAMS, SqlBuilder};
+use crate::statement::{self, db_error};
+use crate::tx::Tx;
+use crate::write::{Progress, changed_columns, finish, has_outcome_hooks, tracked};
+
+/// A bulk write and what it applies to.
+pub(crate) enum Bulk<'a, M> {
+    Insert(&'a mut [M]),
+    Update(&'a Query<M>, &'a [Set<M>]),
+    UpdateQuietly(&'a Query<M>, &'a [Set<M>]),
+    Delete(&'a Query<M>),
+    DeleteQuietly(&'a Query<M>),
+}
+
+impl<M> Bulk<'_, M> {
+    fn operation(&self) -> Operation {
+        match self {
+            Bulk::Insert(_) => Operation::Create,
+            Bulk::Update(..) | Bulk::UpdateQuietly(..) => Operation::Update,
+            Bulk::Delete(_) | Bulk::DeleteQuietly(_) => Operation::Delete,
+        }
+    }
+}
+
+/// Runs a bulk write in a transaction of its own; returns the rows written.
+pub(crate) async fn standalone<M: Model>(db: &Db, bulk: Bulk<'_, M>) -> Result<u64, Error> {
+    refuse_inside_a_write::<M>(bulk.operation())?;
+    let mut tx = db.begin().await?;
+    let result = run(&mut tx, bulk).await;
+    finish::<M, _>(tx, result).await
+}
+
+/// Runs a bulk write in the caller's transaction.
+pub(crate) async fn write<M: Model>(tx: &mut Tx, bulk: Bulk<'_, M>) -> Result<u64, Error> {
+    tx.ensure_usable()?;
+    tx.write_begins();
+    let written = run(tx, bulk).await;
+    tx.write_ends();
+    written
+}
+
+async fn run<M: Model>(tx: &mut Tx, bulk: Bulk<'_, M>) -> Result<u64, Error> {
+    let operation = bulk.operation();
+    // Hooks writing this model again, or opening a transaction of their
+    // own, are caught as in a single write.
+    guarded::<M, _, _>(None, operation, async {
+        match bulk {
+            Bulk::Insert(models) => insert_many(tx, models).await,
+            Bulk::Update(query, changes) => update_all(tx, query, changes).await,
+            Bulk::UpdateQuietly(query, changes) => {
+                let written = update_where(tx, query, changes).await;
+                quietly::<M>("update_all_quietly", &written);
+                written
+            }
+            Bulk::Delete(query) => delete_all(tx, query).await,
+            Bulk::DeleteQuietly(query) => {
+                let deleted = delete_quietly(tx, query).await;
+                quietly::<M>("delete_all_quietly", &deleted);
+                deleted
+            }
+        }
+    })
+    .await
+}
+
+fn quietly<M: Entity>(write: &'static str, rows: &Result<u64, Error>) {
+    if let Ok(rows) = rows {
+        tracing::debug!(
+            model = M::INFO.name,
+            table = M::INFO.table,
+            rows,
+            "{write}: hooks and events skipped"
+        );
+    }
+}
+
+/// Undoes what a failed bulk write queued, and poisons the transaction if
+/// the database was changed.
+fn failed<M: Model>(
+    tx: &mut Tx,
+    mark: usize,
+    progress: &Progress,
+    error: &Error,
+    rows: &[M],
+    operation: Operation,
+) {
+    tx.drop_events_since(mark);
+    progress.poison_on(tx, error);
+    if M::hooks().has(HookPhase::AfterRollback) {
+        for row in rows {
+            tx.queue_outcome(row.clone(), operation, false);
+        }
+    }
+}
+
+fn succeeded<M: Model>(tx: &mut Tx, rows: &[M], operation: Operation) {
+    if has_outcome_hooks::<M>() {
+        for row in rows {
+            tx.queue_outcome(row.clone(), operation, true);
+        }
+    }
+}
+
+/// `insert_many`: before hooks of every row, multi-row `INSERT`s, then
+/// after hooks and an event per row.
+pub(crate) async fn insert_many<M: Model>(tx: &mut Tx, models: &mut [M]) -> Result<u64, Error> {
+    if M::INFO.auto_key
+        && let Some(key) = models.iter().find_map(Entity::key)
+    {
+        return Err(Error::AlreadyPersisted {
+            model: M::INFO.name,
+            key: format!("{key:?}"),
+        });
+    }
+    let mark = tx.mark();
+    let mut progress = Progress::bulk(Operation::Create);
+    match insert_steps(tx, models, &mut progress).await {
+        Ok(()) => {
+            succeeded(tx, models, Operation::Create);
+            Ok(models.len() as u64)
+        }
+        Err(error) => {
+            if M::INFO.auto_key {
+                models.iter_mut().for_each(|m| m.set_key(None));
+            }
+            failed(tx, mark, &progress, &error, models, Operation::Create);
+            Err(error)
+        }
+    }
+}
+
+async fn insert_steps<M: Model>(
+    tx: &mut Tx,
+    models: &mut [M],
+    progress: &mut Progress,
+) -> Result<(), Error> {
+    let hooked = !M::hooks().is_empty();
+    let befores = [HookPhase::BeforeSave, HookPhase::BeforeCreate];
+    let afters = [HookPhase::AfterCreate, HookPhase::AfterSave];
+    if hooked {
+        for model in models.iter_mut() {
+            progress
+                .run(&befores, tx, model, M::field_names(), None)
+                .await?;
+        }
+    }
+    progress.wrote = true;
+    statement::insert_many(tx, models).await?;
+    for model in models.iter_mut() {
+        if hooked {
+            progress
+                .run(&afters, tx, model, M::field_names(), None)
+                .await?;
+        }
+        if let Some(event) = model_event(model, Operation::Create, None, M::field_names())? {
+            tx.raise(event)?;
+        }
+    }
+    Ok(())
+}
+
+/// One row of an `update_all`: the row as read, as it will be written, and
+/// the fields that differ.
+struct Changed<M> {
+    model: M,
+    previous: M,
+    fields: Vec<&'static str>,
+    /// A before hook changed more than the bulk changes.
+    alone: bool,
+}
+
+/// `update_all`: the rows read and locked, the changes applied, hooks and
+/// events per row; rows the changes do not change are left alone.
+pub(crate) async fn update_all<M: Model>(
+    tx: &mut Tx,
+    query: &Query<M>,
+    changes: &[Set<M>],
+) -> Result<u64, Error> {
+    refuse_key_change::<M>(changes)?;
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    if !tracked::<M>() {
+        // No hooks, events or version: nothing to run per row.
+        return update_where(tx, query, changes).await;
+    }
+    let mut rows = Vec::new();
+    for previous in query.fetch(&mut tx.conn, Lock::ForUpdate).await? {
+        let mut model = previous.clone();
+        changes.iter().for_each(|set| (set.apply)(&mut model));
+        let fields = model.changed_fields(&previous);
+        if !fields.is_empty() {
+            rows.push(Changed {
+                model,
+                previous,
+                fields,
+                alone: false,
+            });
+        }
+    }
+    let mark = tx.mark();
+    let mut progress = Progress::bulk(Operation::Update);
+    match update_steps(tx, &mut rows, changes, &mut progress).await {
+        Ok(written) => {
+            let models: Vec<M> = rows.into_iter().map(|row| row.model).collect();
+            succeeded(tx, &models, Operation::Update);
+            Ok(written)
+        }
+        Err(error) => {
+            let models: Vec<M> = rows.into_iter().map(|row| row.previous).collect();
+            failed(tx, mark, &progress, &error, &models, Operation::Update);
+            Err(error)
+        }
+    }
+}
+
+fn refuse_key_change<M: Entity>(changes: &[Set<M>]) -> Result<(), Error> {
+    match changes.iter().find(|set| set.column == M::INFO.key_index || Some(set.column) == M::INFO.version_index) {
+        Some(set) => Err(Error::InvalidQuery {
+            model: M::INFO.name,
+            reason: format!(
+                "update_all cannot set `{}`: the key identifies the row and the version is earn's to increment",
+                M::INFO.columns[set.column].field
+            )
+            .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+async fn update_steps<M: Model>(
+    tx: &mut Tx,
+    rows: &mut Vec<Changed<M>>,
+    changes: &[Set<M>],
+    progress: &mut Progress,
+) -> Result<u64, Error> {
+    let befores = [HookPhase::BeforeSave, HookPhase::BeforeUpdate];
+    let afters = [HookPhase::AfterUpdate, HookPhase::AfterSave];
+    let hooks = M::hooks();
+    let before_hooks = hooks.has(HookPhase::BeforeSave) || hooks.has(HookPhase::BeforeUpdate);
+    if before_hooks {
+        for row in rows.iter_mut() {
+            progress
+                .run(
+                    &befores,
+                    tx,
+                    &mut row.model,
+                    &row.fields,
+                    Some(&row.previous),
+                )
+                .await?;
+            // A row a hook changed beyond `changes` is written on its own.
+            let mut expected = row.previous.clone();
+            changes.iter().for_each(|set| (set.apply)(&mut expected));
+            row.alone = !row.model.changed_fields(&expected).is_empty();
+            row.fields = row.model.changed_fields(&row.previous);
+        }
+        // A hook may have undone every change of a row: nothing to write.
+        rows.retain(|row| !row.fields.is_empty());
+    }
+    progress.wrote = true;
+    let together: Vec<&M> = rows
+        .iter()
+        .filter(|row| !row.alone)
+        .map(|row| &row.previous)
+        .collect();
+    statement::update_keys(tx, &together, changes).await?;
+    for row in rows.iter_mut() {
+        if row.alone {
+            statement::update_columns(tx, &mut row.model, &changed_columns::<M>(&row.fields))
+                .await?;
+        } else if let Some(version) = row.model.version() {
+            row.model.set_version(version + 1);
+        }
+    }
+    for row in rows.iter_mut() {
+        if !hooks.is_empty() {
+            progress
+                .run(
+                    &afters,
+                    tx,
+                    &mut row.model,
+                    &row.fields,
+                    Some(&row.previous),
+                )
+                .await?;
+        }
+        if let Some(event) = model_event(
+            &row.model,
+            Operation::Update,
+            Some(&row.previous),
+            &row.fields,
+        )? {
+            tx.raise(event)?;
+        }
+    }
+    Ok(rows.len() as u64)
+}
+
+/// ` WHERE …` selecting the query's rows for an `UPDATE` or `DELETE`:
+/// its filter, or with an order, limit or offset, the keys of a subquery
+/// (wrapped once more on MySQL, which refuses a `LIMIT` in an `IN`
+/// subquery and a subquery of the table being written).
+fn render_target<M: Model>(query: &Query<M>, sql: &mut SqlBuilder) {
+    if !query.has_window() {
+        query.render_where(sql);
+        return;
+    }
+    sql.push(" WHERE ");
+    sql.column(M::INFO.key_index);
+    sql.push(" IN (SELECT ");
+    sql.column(M::INFO.key_index);
+    sql.push(" FROM ");
+    if sql.dialect == Dialect::MySql {
+        sql.push("(SELECT ");
+        sql.column(M::INFO.key_index);
+        sql.push(" FROM ");
+        sql.table();
+        query.render_where(sql);
+        query.render_window(sql);
+        sql.push(") AS picked)");
+    } else {
+        sql.table();
+        query.render_where(sql);
+        query.render_window(sql);
+        sql.push(")");
+    }
+}
+
+/// One `UPDATE … SET … WHERE …` of the query's rows.
+pub(crate) async fn update_where<M: Model>(
+    tx: &mut Tx,
+    query: &Query<M>,
+    changes: &[Set<M>],
+) -> Result<u64, Error> {
+    refuse_key_change::<M>(changes)?;
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = SqlBuilder::new(M::INFO, tx.dialect());
+    sql.push("UPDATE ");
+    sql.table();
+    statement::render_sets::<M>(&mut sql, changes);
+    render_target(query, &mut sql);
+    let done = with_backend!(&mut tx.conn, |c, DB| sql.execute::<DB>(c).await)
+        .map_err(db_error::<M>("update"))?;
+    Ok(done.rows_affected)
+}
+
+/// `delete_all`: each deleted row's hooks and event.
+pub(crate) async fn delete_all<M: Model>(tx: &mut Tx, query: &Query<M>) -> Result<u64, Error> {
+    let hooks = M::hooks();
+    let dependents = !M::INFO.dependents.is_empty();
+    if hooks.is_empty() && M::INFO.events.is_none() && !dependents {
+        return delete_where(tx, query).await;
+    }
+    let mark = tx.mark();
+    let mut progress = Progress::bulk(Operation::Delete);
+    let read_first =
+        hooks.has(HookPhase::BeforeDelete) || dependents || tx.dialect() == Dialect::MySql;
+    let mut rows = Vec::new();
+    let result = async {
+        if read_first {
+            rows = query.fetch(&mut tx.conn, Lock::ForUpdate).await?;
+            for row in &mut rows {
+                progress
+                    .run(&[HookPhase::BeforeDelete], tx, row, &[], None)
+                    .await?;
+            }
+            let keys = keys_of(&rows);
+            M::delete_dependents(tx, &keys, Hooks::Run).await?;
+            progress.wrote = true;
+            statement::delete_keys::<M>(tx, &keys).await?;
+        } else {
+            progress.wrote = true;
+            rows = statement::delete_returning(tx, query).await?;
+        }
+        for row in &mut rows {
+            progress
+                .run(&[HookPhase::AfterDelete], tx, row, &[], None)
+                .await?;
+            if let Some(event) = model_event(row, Operation::Delete, None, &[])? {
+                tx.raise(event)?;
+            }
+        }
+        Ok::<_, Error>(rows.len() as u64)
+    }
+    .await;
+    match result {
+        Ok(deleted) => {
+            succeeded(tx, &rows, Operation::Delete);
+            Ok(deleted)
+        }
+        Err(error) => {
+            failed(tx, mark, &progress, &error, &rows, Operation::Delete);
+            Err(error)
+        }
+    }
+}
+
+pub(crate) fn keys_of<M: Entity>(rows: &[M]) -> Vec<M::Key> {
+    rows.iter().filter_map(Entity::key).collect()
+}
+
+/// `delete_all_quietly`: the relations' actions (quietly too), then one
+/// `DELETE`.
+async fn delete_quietly<M: Model>(tx: &mut Tx, query: &Query<M>) -> Result<u64, Error> {
+    if M::INFO.dependents.is_empty() {
+        return delete_where(tx, query).await;
+    }
+    let keys = keys_of(&query.fetch(&mut tx.conn, Lock::ForUpdate).await?);
+    M::delete_dependents(tx, &keys, Hooks::Skip).await?;
+    statement::delete_keys::<M>(tx, &keys).await
+}
+
+/// One `DELETE … WHERE …` of the query's rows.
+async fn delete_where<M: Model>(tx: &mut Tx, query: &Query<M>) -> Result<u64, Error> {
+    let sql = delete_sql(query, tx.dialect());
+    let done = with_backend!(&mut tx.conn, |c, DB| sql.execute::<DB>(c).await)
+        .map_err(db_error::<M>("delete"))?;
+    Ok(done.rows_affected)
+}
+
+pub(crate) fn delete_sql<M: Model>(query: &Query<M>, dialect: Dialect) -> SqlBuilder {
+    let mut sql = SqlBuilder::new(M::INFO, dialect);
+    sql.push("DELETE FROM ");
+    sql.table();
+    render_target(query, &mut sql);
+    sql
+}
+
+/// How many keys fit in one `IN (…)` besides `reserved` other parameters.
+pub(crate) fn keys_per_statement(reserved: usize) -> usize {
+    MAX_PARAMS.saturating_sub(reserved).clamp(1, 10_000)
+}

@@ -1,0 +1,75 @@
+//! Values bound into queries built at run time, on whichever database the
+//! `Db` turns out to be.
+
+use std::any::Any;
+use std::fmt::Debug;
+
+use sqlx::error::BoxDynError;
+
+use crate::field::Field;
+
+macro_rules! field_on {
+    ($name:ident, $feature:literal, $db:ty) => {
+        #[doc = concat!("[`Field<", stringify!($db), ">`](Field) when the `", $feature, "` feature is on, nothing otherwise.")]
+        #[cfg(feature = $feature)]
+        pub trait $name: Field<$db> {}
+        #[cfg(feature = $feature)]
+        impl<T: Field<$db>> $name for T {}
+        #[doc = concat!("[`Field<", stringify!($db), ">`](Field) when the `", $feature, "` feature is on, nothing otherwise.")]
+        #[cfg(not(feature = $feature))]
+        pub trait $name {}
+        #[cfg(not(feature = $feature))]
+        impl<T> $name for T {}
+    };
+}
+
+field_on!(FieldOnSqlite, "sqlite", sqlx::Sqlite);
+field_on!(FieldOnPostgres, "postgres", sqlx::Postgres);
+field_on!(FieldOnMySql, "mysql", sqlx::MySql);
+
+/// A value a query can bind on every enabled database: any [`Field`] type
+/// (`i64`, `String`, `Option<T>`, `uuid::Uuid`, …).
+///
+/// Column filters take their values as `impl Into<V>` where `V` is the
+/// column's type, so comparing a column with a value of another type does
+/// not compile:
+///
+/// ```compile_fail
+/// # use earn::prelude::*;
+/// # #[derive(Debug, Clone, Model)] #[model(table = "users")]
+/// # struct User { #[model(primary_key, auto)] id: Option<i64>, age: i64 }
+/// let adults = User::query().filter(User::AGE.ge("eighteen")); // i64 column, &str value
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be bound in an earn query",
+    note = "query values are model field types: integers, floats, `bool`, `String`, `Vec<u8>`, `Option<T>` of those, or a type implementing `earn::Field` for every enabled database"
+)]
+pub trait SqlValue: Any + Debug + Send + Sync {
+    /// Binds the value into SQLite arguments.
+    #[cfg(feature = "sqlite")]
+    fn bind_sqlite(&self, args: &mut sqlx::sqlite::SqliteArguments) -> Result<(), BoxDynError>;
+    /// Binds the value into PostgreSQL arguments.
+    #[cfg(feature = "postgres")]
+    fn bind_postgres(&self, args: &mut sqlx::postgres::PgArguments) -> Result<(), BoxDynError>;
+    /// Binds the value into MySQL arguments.
+    #[cfg(feature = "mysql")]
+    fn bind_mysql(&self, args: &mut sqlx::mysql::MySqlArguments) -> Result<(), BoxDynError>;
+}
+
+impl<T> SqlValue for T
+where
+    T: FieldOnSqlite + FieldOnPostgres + FieldOnMySql + Any + Debug + Send + Sync,
+{
+    #[cfg(feature = "sqlite")]
+    fn bind_sqlite(&self, args: &mut sqlx::sqlite::SqliteArguments) -> Result<(), BoxDynError> {
+        Field::<sqlx::Sqlite>::bind(self, args)
+    }
+    #[cfg(feature = "postgres")]
+    fn bind_postgres(&self, args: &mut sqlx::postgres::PgArguments) -> Result<(), BoxDynError> {
+        Field::<sqlx::Postgres>::bind(self, args)
+    }
+    #[cfg(feature = "mysql")]
+    fn bind_mysql(&self, args: &mut sqlx::mysql::MySqlArguments) -> Result<(), BoxDynError> {
+        Field::<sqlx::MySql>::bind(self, args)
+    }
+}
