@@ -1,4 +1,6 @@
 #![doc = include_str!("../docs/crate.md")]
+// On docs.rs: "Available on crate feature `redis` only" on gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use earn_core::testing;
 pub use earn_core::{
