@@ -1,4 +1,6 @@
 #![doc = include_str!("../docs/crate.md")]
+// On docs.rs: "Available on crate feature `redis` only" on gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use earn_core::testing;
 pub use earn_core::{
@@ -8,11 +10,54 @@ pub use earn_core::{
     NameError, Operation, Overflow, Pattern, PatternError, PayloadError, Propagation, Registry,
     RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionId, registry,
 };
-pub use earn_macros::{
-    Model, after_commit, after_create, after_delete, after_load, after_rollback, after_save,
-    after_update, before_create, before_delete, before_save, before_update, event_handler, hooks,
-    service,
-};
+
+// The macros' reference pages live here, on the re-exports, so that their
+// examples run as doctests of the facade, as users write them.
+#[doc = include_str!("../docs/derive-model.md")]
+pub use earn_macros::Model;
+
+#[doc = include_str!("../docs/hooks.md")]
+pub use earn_macros::hooks;
+
+#[doc = include_str!("../docs/hooks/before_save.md")]
+pub use earn_macros::before_save;
+
+#[doc = include_str!("../docs/hooks/before_create.md")]
+pub use earn_macros::before_create;
+
+#[doc = include_str!("../docs/hooks/before_update.md")]
+pub use earn_macros::before_update;
+
+#[doc = include_str!("../docs/hooks/before_delete.md")]
+pub use earn_macros::before_delete;
+
+#[doc = include_str!("../docs/hooks/after_create.md")]
+pub use earn_macros::after_create;
+
+#[doc = include_str!("../docs/hooks/after_update.md")]
+pub use earn_macros::after_update;
+
+#[doc = include_str!("../docs/hooks/after_delete.md")]
+pub use earn_macros::after_delete;
+
+#[doc = include_str!("../docs/hooks/after_save.md")]
+pub use earn_macros::after_save;
+
+#[doc = include_str!("../docs/hooks/after_commit.md")]
+pub use earn_macros::after_commit;
+
+#[doc = include_str!("../docs/hooks/after_rollback.md")]
+pub use earn_macros::after_rollback;
+
+#[doc = include_str!("../docs/hooks/after_load.md")]
+pub use earn_macros::after_load;
+
+#[doc = include_str!("../docs/event-handler.md")]
+pub use earn_macros::event_handler;
+
+#[doc = include_str!("../docs/service.md")]
+pub use earn_macros::service;
+
 pub use earn_sqlx::{
     BelongsTo, CHANGES_KEY, Col, Db, Dialect, Direction, Field, Filter, ForeignKey, HasMany,
     HasOne, HookContext, INBOX_TABLE, IntoParam, IntoValue, Model, Nullable, OUTBOX_DEAD_TABLE,
@@ -37,6 +82,8 @@ pub mod sqlx {
 
 /// Everything a model file needs: `use earn::prelude::*;`.
 pub mod prelude {
+    // Links to the items' pages rather than copies of them.
+    #[doc(no_inline)]
     pub use crate::{
         Db, Error, Event, EventBus, HandlerError, HookContext, HookError, Model, Operation,
         Propagation, Tx, after_commit, after_create, after_delete, after_load, after_rollback,

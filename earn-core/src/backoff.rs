@@ -8,6 +8,9 @@ use std::time::Duration;
 /// are each shortened by a random fraction of at most `jitter`, so that
 /// processes that failed together do not retry together.
 ///
+/// A building block of earn's own crates (the outbox relay, the Redis
+/// transport); the `earn` facade does not re-export it.
+///
 /// ```
 /// use std::time::Duration;
 /// use earn_core::Backoff;

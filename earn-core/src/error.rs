@@ -16,7 +16,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///   any `std::error::Error` converted with `?` / `.into()`.
 ///
 /// ```
-/// use earn_core::HookError;
+/// use earn::HookError;
 ///
 /// fn check(email: &str) -> Result<(), HookError> {
 ///     if !email.contains('@') {

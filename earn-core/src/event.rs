@@ -14,7 +14,7 @@ use crate::name::{EventName, NameError};
 /// tie it to what caused it. Cheap to clone (shared).
 ///
 /// ```
-/// use earn_core::Event;
+/// use earn::Event;
 ///
 /// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
 /// struct Signup { email: String }
@@ -220,7 +220,7 @@ impl Event {
     /// [`EventBus::redeliver`](crate::EventBus::redeliver).
     ///
     /// ```
-    /// let event = earn_core::Event::new("order.paid", &7).unwrap().with_attempt(3);
+    /// let event = earn::Event::new("order.paid", &7).unwrap().with_attempt(3);
     /// assert_eq!(event.attempt(), 3);
     /// ```
     pub fn with_attempt(mut self, attempt: u32) -> Event {

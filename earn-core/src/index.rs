@@ -20,6 +20,9 @@ pub struct IndexKey(u64);
 /// lookup therefore touches the entries that match and the trie paths the
 /// name follows, never the whole index.
 ///
+/// The event bus's lookup structure, public for earn's own crates and its
+/// fuzz target; the `earn` facade does not re-export it.
+///
 /// ```
 /// use earn_core::{Pattern, PatternIndex};
 ///

@@ -17,7 +17,7 @@ use earn_vocab::{Fault, Grammar, Problem, scan};
 ///
 /// ```
 /// use std::collections::HashMap;
-/// use earn_core::EventName;
+/// use earn::EventName;
 ///
 /// let name = EventName::new("user.profile.updated")?;
 /// assert_eq!(name.segments().collect::<Vec<_>>(), ["user", "profile", "updated"]);
@@ -32,7 +32,7 @@ use earn_vocab::{Fault, Grammar, Problem, scan};
 /// let mut counts = HashMap::new();
 /// counts.insert(name, 1);
 /// assert_eq!(counts.get("user.profile.updated"), Some(&1));
-/// # Ok::<(), earn_core::NameError>(())
+/// # Ok::<(), earn::NameError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct EventName(Arc<str>);
@@ -61,9 +61,9 @@ impl EventName {
     /// so code generators can check a literal at compile time.
     ///
     /// ```
-    /// const OK: bool = earn_core::EventName::is_valid("order.paid");
+    /// const OK: bool = earn::EventName::is_valid("order.paid");
     /// assert!(OK);
-    /// assert!(!earn_core::EventName::is_valid("order..paid"));
+    /// assert!(!earn::EventName::is_valid("order..paid"));
     /// ```
     pub const fn is_valid(name: &str) -> bool {
         scan(name.as_bytes(), Grammar::Name).is_none()

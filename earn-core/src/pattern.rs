@@ -26,7 +26,7 @@ use crate::name::EventName;
 /// pattern's length times the name's, however many `**` the pattern has.
 ///
 /// ```
-/// use earn_core::{EventName, Pattern};
+/// use earn::{EventName, Pattern};
 ///
 /// let pattern = Pattern::new("user.**")?;
 /// assert!(pattern.matches(&EventName::new("user.profile.updated")?));

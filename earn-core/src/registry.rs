@@ -29,7 +29,7 @@ pub struct HookRegistration {
     pub line: u32,
     /// Position of the hook within its `#[hooks]` block.
     pub index: u32,
-    /// The typed hook (`earn_sqlx::Hook<Model>`), downcast when the model's
+    /// The typed hook (the SQL backend's `Hook<Model>`), downcast when the model's
     /// table is built.
     pub hook: &'static (dyn Any + Send + Sync),
 }
@@ -106,7 +106,7 @@ impl fmt::Display for Registry {
 /// the crate docs on hooks and handlers in another crate).
 ///
 /// ```
-/// let registry = earn_core::registry();
+/// let registry = earn::registry();
 /// for hook in &registry.hooks {
 ///     println!("{hook}"); // User::normalize (before_save, priority 0) at src/user.rs:12
 /// }

@@ -33,7 +33,7 @@ pub trait EventSink: Send + Sync + 'static {
     /// would otherwise hold an event that can never be handed over.
     ///
     /// ```
-    /// use earn_core::{EventBus, EventSink};
+    /// use earn::{EventBus, EventSink};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -9,7 +9,7 @@ use crate::event::Event;
 /// emitted or published.
 ///
 /// ```
-/// use earn_core::{Event, EventBus, testing::Recorder};
+/// use earn::{Event, EventBus, testing::Recorder};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -10,8 +10,8 @@ mod service;
 
 use proc_macro::TokenStream;
 
-/// Derives `earn::Model`: table metadata, SQL for every backend, row
-/// decoding and the persistence API. See the `earn` crate docs.
+/// `#[derive(Model)]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:
+/// import it from `earn` (`use earn::prelude::*;`).
 #[proc_macro_derive(Model, attributes(model))]
 pub fn derive_model(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
@@ -20,28 +20,22 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
         .into()
 }
 
-/// Registers the lifecycle hooks of an inherent `impl` block of a model.
+/// `#[hooks]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:
+/// import it from `earn` (`use earn::prelude::*;`).
 #[proc_macro_attribute]
 pub fn hooks(args: TokenStream, item: TokenStream) -> TokenStream {
     hooks::expand(args.into(), item.into()).into()
 }
 
-/// Registers a free function as an event handler of every bus built with
-/// the default builder: `#[event_handler("user.created", priority = 10)]`.
-///
-/// Options: `priority = N` (higher first), `filter = path` (a
-/// `fn(&Event) -> bool`), `retries = N` and `timeout_ms = N` (override the
-/// bus's settings; `timeout_ms` only on an `async fn`: a sync handler cannot
-/// be interrupted). The parameter is `&Event`, `Event`, or a payload type
-/// deserialized from the event's JSON.
+/// `#[event_handler]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:
+/// import it from `earn` (`use earn::prelude::*;`).
 #[proc_macro_attribute]
 pub fn event_handler(args: TokenStream, item: TokenStream) -> TokenStream {
     handler::expand(args.into(), item.into()).into()
 }
 
-/// Makes the `#[event_handler("…")]` methods of an impl block the
-/// handlers of a service with state, attached at run time with
-/// `bus.attach(Arc::new(service))` and removed with `bus.detach`.
+/// `#[service]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:
+/// import it from `earn` (`use earn::prelude::*;`).
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, item: TokenStream) -> TokenStream {
     service::expand(args.into(), item.into()).into()
@@ -49,7 +43,10 @@ pub fn service(args: TokenStream, item: TokenStream) -> TokenStream {
 
 macro_rules! phase_attributes {
     ($($name:ident $variant:ident $doc:literal,)*) => {$(
-        #[doc = concat!("Marks a method as a `", stringify!($name), "` hook; only valid inside `#[hooks] impl Model { … }`.")]
+        #[doc = concat!(
+            "`#[", stringify!($name), "]` of [earn](https://docs.rs/earn), implemented in `earn-macros`: ",
+            "import it from `earn` (`use earn::prelude::*;`)."
+        )]
         #[proc_macro_attribute]
         pub fn $name(_args: TokenStream, item: TokenStream) -> TokenStream {
             hooks::outside_hooks_block(stringify!($name), item.into()).into()

@@ -4,6 +4,9 @@
 //!
 //! Users depend on the `earn` facade, which re-exports this crate.
 
+// On docs.rs: "Available on crate feature `postgres` only" on gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(not(any(feature = "sqlite", feature = "postgres", feature = "mysql")))]
 compile_error!("earn-sqlx needs at least one backend feature: `sqlite`, `postgres` or `mysql`");
 

@@ -27,7 +27,7 @@ pub(crate) enum Owner {
 /// handlers that succeeded do not run again.
 ///
 /// ```
-/// use earn_core::Finished;
+/// use earn::Finished;
 ///
 /// let finished = Finished::from_names(["billing::receipt"]);
 /// assert!(finished.contains("billing::receipt"));

@@ -106,7 +106,7 @@ struct Inner {
 /// returns `Ok` the event belongs to the bus.
 ///
 /// ```
-/// use earn_core::{Event, EventBus};
+/// use earn::{Event, EventBus};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -337,7 +337,7 @@ impl EventBus {
     /// discarded.
     ///
     /// ```
-    /// use earn_core::{Event, EventBus, HandlerError};
+    /// use earn::{Event, EventBus, HandlerError};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -361,7 +361,7 @@ impl EventBus {
     /// ```
     /// use std::sync::atomic::{AtomicU32, Ordering};
     /// use std::sync::Arc;
-    /// use earn_core::{Event, EventBus, Finished, HandlerError};
+    /// use earn::{Event, EventBus, Finished, HandlerError};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
