@@ -1,6 +1,9 @@
 //! `#[model(events = "user")]`: `user.created`, `user.updated` (with the
 //! changes) and `user.deleted`, raised in the write's transaction.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+
 use earn_core::{Error, Event, EventError, EventName, Operation};
 
 use crate::model::Entity;
@@ -20,16 +23,11 @@ pub(crate) fn model_event<M: Entity>(
     let Some(prefix) = M::INFO.events else {
         return Ok(None);
     };
-    let verb = match operation {
-        Operation::Create => "created",
-        Operation::Update => "updated",
-        Operation::Delete => "deleted",
-    };
-    let name = format!("{prefix}.{verb}");
-    let payload = payload_of(model, &name)?;
+    let name = event_name(prefix, operation)?;
+    let payload = payload_of(model, name.as_str())?;
     let mut changes = serde_json::Map::new();
     if let Some(previous) = previous {
-        let before = payload_of(previous, &name)?;
+        let before = payload_of(previous, name.as_str())?;
         for &field in changed {
             changes.insert(
                 field.to_owned(),
@@ -40,13 +38,34 @@ pub(crate) fn model_event<M: Entity>(
             );
         }
     }
-    let event = Event::from_value(EventName::new(&name).map_err(EventError::from)?, payload)
-        .with_source(M::INFO.name);
+    let event = Event::from_value(name, payload).with_source(M::INFO.name);
     Ok(Some(if previous.is_some() {
         event.with_meta(CHANGES_KEY, serde_json::Value::Object(changes).to_string())
     } else {
         event
     }))
+}
+
+/// `prefix.created` / `.updated` / `.deleted`, validated once per model
+/// and shared: a bulk write raises thousands.
+fn event_name(prefix: &'static str, operation: Operation) -> Result<EventName, Error> {
+    static NAMES: LazyLock<RwLock<HashMap<(&'static str, Operation), EventName>>> =
+        LazyLock::new(RwLock::default);
+    let key = (prefix, operation);
+    if let Some(name) = NAMES.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(name.clone());
+    }
+    let verb = match operation {
+        Operation::Create => "created",
+        Operation::Update => "updated",
+        Operation::Delete => "deleted",
+    };
+    let name = EventName::new(format!("{prefix}.{verb}")).map_err(EventError::from)?;
+    NAMES
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(key, name.clone());
+    Ok(name)
 }
 
 fn payload_of<M: Entity>(model: &M, name: &str) -> Result<serde_json::Value, Error> {

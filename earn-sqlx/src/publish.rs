@@ -85,11 +85,12 @@ impl Publisher for ToBus {
 /// `Overflow::Error`, bus shut down) is reported: the data is committed,
 /// the event cannot be taken back.
 pub(crate) async fn publish_one(bus: &EventBus, event: Event) {
-    let name = event.name().to_string();
+    // Kept for the report: the name is shared (an `Arc`), not copied.
+    let name = event.name().clone();
     let id = event.id();
     if let Err(error) = bus.publish(event).await {
         metrics::counter!("earn_events_undelivered_total").increment(1);
-        tracing::error!(event = name, event_id = %id, %error, "an event of a committed transaction could not be published");
+        tracing::error!(event = name.as_str(), event_id = %id, %error, "an event of a committed transaction could not be published");
     }
 }
 
