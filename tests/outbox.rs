@@ -496,3 +496,47 @@ async fn an_event_too_large_for_the_sink_is_refused_before_the_commit() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn bulk_writes_stage_one_row_per_event_and_none_for_a_failed_one() {
+    each_backend(|db| async move {
+        let (db, bus, recorder) = setup(db, OutboxMode::Relay).await;
+        let mut orders: Vec<Order> = (0..300).map(|i| order(&format!("o{i:03}"))).collect();
+        Order::insert_many(&db, &mut orders).await.unwrap();
+        let updated = Order::query()
+            .filter(Order::ITEM.lt("o100"))
+            .update_all(&db, [Order::ITEM.set("cheap")])
+            .await
+            .unwrap();
+        assert_eq!(updated, 100);
+        let deleted = Order::query()
+            .filter(Order::ITEM.eq("cheap"))
+            .delete_all(&db)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 100);
+        assert_eq!(db.outbox_backlog().await.unwrap(), 500);
+
+        // A row whose after hook fails rolls the whole bulk write back: its
+        // events' rows go with it.
+        let mut batch = vec![order("fine"), order("refused")];
+        assert!(Order::insert_many(&db, &mut batch).await.is_err());
+        assert_eq!(db.outbox_backlog().await.unwrap(), 500);
+
+        let relay = OutboxRelay::new(db.clone(), bus.clone());
+        let mut relayed = 0;
+        while relayed < 500 {
+            let claimed = relay.run_once().await.unwrap();
+            assert!(claimed > 0, "every staged event is relayed");
+            relayed += claimed;
+        }
+        bus.wait_idle().await;
+        drained(&db).await;
+        let mut names = recorder.names();
+        names.sort();
+        names.dedup_by(|a, b| a == b);
+        assert_eq!(names, ["order.created", "order.deleted", "order.updated"]);
+        assert_eq!(recorder.events().len(), 500);
+    })
+    .await;
+}

@@ -110,6 +110,25 @@ pub trait Backend: Database {
     fn decode_json<T: DeserializeOwned>(row: &Self::Row, index: usize) -> Result<T, sqlx::Error>;
 }
 
+/// Declares `$name`: the bound `$bound` when the backend's `$feature` is on,
+/// no bound at all otherwise, so code generic over "every enabled backend"
+/// is written once.
+macro_rules! on_backend {
+    ($name:ident, $feature:literal, $bound:path) => {
+        #[doc = concat!("[`", stringify!($bound), "`] when the `", $feature, "` feature is on, nothing otherwise.")]
+        #[cfg(feature = $feature)]
+        pub trait $name: $bound {}
+        #[cfg(feature = $feature)]
+        impl<T: $bound> $name for T {}
+        #[doc = concat!("[`", stringify!($bound), "`] when the `", $feature, "` feature is on, nothing otherwise.")]
+        #[cfg(not(feature = $feature))]
+        pub trait $name {}
+        #[cfg(not(feature = $feature))]
+        impl<T> $name for T {}
+    };
+}
+pub(crate) use on_backend;
+
 /// What a statement did.
 #[derive(Debug, Clone, Copy)]
 pub struct Done {

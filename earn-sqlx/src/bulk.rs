@@ -191,14 +191,11 @@ pub(crate) async fn update_all<M: Model>(
     query: &Query<M>,
     changes: &[Set<M>],
 ) -> Result<u64, Error> {
-    refuse_key_change::<M>(changes)?;
-    if changes.is_empty() {
-        return Ok(0);
-    }
-    if !tracked::<M>() {
+    if changes.is_empty() || !tracked::<M>() {
         // No hooks, events or version: nothing to run per row.
         return update_where(tx, query, changes).await;
     }
+    refuse_key_change::<M>(changes)?;
     let mut rows = Vec::new();
     for previous in query.fetch(&mut tx.conn, Lock::ForUpdate).await? {
         let mut model = previous.clone();

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use earn_core::{Error, HookTable};
 use sqlx::error::BoxDynError;
 
-use crate::backend::{Backend, Dialect};
+use crate::backend::{Backend, Dialect, on_backend};
 use crate::bulk::{self, Bulk};
 use crate::db::Db;
 use crate::hook::{Hook, Hooks};
@@ -187,24 +187,9 @@ pub trait Row<DB: Backend>: Entity {
     fn column_types() -> Vec<ColumnType>;
 }
 
-macro_rules! backend_bound {
-    ($name:ident, $feature:literal, $db:ty) => {
-        #[doc = concat!("`Row<", stringify!($db), ">` when the `", $feature, "` feature is on, nothing otherwise.")]
-        #[cfg(feature = $feature)]
-        pub trait $name: Row<$db> {}
-        #[cfg(feature = $feature)]
-        impl<T: Row<$db>> $name for T {}
-        #[doc = concat!("`Row<", stringify!($db), ">` when the `", $feature, "` feature is on, nothing otherwise.")]
-        #[cfg(not(feature = $feature))]
-        pub trait $name {}
-        #[cfg(not(feature = $feature))]
-        impl<T> $name for T {}
-    };
-}
-
-backend_bound!(OnSqlite, "sqlite", sqlx::Sqlite);
-backend_bound!(OnPostgres, "postgres", sqlx::Postgres);
-backend_bound!(OnMySql, "mysql", sqlx::MySql);
+on_backend!(OnSqlite, "sqlite", Row<sqlx::Sqlite>);
+on_backend!(OnPostgres, "postgres", Row<sqlx::Postgres>);
+on_backend!(OnMySql, "mysql", Row<sqlx::MySql>);
 
 /// A persistent model: derive it with `#[derive(Model)]`, then `save`,
 /// `delete`, `find` and `all` run its lifecycle hooks around the SQL.

@@ -485,7 +485,8 @@ where
 
 // What the methods `#[derive(Model)]` generates call: free functions, so
 // that a relation to a type that is not a model is reported as such, on
-// the type, rather than as a missing method.
+// the type, rather than as a missing method. Written out rather than by a
+// macro: their signatures appear in the errors users read.
 
 /// `line.order(&db)`.
 #[doc(hidden)]

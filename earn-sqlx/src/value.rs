@@ -6,26 +6,12 @@ use std::fmt::Debug;
 
 use sqlx::error::BoxDynError;
 
+use crate::backend::on_backend;
 use crate::field::Field;
 
-macro_rules! field_on {
-    ($name:ident, $feature:literal, $db:ty) => {
-        #[doc = concat!("[`Field<", stringify!($db), ">`](Field) when the `", $feature, "` feature is on, nothing otherwise.")]
-        #[cfg(feature = $feature)]
-        pub trait $name: Field<$db> {}
-        #[cfg(feature = $feature)]
-        impl<T: Field<$db>> $name for T {}
-        #[doc = concat!("[`Field<", stringify!($db), ">`](Field) when the `", $feature, "` feature is on, nothing otherwise.")]
-        #[cfg(not(feature = $feature))]
-        pub trait $name {}
-        #[cfg(not(feature = $feature))]
-        impl<T> $name for T {}
-    };
-}
-
-field_on!(FieldOnSqlite, "sqlite", sqlx::Sqlite);
-field_on!(FieldOnPostgres, "postgres", sqlx::Postgres);
-field_on!(FieldOnMySql, "mysql", sqlx::MySql);
+on_backend!(FieldOnSqlite, "sqlite", Field<sqlx::Sqlite>);
+on_backend!(FieldOnPostgres, "postgres", Field<sqlx::Postgres>);
+on_backend!(FieldOnMySql, "mysql", Field<sqlx::MySql>);
 
 /// A value a query can bind on every enabled database: any [`Field`] type
 /// (`i64`, `String`, `Option<T>`, `uuid::Uuid`, …).
