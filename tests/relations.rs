@@ -323,3 +323,68 @@ async fn create_table_adds_the_foreign_keys() {
     })
     .await;
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(
+    table = "rel_categories",
+    has_many(
+        Category,
+        foreign_key = "parent_id",
+        name = "children",
+        on_delete = "cascade"
+    )
+)]
+struct Category {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    #[model(belongs_to = Category)]
+    parent_id: Option<i64>,
+    depth: i64,
+}
+
+#[hooks]
+impl Category {
+    #[after_delete]
+    fn gone(&self) {
+        log(format!("category.deleted:{}", self.depth));
+    }
+}
+
+#[tokio::test]
+async fn a_cascade_runs_down_a_tree_of_one_model_as_deep_as_it_goes() {
+    each_backend(|db| async move {
+        db.drop_table::<Category>().await.unwrap();
+        db.create_table::<Category>().await.unwrap();
+        let mut parent: Option<i64> = None;
+        let mut root = None;
+        for depth in 0..20 {
+            let mut category = Category {
+                id: None,
+                parent_id: parent,
+                depth,
+            };
+            category.save(&db).await.unwrap();
+            parent = category.id;
+            root.get_or_insert(category);
+        }
+        let root = root.unwrap();
+        let leaf = Category::query()
+            .filter(Category::DEPTH.eq(19))
+            .one(&db)
+            .await
+            .unwrap();
+        assert_eq!(leaf.parent(&db).await.unwrap().unwrap().depth, 18);
+        assert_eq!(root.children(&db).await.unwrap().len(), 1);
+        take_log();
+        root.delete(&db).await.unwrap();
+        assert_eq!(Category::query().count(&db).await.unwrap(), 0);
+        let log = take_log();
+        assert_eq!(log.len(), 20, "every level's hooks ran: {log:?}");
+        assert_eq!(
+            log.first().map(String::as_str),
+            Some("category.deleted:19"),
+            "leaves first"
+        );
+    })
+    .await;
+}

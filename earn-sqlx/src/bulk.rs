@@ -8,7 +8,7 @@ use crate::backend::Dialect;
 use crate::column::Set;
 use crate::connection::with_backend;
 use crate::db::Db;
-use crate::guard::{guarded, refuse_inside_a_write};
+use crate::guard::{guarded_bulk, refuse_inside_a_write};
 use crate::hook::Hooks;
 use crate::model::{Entity, Model};
 use crate::model_event::model_event;
@@ -55,10 +55,9 @@ pub(crate) async fn write<M: Model>(tx: &mut Tx, bulk: Bulk<'_, M>) -> Result<u6
 }
 
 async fn run<M: Model>(tx: &mut Tx, bulk: Bulk<'_, M>) -> Result<u64, Error> {
-    let operation = bulk.operation();
-    // Hooks writing this model again, or opening a transaction of their
-    // own, are caught as in a single write.
-    guarded::<M, _, _>(None, operation, async {
+    // Hooks opening a transaction of their own are caught as in a single
+    // write.
+    guarded_bulk::<M, _, _>(async {
         match bulk {
             Bulk::Insert(models) => insert_many(tx, models).await,
             Bulk::Update(query, changes) => update_all(tx, query, changes).await,

@@ -5,6 +5,7 @@ use std::any::TypeId;
 use std::cell::RefCell;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use earn_core::{Error, Operation};
 
@@ -66,6 +67,31 @@ where
             operation,
             key: key.map(|k| format!(" with key {k:?}")).unwrap_or_default(),
         }),
+        Err(_outside_any_write) => ACTIVE.scope(RefCell::new(vec![entry]), write).await,
+    }
+}
+
+/// Runs a bulk write of `M`, so that its hooks are known to run inside a
+/// write ([`refuse_inside_a_write`]). Never [`Error::Reentrant`]: a bulk
+/// write has no one row's identity, and cascades through a tree of rows of
+/// one model nest bulk writes of that model as deep as the tree.
+pub(crate) async fn guarded_bulk<M: Entity, F, T>(write: F) -> Result<T, Error>
+where
+    F: Future<Output = Result<T, Error>>,
+{
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Unique, so no other entry ever equals it.
+    let entry = (
+        TypeId::of::<M>(),
+        Some(NEXT.fetch_add(1, Ordering::Relaxed) | 1 << 63),
+        M::INFO.name,
+    );
+    let nested = ACTIVE.try_with(|active| active.borrow_mut().push(entry));
+    match nested {
+        Ok(()) => {
+            let _entry = Entry;
+            write.await
+        }
         Err(_outside_any_write) => ACTIVE.scope(RefCell::new(vec![entry]), write).await,
     }
 }

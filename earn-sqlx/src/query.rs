@@ -448,7 +448,9 @@ impl<M: Model> Query<M> {
     /// The matching rows one by one as the database sends them, for
     /// results too large to hold in memory. The query runs on a connection
     /// of its own in a task, a few rows ahead of the reader; dropping the
-    /// stream stops it and returns the connection to the pool.
+    /// stream stops it and returns the connection to the pool. Until then
+    /// the stream holds that connection: with a pool of one (an in-memory
+    /// SQLite database) other queries wait for the stream to end.
     ///
     /// ```
     /// # use earn::prelude::*;
