@@ -367,8 +367,9 @@ pub(crate) async fn delete_all<M: Model>(tx: &mut Tx, query: &Query<M>) -> Resul
     }
     let mark = tx.mark();
     let mut progress = Progress::bulk(Operation::Delete);
-    let read_first =
-        hooks.has(HookPhase::BeforeDelete) || dependents || tx.dialect() == Dialect::MySql;
+    let server = tx.server.clone();
+    let returning = server.deletes_returning(&mut tx.conn).await?;
+    let read_first = hooks.has(HookPhase::BeforeDelete) || dependents || !returning;
     let mut rows = Vec::new();
     let result = async {
         if read_first {

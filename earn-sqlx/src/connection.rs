@@ -196,6 +196,36 @@ impl Conn {
     }
 }
 
+/// What earn learns about the server of a pool, once, on first need.
+#[derive(Debug, Default)]
+pub(crate) struct Server {
+    delete_returning: std::sync::OnceLock<bool>,
+}
+
+impl Server {
+    /// Whether `DELETE … RETURNING` works: on SQLite, PostgreSQL and
+    /// MariaDB, not on MySQL.
+    pub(crate) async fn deletes_returning(&self, conn: &mut Conn) -> Result<bool, Error> {
+        if let Some(&known) = self.delete_returning.get() {
+            return Ok(known);
+        }
+        let known = match conn {
+            #[cfg(feature = "mysql")]
+            Conn::MySql(c) => {
+                let version: String = sqlx::query_scalar("SELECT VERSION()")
+                    .fetch_one(&mut **c)
+                    .await
+                    .map_err(connection_error("read the server version"))?;
+                version.contains("MariaDB")
+            }
+            #[allow(unreachable_patterns)]
+            _ => true,
+        };
+        let _ = self.delete_returning.set(known);
+        Ok(known)
+    }
+}
+
 /// The error of a connection- or transaction-level `operation`.
 pub(crate) fn connection_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
     move |source| Error::Connection {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use earn_core::{Error, EventBus};
 
 use crate::backend::Dialect;
-use crate::connection::{Conn, Pool, with_backend};
+use crate::connection::{Conn, Pool, Server, with_backend};
 use crate::model::{ColumnType, Model, Row};
 use crate::outbox::{Destination, Outbox, ToOutbox};
 use crate::publish::{Publisher, ToBus};
@@ -32,6 +32,8 @@ pub struct Db {
     sink: Option<Arc<dyn earn_core::EventSink>>,
     /// What transactions hand their events to, built from the three above.
     publisher: Arc<dyn Publisher>,
+    /// What is known of the server, shared by clones.
+    server: Arc<Server>,
 }
 
 impl std::fmt::Debug for Db {
@@ -184,7 +186,12 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(connect_error)?;
-        Ok(Db::from(pool))
+        let db = Db::from(pool);
+        // MySQL or MariaDB: learnt now rather than in the first write.
+        db.server
+            .deletes_returning(&mut db.acquire().await?)
+            .await?;
+        Ok(db)
     }
 
     #[cfg(not(feature = "mysql"))]
@@ -260,7 +267,12 @@ impl Db {
 
     /// Begins a transaction. See [`Tx`].
     pub async fn begin(&self) -> Result<Tx, Error> {
-        Tx::begin_on(self.acquire().await?, self.publisher.clone()).await
+        Tx::begin_on(
+            self.acquire().await?,
+            self.publisher.clone(),
+            self.server.clone(),
+        )
+        .await
     }
 
     /// Creates the model's table if it does not exist, with column types
@@ -357,6 +369,7 @@ impl Db {
             bus: None,
             outbox: None,
             sink: None,
+            server: Arc::default(),
         }
     }
 }

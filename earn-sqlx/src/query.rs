@@ -572,7 +572,8 @@ impl<M: Model> Query<M> {
     /// [`delete_all`](Query::delete_all) in the caller's transaction.
     ///
     /// A model with `before_delete` hooks or dependent relations (and every
-    /// model on MySQL, which has no `DELETE … RETURNING`) has its matching
+    /// model on MySQL, which unlike MariaDB has no `DELETE … RETURNING`)
+    /// has its matching
     /// rows read and locked first; the before hooks and the relations'
     /// `on_delete` actions run, then one `DELETE … WHERE key IN (…)`.
     /// Otherwise one `DELETE … RETURNING` deletes the rows and returns

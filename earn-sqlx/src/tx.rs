@@ -7,7 +7,7 @@ use std::sync::Arc;
 use earn_core::{Error, Event, Operation};
 
 use crate::backend::Dialect;
-use crate::connection::{Conn, connection_error};
+use crate::connection::{Conn, Server, connection_error};
 use crate::deferred::{Deferred, Finished};
 use crate::hook::ModelOutcome;
 use crate::model::Entity;
@@ -73,6 +73,7 @@ pub struct Tx {
     unfinished_at: Vec<usize>,
     open: bool,
     publisher: Arc<dyn Publisher>,
+    pub(crate) server: Arc<Server>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -89,6 +90,7 @@ impl Tx {
     pub(crate) async fn begin_on(
         mut conn: Conn,
         publisher: Arc<dyn Publisher>,
+        server: Arc<Server>,
     ) -> Result<Tx, Error> {
         conn.begin().await.map_err(connection_error("begin"))?;
         Ok(Tx {
@@ -99,6 +101,7 @@ impl Tx {
             unfinished_at: Vec::new(),
             open: true,
             publisher,
+            server,
         })
     }
 
