@@ -62,7 +62,7 @@ pub use earn_sqlx::{
     BelongsTo, CHANGES_KEY, Col, Db, Dialect, Direction, Field, Filter, ForeignKey, HasMany,
     HasOne, HookContext, INBOX_TABLE, IntoParam, IntoValue, Model, Nullable, OUTBOX_DEAD_TABLE,
     OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter, OutboxMode, OutboxRelay, Page, Query,
-    RawQuery, RowStream, Savepoint, Set, SqlValue, Tx,
+    RawQuery, RowStream, Savepoint, Set, SqlValue, Timestamp, Tx,
 };
 
 pub mod admin;
@@ -108,6 +108,6 @@ pub mod __private {
     pub use earn_sqlx::{
         Backend, BelongsTo, Col, Column, ColumnType, Db, Entity, Field, ForeignKeyColumn, HasMany,
         HasOne, Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult, ModelInfo, OnDelete,
-        Row, Set, Statements, Tx,
+        Row, Set, Statements, Timestamp, Tx,
     };
 }

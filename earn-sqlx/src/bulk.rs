@@ -2,6 +2,8 @@
 //! `delete_all` run every row's hooks and raise every row's event, in one
 //! transaction, around as few statements as the database allows.
 
+use std::borrow::Cow;
+
 use earn_core::{Error, HookPhase, Operation};
 
 use crate::backend::Dialect;
@@ -15,6 +17,7 @@ use crate::model_event::model_event;
 use crate::query::{Lock, Query};
 use crate::sql::{MAX_PARAMS, SqlBuilder};
 use crate::statement::{self, db_error};
+use crate::timestamp;
 use crate::tx::Tx;
 use crate::write::{Progress, changed_columns, finish, has_outcome_hooks, tracked};
 
@@ -158,6 +161,10 @@ async fn insert_steps<M: Model>(
                 .await?;
         }
     }
+    let now = timestamp::now();
+    models
+        .iter_mut()
+        .for_each(|m| m.stamp(now, Operation::Create));
     progress.wrote = true;
     statement::insert_many(tx, models).await?;
     for model in models.iter_mut() {
@@ -195,11 +202,20 @@ pub(crate) async fn update_all<M: Model>(
         return update_where(tx, query, changes).await;
     }
     refuse_key_change::<M>(changes)?;
+    // One instant for every row; `updated_at` moves only on rows the
+    // changes change.
+    let stamp = M::stamp_change(timestamp::now());
     let mut rows = Vec::new();
     for previous in query.fetch(&mut tx.conn, Lock::ForUpdate).await? {
         let mut model = previous.clone();
         changes.iter().for_each(|set| (set.apply)(&mut model));
-        let fields = model.changed_fields(&previous);
+        let mut fields = model.changed_fields(&previous);
+        if let Some(stamp) = &stamp
+            && !fields.is_empty()
+        {
+            (stamp.apply)(&mut model);
+            fields = model.changed_fields(&previous);
+        }
         if !fields.is_empty() {
             rows.push(Changed {
                 model,
@@ -209,6 +225,7 @@ pub(crate) async fn update_all<M: Model>(
             });
         }
     }
+    let changes = &*with_stamp(changes, stamp);
     let mark = tx.mark();
     let mut progress = Progress::bulk(Operation::Update);
     match update_steps(tx, &mut rows, changes, &mut progress).await {
@@ -222,6 +239,14 @@ pub(crate) async fn update_all<M: Model>(
             failed(tx, mark, &progress, &error, &models, Operation::Update);
             Err(error)
         }
+    }
+}
+
+/// The changes with `updated_at = now` after them, if the model has one.
+fn with_stamp<M>(changes: &[Set<M>], stamp: Option<Set<M>>) -> Cow<'_, [Set<M>]> {
+    match stamp {
+        Some(stamp) => Cow::Owned(changes.iter().cloned().chain([stamp]).collect()),
+        None => Cow::Borrowed(changes),
     }
 }
 
@@ -348,6 +373,7 @@ pub(crate) async fn update_where<M: Model>(
     if changes.is_empty() {
         return Ok(0);
     }
+    let changes = &*with_stamp(changes, M::stamp_change(timestamp::now()));
     let mut sql = SqlBuilder::new(M::INFO, tx.dialect());
     sql.push("UPDATE ");
     sql.table();

@@ -31,6 +31,7 @@ mod read;
 mod relation;
 mod sql;
 mod statement;
+mod timestamp;
 mod tx;
 mod value;
 mod write;
@@ -53,6 +54,7 @@ pub use outbox::{
 pub use query::{Page, Query, RowStream};
 pub use raw::{IntoParam, RawQuery};
 pub use relation::{BelongsTo, ForeignKey, HasMany, HasOne, Nullable, OnDelete};
+pub use timestamp::Timestamp;
 pub use tx::{Savepoint, Tx};
 pub use value::{FieldOnMySql, FieldOnPostgres, FieldOnSqlite, SqlValue};
 

@@ -76,6 +76,10 @@ pub struct ModelInfo {
     /// The models of `has_many` / `has_one` relations whose `on_delete`
     /// runs when a row of this model is deleted.
     pub dependents: &'static [&'static str],
+    /// Index of the `#[model(created_at)]` column.
+    pub created_at: Option<usize>,
+    /// Index of the `#[model(updated_at)]` column.
+    pub updated_at: Option<usize>,
 }
 
 /// A `belongs_to` field: its column refers to the key of another model.
@@ -139,6 +143,19 @@ pub trait Entity: Clone + Send + Sync + 'static {
 
     /// The model's hooks, by phase, in run order.
     fn hooks() -> &'static HookTable<Hook<Self>>;
+
+    /// Sets the `#[model(created_at)]` (on create) and
+    /// `#[model(updated_at)]` fields to `now`.
+    fn stamp(&mut self, now: std::time::SystemTime, operation: earn_core::Operation) {
+        let _ = (now, operation);
+    }
+
+    /// `updated_at = now` as a change of [`update_all`](crate::Query::update_all);
+    /// `None` without an `updated_at` field.
+    fn stamp_change(now: std::time::SystemTime) -> Option<crate::column::Set<Self>> {
+        let _ = now;
+        None
+    }
 
     /// Runs the `on_delete` actions of the model's `has_many` / `has_one`
     /// relations for the rows with `keys`, before they are deleted.

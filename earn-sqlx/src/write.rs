@@ -11,6 +11,7 @@ use crate::hook::{HookContext, Hooks, run_in_tx};
 use crate::model::{Entity, Model};
 use crate::model_event::model_event;
 use crate::statement::{self, find_row, not_found, stale};
+use crate::timestamp;
 use crate::tx::Tx;
 
 /// Which write the caller asked for.
@@ -132,10 +133,14 @@ impl Progress {
     }
 }
 
-/// Whether hooks, events or a version need the write to read the persisted
+/// Whether hooks, events, a version or an `updated_at` (which an update that
+/// changes nothing must leave alone) need the write to read the persisted
 /// row of an update first, and to be guarded.
 pub(crate) fn tracked<M: Model>() -> bool {
-    !M::hooks().is_empty() || M::INFO.events.is_some() || M::INFO.version_index.is_some()
+    !M::hooks().is_empty()
+        || M::INFO.events.is_some()
+        || M::INFO.version_index.is_some()
+        || M::INFO.updated_at.is_some()
 }
 
 pub(crate) fn has_outcome_hooks<M: Model>() -> bool {
@@ -212,6 +217,8 @@ async fn write_quietly<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error
         (Some(key), false) if find_row::<M>(tx, &key, false).await?.is_none() => Operation::Create,
         _ => Operation::Update,
     };
+    // Timestamps are data, not hooks: a quiet write sets them too.
+    model.stamp(timestamp::now(), operation);
     match operation {
         Operation::Create => statement::insert(tx, model).await,
         _ => statement::update(tx, model).await,
@@ -310,13 +317,24 @@ async fn write_steps<M: Model>(
 
     // Before hooks may have changed fields (normalisation): the write and
     // the after hooks see what is written.
-    let changed_after: Vec<&'static str>;
+    let mut changed_after: Vec<&'static str>;
     let changed: &[&'static str] = match &previous {
         Some(previous) => {
             changed_after = model.changed_fields(previous);
+            if changed_columns::<M>(&changed_after).is_empty() {
+                // Nothing to write: not even `updated_at` moves.
+                return Ok(None);
+            }
+            if M::INFO.updated_at.is_some() {
+                model.stamp(timestamp::now(), operation);
+                changed_after = model.changed_fields(previous);
+            }
             &changed_after
         }
-        None => changed,
+        None => {
+            model.stamp(timestamp::now(), operation);
+            changed
+        }
     };
     match (operation, &previous) {
         (Operation::Create, _) => {
@@ -324,12 +342,8 @@ async fn write_steps<M: Model>(
             statement::insert(tx, model).await?;
         }
         (_, Some(_)) => {
-            let columns = changed_columns::<M>(changed);
-            if columns.is_empty() {
-                return Ok(None);
-            }
             progress.wrote = true;
-            statement::update_columns(tx, model, &columns).await?;
+            statement::update_columns(tx, model, &changed_columns::<M>(changed)).await?;
         }
         // Untracked: no row was read to compare with.
         (_, None) => {

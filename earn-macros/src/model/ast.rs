@@ -66,6 +66,10 @@ pub(crate) struct Field<'a> {
     pub(crate) version: Option<proc_macro2::Span>,
     /// `belongs_to = Parent`: the field holds a key of `Parent`.
     pub(crate) belongs_to: Option<syn::Path>,
+    /// `created_at`: set when the row is inserted.
+    pub(crate) created_at: Option<proc_macro2::Span>,
+    /// `updated_at`: set by every write that changes the row.
+    pub(crate) updated_at: Option<proc_macro2::Span>,
 }
 
 impl Field<'_> {
@@ -85,8 +89,8 @@ impl Field<'_> {
 const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`, \
      `has_many(Child, …)`, `has_one(Child, …)`";
 const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`, `version`, \
-     `belongs_to = Parent`";
-const FIELD_ONLY: [&str; 7] = [
+     `belongs_to = Parent`, `created_at`, `updated_at`";
+const FIELD_ONLY: [&str; 9] = [
     "primary_key",
     "auto",
     "column",
@@ -94,6 +98,8 @@ const FIELD_ONLY: [&str; 7] = [
     "json",
     "version",
     "belongs_to",
+    "created_at",
+    "updated_at",
 ];
 const CONTAINER_ONLY: [&str; 5] = ["table", "events", "crate", "has_many", "has_one"];
 const RELATION_OPTIONS: &str = "`foreign_key = \"field\"`, `name = \"method\"`, \
@@ -218,6 +224,8 @@ impl ContainerOptions {
 /// The options of `#[model(…)]` on a field.
 struct FieldOptions {
     belongs_to: Opt<syn::Path>,
+    created_at: Opt<()>,
+    updated_at: Opt<()>,
     primary_key: Opt<()>,
     auto: Opt<()>,
     column: Opt<syn::LitStr>,
@@ -239,6 +247,10 @@ impl FieldOptions {
             self.json.set(cx, path, ());
         } else if path.is_ident("version") {
             self.version.set(cx, path, ());
+        } else if path.is_ident("created_at") {
+            self.created_at.set(cx, path, ());
+        } else if path.is_ident("updated_at") {
+            self.updated_at.set(cx, path, ());
         } else if path.is_ident("belongs_to") {
             if !meta.input.peek(syn::Token![=]) {
                 return Err(meta.error("expected the parent model: `belongs_to = Order`"));
@@ -276,6 +288,8 @@ impl<'a> Field<'a> {
     fn parse(cx: &mut Ctxt, field: &'a syn::Field) -> Option<Self> {
         let mut options = FieldOptions {
             belongs_to: Opt::none("belongs_to"),
+            created_at: Opt::none("created_at"),
+            updated_at: Opt::none("updated_at"),
             primary_key: Opt::none("primary_key"),
             auto: Opt::none("auto"),
             column: Opt::none("column"),
@@ -302,6 +316,8 @@ impl<'a> Field<'a> {
             json: options.json.span(),
             version: options.version.span(),
             belongs_to: options.belongs_to.take(),
+            created_at: options.created_at.span(),
+            updated_at: options.updated_at.span(),
         })
     }
 }

@@ -9,6 +9,7 @@ pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
     check_key(cx, model);
     check_version(cx, model);
     check_belongs_to(cx, model);
+    check_timestamps(cx, model);
     let mut columns = HashSet::new();
     for field in &model.fields {
         if let Some(skip) = field.skip {
@@ -47,6 +48,53 @@ pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
                  (any serde type), or `#[model(skip)]` to not store it; columns hold integers, \
                  floats, bool, String, Vec<u8>, uuid::Uuid, chrono date-times, and Option of those",
             );
+        }
+    }
+}
+
+/// `created_at` / `updated_at`: at most one of each, on a plain stored
+/// field (the type is checked by the `Timestamp` trait, spanned at it).
+fn check_timestamps(cx: &mut Ctxt, model: &Container<'_>) {
+    for (option, span_of) in [
+        (
+            "created_at",
+            (|f| f.created_at) as fn(&super::ast::Field<'_>) -> Option<proc_macro2::Span>,
+        ),
+        ("updated_at", |f| f.updated_at),
+    ] {
+        let mut seen = false;
+        for field in &model.fields {
+            let Some(at) = span_of(field) else {
+                continue;
+            };
+            if seen {
+                cx.push(syn::Error::new(
+                    at,
+                    format!("a second `{option}` field: a model has at most one; remove this one"),
+                ));
+            }
+            seen = true;
+            if field.skip.is_some()
+                || field.json.is_some()
+                || field.is_key()
+                || field.version.is_some()
+            {
+                cx.push(syn::Error::new(
+                    at,
+                    format!(
+                        "`{option}` goes on a date-time field of its own: not the key, `json`, \
+                         `skip` or `version`"
+                    ),
+                ));
+            }
+        }
+    }
+    for field in &model.fields {
+        if let (Some(_), Some(updated)) = (field.created_at, field.updated_at) {
+            cx.push(syn::Error::new(
+                updated,
+                "a field is `created_at` or `updated_at`, not both: give each its own field",
+            ));
         }
     }
 }

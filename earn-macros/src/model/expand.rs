@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use syn::spanned::Spanned;
 
 use super::ast::{Container, Field, option_inner};
 use super::sql::{DIALECTS, Table};
@@ -61,6 +62,7 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         quote!(__earn::Column { field: #field, name: #column, quoted: [#(#quoted),*] })
     });
     let column_constants = columns::constants(model, &stored);
+    let (created_at, updated_at, stamp, stamp_change) = timestamps(&stored);
     let from_row = columns::from_row(model);
     let relations::Relations {
         items: relation_items,
@@ -266,6 +268,8 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     events: #events_prefix,
                     foreign_keys: &[#(#foreign_keys),*],
                     dependents: &[#(#dependents),*],
+                    created_at: #created_at,
+                    updated_at: #updated_at,
                 };
 
                 #[inline]
@@ -305,6 +309,8 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                 }
 
                 #delete_dependents
+                #stamp
+                #stamp_change
 
                 #[inline]
                 fn hooks() -> &'static __earn::HookTable<__earn::Hook<Self>> {
@@ -377,6 +383,61 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
             #from_row
         };
     }
+}
+
+/// `created_at` / `updated_at`: their indices in `ModelInfo`, and the
+/// `Entity::stamp` / `stamp_change` overrides.
+fn timestamps(stored: &[&Field<'_>]) -> (TokenStream, TokenStream, TokenStream, TokenStream) {
+    let index = |pick: fn(&Field<'_>) -> bool| match stored.iter().position(|f| pick(f)) {
+        Some(i) => quote!(::core::option::Option::Some(#i)),
+        None => quote!(::core::option::Option::None),
+    };
+    let created = stored.iter().find(|f| f.created_at.is_some());
+    let updated = stored.iter().find(|f| f.updated_at.is_some());
+    // Spanned at the field's type: a type that cannot hold a date-time is
+    // reported there.
+    let at = |f: &Field<'_>| {
+        let ty = f.ty;
+        quote::quote_spanned!(ty.span()=> <#ty as __earn::Timestamp>::at(now))
+    };
+    let on_create = created.map(|f| {
+        let field = f.ident;
+        let value = at(f);
+        quote!(if operation == __earn::Operation::Create { self.#field = #value; })
+    });
+    let on_write = updated.map(|f| {
+        let field = f.ident;
+        let value = at(f);
+        quote!(self.#field = #value;)
+    });
+    let stamp = if created.is_some() || updated.is_some() {
+        quote! {
+            fn stamp(&mut self, now: ::std::time::SystemTime, operation: __earn::Operation) {
+                #on_create
+                #on_write
+            }
+        }
+    } else {
+        quote!()
+    };
+    let stamp_change = match updated {
+        Some(f) => {
+            let name = super::columns::const_name(f);
+            let value = at(f);
+            quote! {
+                fn stamp_change(now: ::std::time::SystemTime) -> ::core::option::Option<__earn::Set<Self>> {
+                    ::core::option::Option::Some(Self::#name.set(#value))
+                }
+            }
+        }
+        None => quote!(),
+    };
+    (
+        index(|f| f.created_at.is_some()),
+        index(|f| f.updated_at.is_some()),
+        stamp,
+        stamp_change,
+    )
 }
 
 /// `OrderLine` → `order_line`.

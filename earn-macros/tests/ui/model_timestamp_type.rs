@@ -1,0 +1,12 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "posts")]
+pub struct Post {
+    #[model(primary_key, auto)]
+    pub id: Option<i64>,
+    #[model(created_at)]
+    pub created_at: String,
+}
+
+fn main() {}

@@ -1,0 +1,47 @@
+//! `#[model(created_at)]` and `#[model(updated_at)]`: fields earn sets from
+//! one instant per write.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A field type `#[model(created_at)]` / `#[model(updated_at)]` can hold:
+/// `chrono::DateTime<Utc>` and `chrono::NaiveDateTime` (UTC) with the
+/// `chrono` feature, and an `Option` of either.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot hold a timestamp",
+    label = "`created_at` / `updated_at` need a date-time field",
+    note = "use `chrono::DateTime<chrono::Utc>` or `chrono::NaiveDateTime` (feature `chrono`), or an `Option` of one"
+)]
+pub trait Timestamp: Sized {
+    /// The field's value at `now`.
+    fn at(now: SystemTime) -> Self;
+}
+
+impl<T: Timestamp> Timestamp for Option<T> {
+    fn at(now: SystemTime) -> Self {
+        Some(T::at(now))
+    }
+}
+
+#[cfg(feature = "chrono")]
+impl Timestamp for chrono::DateTime<chrono::Utc> {
+    fn at(now: SystemTime) -> Self {
+        chrono::DateTime::<chrono::Utc>::from(now)
+    }
+}
+
+#[cfg(feature = "chrono")]
+impl Timestamp for chrono::NaiveDateTime {
+    fn at(now: SystemTime) -> Self {
+        chrono::DateTime::<chrono::Utc>::from(now).naive_utc()
+    }
+}
+
+/// The instant of a write, to the microsecond: what PostgreSQL's and
+/// MySQL's `DATETIME(6)` columns keep, so a model holds what a read of its
+/// row returns.
+pub(crate) fn now() -> SystemTime {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    UNIX_EPOCH + Duration::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
