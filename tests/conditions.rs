@@ -109,3 +109,47 @@ async fn conditions_select_which_hooks_run() {
     })
     .await;
 }
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "cond_notes")]
+struct Note {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    text: String,
+}
+
+#[hooks]
+impl Note {
+    // A bare name of a method of this block needs no `Self::`.
+    #[before_save(if = is_long)]
+    fn long(&self) {
+        log(format!("long:{}", self.text));
+    }
+
+    fn is_long(&self) -> bool {
+        self.text.len() > 3
+    }
+}
+
+#[tokio::test]
+async fn a_condition_may_name_a_method_of_the_hooks_block_bare() {
+    each_backend(|db| async move {
+        fresh::<Note>(&db).await;
+        Note {
+            id: None,
+            text: "hi".into(),
+        }
+        .save(&db)
+        .await
+        .unwrap();
+        Note {
+            id: None,
+            text: "hello".into(),
+        }
+        .save(&db)
+        .await
+        .unwrap();
+        assert_eq!(take_log(), ["long:hello"]);
+    })
+    .await;
+}

@@ -103,7 +103,7 @@ pub enum Hooks {
 #[diagnostic::on_unimplemented(
     message = "a hook must return `()` or `Result<(), E>` where `E: Into<HookError>`, not `{Self}`",
     label = "this hook returns `{Self}`",
-    note = "return `Result<(), HookError>` and use `HookError::invalid`, `HookError::abort`, or `?` on any std error"
+    note = "return `Result<(), HookError>` and use `HookError::invalid(field, message)`, `HookError::abort(message)` (for a `String` error), or `?` on any std error"
 )]
 pub trait IntoHookResult {
     /// The result.
@@ -117,6 +117,10 @@ impl IntoHookResult for () {
     }
 }
 
+// Not recommended in errors: a `Result<(), String>` then gets the trait's
+// own message (what to return instead) rather than a chain of `From`
+// bounds ending in `String: std::error::Error`.
+#[diagnostic::do_not_recommend]
 impl<E: Into<HookError>> IntoHookResult for Result<(), E> {
     #[inline]
     fn into_hook_result(self) -> Result<(), HookError> {

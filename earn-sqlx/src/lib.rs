@@ -89,6 +89,27 @@ pub mod __private {
         crate::hook::run_in_tx(phase, model, &mut ctx).await
     }
 
+    /// Whether the model has a stored field `name` (for `when_changed`,
+    /// checked at compile time).
+    pub const fn has_field(info: &crate::ModelInfo, name: &str) -> bool {
+        let mut i = 0;
+        while i < info.columns.len() {
+            let field = info.columns[i].field.as_bytes();
+            let name = name.as_bytes();
+            if field.len() == name.len() {
+                let mut j = 0;
+                while j < field.len() && field[j] == name[j] {
+                    j += 1;
+                }
+                if j == field.len() {
+                    return true;
+                }
+            }
+            i += 1;
+        }
+        false
+    }
+
     /// Names the column in a decoding error (sqlx names its position).
     pub fn column_error(error: sqlx::Error, column: &'static str) -> sqlx::Error {
         match error {

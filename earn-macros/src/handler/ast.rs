@@ -248,7 +248,9 @@ pub(crate) fn parse_signature(cx: &mut Ctxt, function: &syn::ItemFn) -> Option<S
         cx.error(
             extra,
             "an event handler takes one parameter, the event (`&Event` / `Event`) or its payload type: \
-             remove this one",
+             remove this one. A handler that needs a `Db` or other state is a method of a \
+             `#[service]` struct holding it (`#[service] impl Mailer { #[event_handler(\"…\")] \
+             async fn welcome(&self, event: &Event) … }`, attached with `bus.attach(Arc::new(mailer))`)",
         );
     }
     let syn::FnArg::Typed(typed) = first else {

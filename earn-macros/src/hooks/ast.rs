@@ -203,13 +203,16 @@ pub(crate) fn parse_signature(
         }
     };
     if let Some(hook) = hooks.iter().find(|h| mutable && !h.phase.may_mutate()) {
+        let why = if hook.phase == Phase::BeforeDelete {
+            "the row is about to be deleted, not written, so changes to the model would not \
+             be saved; to keep the row and change it instead, update it from your own code"
+        } else {
+            "the write has already happened, so changes to the model would not be saved; \
+             change fields in a before_save hook"
+        };
         cx.error(
             sig.inputs.first(),
-            format!(
-                "{} hooks take `&self`: the write has already happened, so changes to the \
-                 model would not be saved; change fields in a before_save hook",
-                hook.phase.as_str()
-            ),
+            format!("{} hooks take `&self`: {why}", hook.phase.as_str()),
         );
     }
     let mut takes_context = false;

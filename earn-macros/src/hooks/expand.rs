@@ -18,12 +18,13 @@ pub(crate) fn registrations(
     root: &TokenStream,
     model: &syn::Type,
     hooks: &[HookMethod],
+    methods: &[syn::Ident],
 ) -> TokenStream {
     let mut out = TokenStream::new();
     let mut index: u32 = 0;
     for hook in hooks {
         for attr in &hook.attrs {
-            out.extend(registration(root, model, hook, attr, index));
+            out.extend(registration(root, model, hook, attr, index, methods));
             index += 1;
         }
     }
@@ -36,6 +37,7 @@ fn registration(
     hook: &HookMethod,
     attr: &HookAttr,
     index: u32,
+    methods: &[syn::Ident],
 ) -> TokenStream {
     let method = &hook.ident;
     let function = method.to_string();
@@ -100,11 +102,21 @@ fn registration(
     let condition = match &attr.condition {
         Some(path) => {
             let span = syn::spanned::Spanned::span(path);
-            // `Self::is_active` names the model: the registration is outside the impl.
+            // `Self::is_active` names the model: the registration is outside
+            // the impl. A bare name of a method of this block means that
+            // method, as in Rails' `if: :active?`; any other path is taken
+            // as written (a free function).
             let path = match path.segments.first() {
                 Some(first) if first.ident == "Self" => {
                     let rest = path.segments.iter().skip(1);
                     quote!(<#model> #(:: #rest)*)
+                }
+                Some(only)
+                    if path.segments.len() == 1
+                        && path.leading_colon.is_none()
+                        && methods.contains(&only.ident) =>
+                {
+                    quote!(<#model>::#only)
                 }
                 _ => quote!(#path),
             };
@@ -119,11 +131,20 @@ fn registration(
     let (when_changed, field_check) = match &attr.when_changed {
         Some(field) => {
             let name = field.value();
-            let ident = syn::Ident::new(&name, field.span());
+            let message = format!(
+                "`when_changed = \"{name}\"`: the model has no stored field `{name}`; name one of its fields"
+            );
             (
                 quote!(&[#name]),
-                // Fails to compile, on the string, if the model has no such field.
-                quote!(let _ = |model: #model| { let _ = &model.#ident; };),
+                // Fails to compile, on the string, if the model has no such
+                // field. Checked against the model's columns rather than by
+                // a field access, whose help would suggest an unquoted name.
+                quote_spanned! {field.span()=>
+                    ::core::assert!(
+                        __earn::has_field(<#model as __earn::Entity>::INFO, #name),
+                        #message
+                    );
+                },
             )
         }
         None => (quote!(&[]), quote!()),

@@ -55,6 +55,15 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         );
     }
 
+    // `if = name` may name a method of this block without `Self::`.
+    let methods: Vec<syn::Ident> = item
+        .items
+        .iter()
+        .filter_map(|impl_item| match impl_item {
+            syn::ImplItem::Fn(method) => Some(method.sig.ident.clone()),
+            _ => None,
+        })
+        .collect();
     let mut hooks = Vec::new();
     for impl_item in &mut item.items {
         let syn::ImplItem::Fn(method) = impl_item else {
@@ -84,7 +93,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Some(path) => quote!(#path),
         None => quote!(::earn),
     };
-    let registrations = expand::registrations(&root, &item.self_ty, &hooks);
+    let registrations = expand::registrations(&root, &item.self_ty, &hooks, &methods);
     match cx.check() {
         Ok(()) => quote!(#item #registrations),
         Err(error) => {
