@@ -233,3 +233,77 @@ async fn a_write_in_a_transaction_of_its_own_inside_a_hook_fails_at_once() {
     .unwrap();
     assert_eq!(common::count::<Kept>(&db).await, 1);
 }
+
+#[derive(Debug, Clone, Model)]
+#[model(table = "errors_accounts")]
+struct Account {
+    #[model(primary_key)]
+    handle: String,
+    email: String,
+}
+
+#[tokio::test]
+async fn unique_violations_are_typed_and_name_the_constraint() {
+    each_backend(|db| async move {
+        fresh::<Account>(&db).await;
+        let index = match db.dialect() {
+            earn::Dialect::MySql => {
+                "CREATE UNIQUE INDEX errors_accounts_email ON errors_accounts (email(100))"
+            }
+            _ => "CREATE UNIQUE INDEX errors_accounts_email ON errors_accounts (email)",
+        };
+        db.execute_unprepared(index).await.unwrap();
+        let mut ada = Account {
+            handle: "ada".into(),
+            email: "ada@example.com".into(),
+        };
+        ada.insert(&db).await.unwrap();
+
+        let mut twin = Account {
+            handle: "twin".into(),
+            email: "ada@example.com".into(),
+        };
+        let error = twin.insert(&db).await.unwrap_err();
+        let earn::Error::UniqueViolation {
+            model,
+            table,
+            constraint,
+            operation,
+            ..
+        } = &error
+        else {
+            panic!("expected a unique violation, got {error:?}");
+        };
+        assert_eq!(
+            (*model, *table, *operation),
+            ("Account", "errors_accounts", "insert")
+        );
+        assert!(
+            constraint.contains("email"),
+            "names the index or column: {constraint}"
+        );
+        assert!(
+            error.to_string().contains("already has this value"),
+            "{error}"
+        );
+
+        // The same in a bulk write: nothing of it is kept.
+        let mut batch = vec![
+            Account {
+                handle: "bob".into(),
+                email: "bob@example.com".into(),
+            },
+            Account {
+                handle: "ada".into(),
+                email: "other@example.com".into(),
+            },
+        ];
+        let error = Account::insert_many(&db, &mut batch).await.unwrap_err();
+        assert!(
+            matches!(error, earn::Error::UniqueViolation { .. }),
+            "{error:?}"
+        );
+        assert_eq!(Account::query().count(&db).await.unwrap(), 1);
+    })
+    .await;
+}

@@ -59,12 +59,17 @@ async fn a_natural_key_inserts_first_then_updates() {
         );
         assert_eq!(count::<Country>(&db).await, 1);
 
-        // `insert` of an existing key is the database's duplicate-key error.
+        // `insert` of an existing key is a unique violation.
         let error = country("FR", "again").insert(&db).await.unwrap_err();
         assert!(
-            error
-                .to_string()
-                .starts_with("database error on table `natural_countries` during insert:"),
+            matches!(
+                error,
+                earn::Error::UniqueViolation {
+                    table: "natural_countries",
+                    operation: "insert",
+                    ..
+                }
+            ),
             "{error}"
         );
         // `update` of a missing key says so.

@@ -318,7 +318,14 @@ async fn create_table_adds_the_foreign_keys() {
             product: "ghost".into(),
         };
         let error = orphan.save(&db).await.unwrap_err();
-        assert!(matches!(error, Error::Database { .. }), "{error}");
+        let Error::ForeignKeyViolation {
+            model, constraint, ..
+        } = &error
+        else {
+            panic!("expected a foreign-key violation, got {error:?}");
+        };
+        assert_eq!(*model, "OrderLine");
+        assert!(!constraint.is_empty(), "{error}");
         assert!(orphan.id.is_none());
     })
     .await;

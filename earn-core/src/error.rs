@@ -163,6 +163,44 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A write refused by a unique constraint or index: another row already
+    /// holds the value.
+    #[error(
+        "{operation} of {model} refused: another row of table `{table}` already has this value (unique constraint `{constraint}`)"
+    )]
+    UniqueViolation {
+        /// The model's type name.
+        model: &'static str,
+        /// The table written.
+        table: &'static str,
+        /// The constraint or index, as the database names it (PostgreSQL:
+        /// the constraint; MySQL: the key; SQLite: `table.column`).
+        constraint: String,
+        /// `insert`, `update`, …
+        operation: &'static str,
+        /// The driver's error.
+        source: BoxError,
+    },
+
+    /// A write refused by a foreign key: the row refers to a missing row, or
+    /// rows still refer to the one deleted.
+    #[error(
+        "{operation} of {model} refused by foreign key `{constraint}` of table `{table}`: {source}"
+    )]
+    ForeignKeyViolation {
+        /// The model's type name.
+        model: &'static str,
+        /// The table written.
+        table: &'static str,
+        /// The constraint, as the database names it (SQLite names none:
+        /// `FOREIGN KEY`).
+        constraint: String,
+        /// `insert`, `update`, `delete`, …
+        operation: &'static str,
+        /// The driver's error.
+        source: BoxError,
+    },
+
     /// A connection or transaction-level failure that involves no table.
     #[error("database error during {operation}: {source}")]
     Connection {

@@ -10,11 +10,69 @@ use crate::connection::with_backend;
 use crate::model::{Entity, Model, ModelInfo, Row};
 use crate::tx::Tx;
 
+/// The error of a statement on `M`'s table: a unique or foreign-key
+/// violation typed with the constraint's name, any other as
+/// [`Error::Database`].
 pub(crate) fn db_error<M: Entity>(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Database {
-        table: M::INFO.table.into(),
-        operation,
-        source: Box::new(source),
+    move |source| {
+        let (model, table) = (M::INFO.name, M::INFO.table);
+        let violation = match &source {
+            sqlx::Error::Database(error) => match error.kind() {
+                sqlx::error::ErrorKind::UniqueViolation => Some((true, constraint_of(&**error))),
+                sqlx::error::ErrorKind::ForeignKeyViolation => {
+                    Some((false, constraint_of(&**error)))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        match violation {
+            Some((true, constraint)) => Error::UniqueViolation {
+                model,
+                table,
+                constraint,
+                operation,
+                source: Box::new(source),
+            },
+            Some((false, constraint)) => Error::ForeignKeyViolation {
+                model,
+                table,
+                constraint,
+                operation,
+                source: Box::new(source),
+            },
+            None => Error::Database {
+                table: table.into(),
+                operation,
+                source: Box::new(source),
+            },
+        }
+    }
+}
+
+/// The constraint a violation names: PostgreSQL says it; MySQL and SQLite
+/// only write it in the message.
+fn constraint_of(error: &dyn sqlx::error::DatabaseError) -> String {
+    if let Some(constraint) = error.constraint() {
+        return constraint.to_owned();
+    }
+    let message = error.message();
+    // MySQL: "… CONSTRAINT `lines_ibfk_1` FOREIGN KEY …".
+    if let Some(rest) = message.split("CONSTRAINT `").nth(1)
+        && let Some(name) = rest.split('`').next()
+    {
+        return name.to_owned();
+    }
+    // MySQL: "Duplicate entry 'a' for key 'users.email'".
+    if let Some(rest) = message.split(" for key '").nth(1) {
+        return rest.trim_end_matches('\'').to_owned();
+    }
+    // SQLite: "UNIQUE constraint failed: users.email", "FOREIGN KEY
+    // constraint failed".
+    match message.split("constraint failed: ").nth(1) {
+        Some(columns) => columns.to_owned(),
+        None if message.starts_with("FOREIGN KEY") => "FOREIGN KEY".to_owned(),
+        None => message.to_owned(),
     }
 }
 
