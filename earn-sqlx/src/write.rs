@@ -325,9 +325,12 @@ async fn write_steps<M: Model>(
                 // Nothing to write: not even `updated_at` moves.
                 return Ok(None);
             }
-            if M::INFO.updated_at.is_some() {
+            if let Some(index) = M::INFO.updated_at {
                 model.stamp(timestamp::now(), operation);
-                changed_after = model.changed_fields(previous);
+                let field = M::INFO.columns[index].field;
+                if !changed_after.contains(&field) {
+                    changed_after.push(field);
+                }
             }
             &changed_after
         }
