@@ -66,7 +66,12 @@ macro_rules! saves {
         let mut tx = $db.begin().await.unwrap();
         let mut rows = Vec::new();
         for i in 0..SAVES {
-            let mut row = $model { id: None, title: format!("t{i}"), created_at: None, updated_at: None };
+            let mut row = $model {
+                id: None,
+                title: format!("t{i}"),
+                created_at: None,
+                updated_at: None,
+            };
             row.save_in(&mut tx).await.unwrap();
             rows.push(row);
         }
@@ -80,7 +85,10 @@ macro_rules! saves {
 }
 
 fn timestamps(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let db = rt.block_on(Db::connect("sqlite::memory:")).unwrap();
     rt.block_on(async {
         db.create_table::<Plain>().await.unwrap();
@@ -96,7 +104,9 @@ fn timestamps(c: &mut Criterion) {
                     plain += saves!(db, Plain);
                     stamped += saves!(db, Stamped);
                 }
-                let per_save = (stamped.as_secs_f64() - plain.as_secs_f64()) / f64::from(2 * SAVES) / iters as f64;
+                let per_save = (stamped.as_secs_f64() - plain.as_secs_f64())
+                    / f64::from(2 * SAVES)
+                    / iters as f64;
                 extra.lock().unwrap().push(per_save * 1e6);
                 stamped
             }

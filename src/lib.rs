@@ -63,6 +63,7 @@ pub use earn_sqlx::{
     HasOne, HookContext, INBOX_TABLE, IntoHookResult, IntoParam, IntoValue, Model, Nullable,
     OUTBOX_DEAD_TABLE, OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter, OutboxMode,
     OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SqlValue, Timestamp, Tx,
+    create_tables_sql,
 };
 
 pub mod admin;
@@ -108,7 +109,7 @@ pub mod __private {
     };
     pub use earn_sqlx::{
         Backend, BelongsTo, Col, Column, ColumnType, Db, Entity, Field, ForeignKeyColumn, HasMany,
-        HasOne, Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult, ModelInfo, OnDelete,
-        Row, Set, Statements, Timestamp, Tx,
+        HasOne, Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult, Model, ModelInfo,
+        ModelRegistration, OnDelete, Row, Set, Statements, Timestamp, Tx,
     };
 }

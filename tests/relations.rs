@@ -395,3 +395,47 @@ async fn a_cascade_runs_down_a_tree_of_one_model_as_deep_as_it_goes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_ddl_of_every_model_puts_parents_first_and_runs() {
+    each_backend(|db| async move {
+        let ddl = earn::create_tables_sql(db.dialect()).unwrap();
+        let at = |table: &str| {
+            ddl.find(&format!(
+                "CREATE TABLE IF NOT EXISTS {}",
+                quoted(&db, table)
+            ))
+            .unwrap_or_else(|| panic!("{table} missing from:\n{ddl}"))
+        };
+        assert!(at("rel_customers") < at("rel_orders"), "{ddl}");
+        assert!(at("rel_orders") < at("rel_order_lines"), "{ddl}");
+        assert!(at("rel_orders") < at("rel_invoices"), "{ddl}");
+        assert_eq!(
+            Order::create_table_sql(db.dialect()).unwrap(),
+            ddl[at("rel_orders")..].split(";\n").next().unwrap()
+        );
+        // Dropped children first, then the whole DDL run as one script.
+        for drop in [
+            "rel_invoices",
+            "rel_order_lines",
+            "rel_orders",
+            "rel_customers",
+            "rel_categories",
+        ] {
+            db.execute_unprepared(&format!("DROP TABLE IF EXISTS {}", quoted(&db, drop)))
+                .await
+                .unwrap();
+        }
+        db.execute_unprepared(&ddl).await.unwrap();
+        let Shop { orders, .. } = shop(&db).await;
+        assert_eq!(orders[0].lines(&db).await.unwrap().len(), 2);
+    })
+    .await;
+}
+
+fn quoted(db: &Db, name: &str) -> String {
+    match db.dialect() {
+        earn::Dialect::Postgres => format!("\"{name}\""),
+        _ => format!("`{name}`"),
+    }
+}

@@ -29,6 +29,7 @@ mod query;
 mod raw;
 mod read;
 mod relation;
+mod schema;
 mod sql;
 mod statement;
 mod timestamp;
@@ -54,6 +55,7 @@ pub use outbox::{
 pub use query::{Page, Query, RowStream};
 pub use raw::{IntoParam, RawQuery};
 pub use relation::{BelongsTo, ForeignKey, HasMany, HasOne, Nullable, OnDelete};
+pub use schema::{ModelRegistration, create_tables_sql};
 pub use timestamp::Timestamp;
 pub use tx::{Savepoint, Tx};
 pub use value::{FieldOnMySql, FieldOnPostgres, FieldOnSqlite, SqlValue};

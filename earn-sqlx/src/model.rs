@@ -312,6 +312,22 @@ pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
         read::find_in(tx, key)
     }
 
+    /// The `CREATE TABLE IF NOT EXISTS` statement of the model in
+    /// `dialect` (what [`Db::create_table`] runs), for a migration file.
+    /// [`create_tables_sql`](crate::create_tables_sql) gives every model's.
+    ///
+    /// ```
+    /// # use earn::prelude::*;
+    /// # #[derive(Debug, Clone, Model)] #[model(table = "tags")]
+    /// # struct Tag { #[model(primary_key, auto)] id: Option<i64>, name: String }
+    /// let ddl = Tag::create_table_sql(earn::Dialect::MySql)?;
+    /// assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS `tags`"));
+    /// # Ok::<(), earn::Error>(())
+    /// ```
+    fn create_table_sql(dialect: Dialect) -> Result<String, Error> {
+        crate::schema::model_sql::<Self>(dialect)
+    }
+
     /// Every row, ordered by key, after their `after_load` hooks. For
     /// anything else, [`query`](Model::query).
     fn all(db: &Db) -> impl Future<Output = Result<Vec<Self>, Error>> + Send {

@@ -381,6 +381,14 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
             }
 
             #from_row
+
+            // For `earn::create_tables_sql`.
+            __earn::inventory::submit! {
+                __earn::ModelRegistration {
+                    info: <#ident as __earn::Entity>::INFO,
+                    create_table_sql: <#ident as __earn::Model>::create_table_sql,
+                }
+            }
         };
     }
 }
