@@ -23,6 +23,13 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// Quotes one identifier (no `schema.` part): backticks, or double
+    /// quotes on PostgreSQL, doubled inside.
+    pub(crate) fn quote(self, name: &str) -> String {
+        let q = if self == Dialect::Postgres { '"' } else { '`' };
+        format!("{q}{}{q}", name.replace(q, &format!("{q}{q}")))
+    }
+
     /// The name used in messages.
     pub const fn name(self) -> &'static str {
         match self {

@@ -47,6 +47,12 @@ pub struct Column {
     pub name: &'static str,
     /// The column name quoted for each dialect, indexed by [`Dialect`].
     pub quoted: [&'static str; 3],
+    /// `#[model(unique)]`: a `UNIQUE` constraint.
+    pub unique: bool,
+    /// `#[model(index)]`: an index of its own.
+    pub index: bool,
+    /// `#[model(default = …)]`: the `DEFAULT`, as SQL.
+    pub default: Option<&'static str>,
 }
 
 /// Everything about a model's table that is fixed at compile time.

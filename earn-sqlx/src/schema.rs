@@ -111,7 +111,18 @@ pub(crate) fn create_table_sql(
             let name = column.quoted[d];
             if i != info.key_index {
                 let null = if ty.nullable { "" } else { " NOT NULL" };
-                return format!("{name} {}{null}", ty.sql_type);
+                // MySQL keys no TEXT / BLOB column without a prefix length:
+                // an indexed column takes the key type (`VARCHAR(255)`).
+                let keyed = column.unique
+                    || column.index
+                    || info.foreign_keys.iter().any(|fk| fk.column == i);
+                let sql_type = if keyed { ty.key_sql_type } else { ty.sql_type };
+                let default = column
+                    .default
+                    .map(|sql| format!(" DEFAULT {sql}"))
+                    .unwrap_or_default();
+                let unique = if column.unique { " UNIQUE" } else { "" };
+                return format!("{name} {sql_type}{null}{default}{unique}");
             }
             match (info.auto_key, dialect) {
                 // Only `INTEGER PRIMARY KEY` aliases SQLite's rowid.
@@ -144,10 +155,39 @@ pub(crate) fn create_table_sql(
             parent.columns[parent.key_index].quoted[d]
         )
     });
-    let columns: Vec<String> = columns.into_iter().chain(foreign_keys).collect();
-    format!(
+    let indexed = info.columns.iter().filter(|c| c.index);
+    let index_name = |column: &crate::model::Column| {
+        dialect.quote(&format!(
+            "{}_{}_idx",
+            info.table.replace('.', "_"),
+            column.name
+        ))
+    };
+    // MySQL declares indexes inside the table (it has no `CREATE INDEX IF
+    // NOT EXISTS`); the others after it.
+    let inline = indexed
+        .clone()
+        .filter(|_| dialect == Dialect::MySql)
+        .map(|column| format!("INDEX {} ({})", index_name(column), column.quoted[d]));
+    let columns: Vec<String> = columns
+        .into_iter()
+        .chain(foreign_keys)
+        .chain(inline)
+        .collect();
+    let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {} ({})",
         info.quoted_table[d],
         columns.join(", ")
-    )
+    );
+    if dialect != Dialect::MySql {
+        for column in indexed {
+            sql.push_str(&format!(
+                ";\nCREATE INDEX IF NOT EXISTS {} ON {} ({})",
+                index_name(column),
+                info.quoted_table[d],
+                column.quoted[d]
+            ));
+        }
+    }
+    sql
 }

@@ -70,6 +70,12 @@ pub(crate) struct Field<'a> {
     pub(crate) created_at: Option<proc_macro2::Span>,
     /// `updated_at`: set by every write that changes the row.
     pub(crate) updated_at: Option<proc_macro2::Span>,
+    /// `unique`: a UNIQUE constraint in the DDL.
+    pub(crate) unique: Option<proc_macro2::Span>,
+    /// `index`: an index in the DDL.
+    pub(crate) index: Option<proc_macro2::Span>,
+    /// `default = literal`: the column's DEFAULT in the DDL, as SQL.
+    pub(crate) default: Option<String>,
 }
 
 impl Field<'_> {
@@ -89,8 +95,11 @@ impl Field<'_> {
 const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`, \
      `has_many(Child, …)`, `has_one(Child, …)`";
 const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`, `version`, \
-     `belongs_to = Parent`, `created_at`, `updated_at`";
-const FIELD_ONLY: [&str; 9] = [
+     `belongs_to = Parent`, `created_at`, `updated_at`, `unique`, `index`, `default = …`";
+const FIELD_ONLY: [&str; 12] = [
+    "unique",
+    "index",
+    "default",
     "primary_key",
     "auto",
     "column",
@@ -223,6 +232,9 @@ impl ContainerOptions {
 
 /// The options of `#[model(…)]` on a field.
 struct FieldOptions {
+    unique: Opt<()>,
+    index: Opt<()>,
+    default: Opt<String>,
     belongs_to: Opt<syn::Path>,
     created_at: Opt<()>,
     updated_at: Opt<()>,
@@ -247,6 +259,36 @@ impl FieldOptions {
             self.json.set(cx, path, ());
         } else if path.is_ident("version") {
             self.version.set(cx, path, ());
+        } else if path.is_ident("unique") {
+            self.unique.set(cx, path, ());
+        } else if path.is_ident("index") {
+            self.index.set(cx, path, ());
+        } else if path.is_ident("default") {
+            let usage = "default = 0, default = \"pending\", default = true";
+            if !meta.input.peek(syn::Token![=]) {
+                return Err(meta.error(format!("expected a literal: `{usage}`")));
+            }
+            let sql = match meta.value()?.parse::<syn::Expr>()? {
+                syn::Expr::Lit(syn::ExprLit { lit, .. }) => default_sql(&lit),
+                syn::Expr::Unary(syn::ExprUnary {
+                    op: syn::UnOp::Neg(_),
+                    expr,
+                    ..
+                }) => match *expr {
+                    syn::Expr::Lit(syn::ExprLit { lit, .. }) => {
+                        default_sql(&lit).map(|v| format!("-{v}"))
+                    }
+                    other => Err(syn::Error::new_spanned(
+                        other,
+                        format!("expected a literal: `{usage}`"),
+                    )),
+                },
+                other => Err(syn::Error::new_spanned(
+                    other,
+                    format!("expected a literal: `{usage}`"),
+                )),
+            }?;
+            self.default.set(cx, path, sql);
         } else if path.is_ident("created_at") {
             self.created_at.set(cx, path, ());
         } else if path.is_ident("updated_at") {
@@ -287,6 +329,9 @@ impl FieldOptions {
 impl<'a> Field<'a> {
     fn parse(cx: &mut Ctxt, field: &'a syn::Field) -> Option<Self> {
         let mut options = FieldOptions {
+            unique: Opt::none("unique"),
+            index: Opt::none("index"),
+            default: Opt::none("default"),
             belongs_to: Opt::none("belongs_to"),
             created_at: Opt::none("created_at"),
             updated_at: Opt::none("updated_at"),
@@ -318,7 +363,25 @@ impl<'a> Field<'a> {
             belongs_to: options.belongs_to.take(),
             created_at: options.created_at.span(),
             updated_at: options.updated_at.span(),
+            unique: options.unique.span(),
+            index: options.index.span(),
+            default: options.default.take(),
         })
+    }
+}
+
+/// A literal as SQL: numbers as written, strings quoted, booleans as
+/// `TRUE` / `FALSE`.
+fn default_sql(lit: &syn::Lit) -> syn::Result<String> {
+    match lit {
+        syn::Lit::Int(int) => Ok(int.base10_digits().to_owned()),
+        syn::Lit::Float(float) => Ok(float.base10_digits().to_owned()),
+        syn::Lit::Bool(b) => Ok(if b.value { "TRUE" } else { "FALSE" }.to_owned()),
+        syn::Lit::Str(text) => Ok(format!("'{}'", text.value().replace('\'', "''"))),
+        other => Err(syn::Error::new_spanned(
+            other,
+            "`default` takes an integer, float, bool or string literal",
+        )),
     }
 }
 

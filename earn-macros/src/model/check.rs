@@ -13,6 +13,13 @@ pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
     let mut columns = HashSet::new();
     for field in &model.fields {
         if let Some(skip) = field.skip {
+            if field.unique.is_some() || field.index.is_some() || field.default.is_some() {
+                cx.push(syn::Error::new(
+                    skip,
+                    "`skip` fields have no column, so no `unique`, `index` or `default`: \
+                     remove `skip`, or the other options",
+                ));
+            }
             if field.is_key() || field.json.is_some() || field.column.is_some() {
                 cx.push(syn::Error::new(
                     skip,

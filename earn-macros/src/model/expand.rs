@@ -59,7 +59,19 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         let field = f.ident.to_string();
         let column = f.column_name();
         let quoted = DIALECTS.map(|d| d.quote(&column));
-        quote!(__earn::Column { field: #field, name: #column, quoted: [#(#quoted),*] })
+        let (unique, index) = (f.unique.is_some(), f.index.is_some());
+        let default = match &f.default {
+            Some(sql) => quote!(::core::option::Option::Some(#sql)),
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(__earn::Column {
+            field: #field,
+            name: #column,
+            quoted: [#(#quoted),*],
+            unique: #unique,
+            index: #index,
+            default: #default,
+        })
     });
     let column_constants = columns::constants(model, &stored);
     let (created_at, updated_at, stamp, stamp_change) = timestamps(&stored);

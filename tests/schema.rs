@@ -1,0 +1,83 @@
+//! What `create_table` and the DDL of `create_table_sql` declare: unique
+//! columns, indexes and defaults, on the three databases.
+
+mod common;
+
+use common::{each_backend, fresh};
+use earn::Dialect;
+use earn::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "schema_members")]
+struct Member {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    #[model(unique)]
+    email: String,
+    #[model(index)]
+    team: String,
+    #[model(default = "active")]
+    status: String,
+    #[model(default = -1)]
+    score: i64,
+}
+
+fn member(email: &str) -> Member {
+    Member {
+        id: None,
+        email: email.into(),
+        team: "red".into(),
+        status: "new".into(),
+        score: 0,
+    }
+}
+
+#[test]
+fn the_ddl_declares_unique_index_and_default() {
+    let pg = Member::create_table_sql(Dialect::Postgres).unwrap();
+    assert!(pg.contains(r#""email" TEXT NOT NULL UNIQUE"#), "{pg}");
+    assert!(
+        pg.contains(r#""status" TEXT NOT NULL DEFAULT 'active'"#),
+        "{pg}"
+    );
+    assert!(pg.contains(r#""score" BIGINT NOT NULL DEFAULT -1"#), "{pg}");
+    assert!(
+        pg.contains(
+            r#"CREATE INDEX IF NOT EXISTS "schema_members_team_idx" ON "schema_members" ("team")"#
+        ),
+        "{pg}"
+    );
+    let my = Member::create_table_sql(Dialect::MySql).unwrap();
+    assert!(
+        my.contains("`email` VARCHAR(255) NOT NULL UNIQUE"),
+        "keys take the key type: {my}"
+    );
+    assert!(
+        my.contains("INDEX `schema_members_team_idx` (`team`)"),
+        "{my}"
+    );
+    assert!(!my.contains("CREATE INDEX"), "{my}");
+}
+
+#[tokio::test]
+async fn unique_columns_defaults_and_indexes_hold_on_every_database() {
+    each_backend(|db| async move {
+        fresh::<Member>(&db).await;
+        // Twice: the index statement is idempotent like the table's.
+        db.create_table::<Member>().await.unwrap();
+        member("ada@example.com").insert(&db).await.unwrap();
+        let error = member("ada@example.com").insert(&db).await.unwrap_err();
+        assert!(matches!(error, earn::Error::UniqueViolation { .. }), "{error:?}");
+
+        // A row written around earn gets the declared defaults.
+        let sql = match db.dialect() {
+            Dialect::Postgres => r#"INSERT INTO "schema_members" ("email", "team") VALUES ('bob@example.com', 'blue')"#,
+            _ => "INSERT INTO `schema_members` (`email`, `team`) VALUES ('bob@example.com', 'blue')",
+        };
+        db.execute_unprepared(sql).await.unwrap();
+        let bob = Member::query().filter(Member::EMAIL.eq("bob@example.com")).one(&db).await.unwrap();
+        assert_eq!((bob.status.as_str(), bob.score), ("active", -1));
+        assert_eq!(Member::query().filter(Member::TEAM.eq("blue")).count(&db).await.unwrap(), 1);
+    })
+    .await;
+}
