@@ -62,8 +62,8 @@ pub use earn_sqlx::{
     BelongsTo, CHANGES_KEY, Col, Db, Dialect, Direction, Field, Filter, ForeignKey, HasMany,
     HasOne, HookContext, INBOX_TABLE, IntoHookResult, IntoParam, IntoValue, Model, Nullable,
     OUTBOX_DEAD_TABLE, OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter, OutboxMode,
-    OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SqlValue, Timestamp, Tx,
-    create_tables_sql,
+    OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SqlValue, Storable, Timestamp,
+    Tx, create_tables_sql,
 };
 
 pub mod admin;
@@ -105,7 +105,7 @@ pub mod __private {
     pub use earn_sqlx::__private::{
         BoxDynError, child, child_in, children, children_in, column_error, column_positions,
         foreign_key, has_field, json_eq, parent, parent_in, run_phase, serde, serde_json, set_null,
-        sqlx,
+        sqlx, storable,
     };
     pub use earn_sqlx::{
         Backend, BelongsTo, Col, Column, ColumnType, Db, Entity, Field, ForeignKeyColumn, HasMany,

@@ -81,3 +81,43 @@ async fn unique_columns_defaults_and_indexes_hold_on_every_database() {
     })
     .await;
 }
+
+/// Type aliases are columns like the types they name.
+type Cents = i64;
+type Counter = i32;
+type Id = i64;
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "schema_prices")]
+struct Price {
+    #[model(primary_key, auto)]
+    id: Option<Id>,
+    amount: Cents,
+    discount: Option<Cents>,
+    #[model(version)]
+    revision: Counter,
+}
+
+#[tokio::test]
+async fn type_aliases_are_accepted_as_field_types() {
+    each_backend(|db| async move {
+        fresh::<Price>(&db).await;
+        let mut price = Price {
+            id: None,
+            amount: 450,
+            discount: Some(50),
+            revision: 0,
+        };
+        price.save(&db).await.unwrap();
+        price.amount = 500;
+        price.save(&db).await.unwrap();
+        assert_eq!(price.revision, 1);
+        let found = Price::query()
+            .filter(Price::AMOUNT.ge(400))
+            .one(&db)
+            .await
+            .unwrap();
+        assert_eq!(found, price);
+    })
+    .await;
+}

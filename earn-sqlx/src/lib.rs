@@ -58,7 +58,7 @@ pub use relation::{BelongsTo, ForeignKey, HasMany, HasOne, Nullable, OnDelete};
 pub use schema::{ModelRegistration, create_tables_sql};
 pub use timestamp::Timestamp;
 pub use tx::{Savepoint, Tx};
-pub use value::{FieldOnMySql, FieldOnPostgres, FieldOnSqlite, SqlValue};
+pub use value::{FieldOnMySql, FieldOnPostgres, FieldOnSqlite, SqlValue, Storable};
 
 #[doc(hidden)]
 pub mod __private {
@@ -71,6 +71,7 @@ pub mod __private {
     pub use crate::relation::{
         child, child_in, children, children_in, foreign_key, parent, parent_in, set_null,
     };
+    pub use crate::value::storable;
 
     /// Runs the hooks of an in-transaction phase on `model` with a context
     /// on `tx`, as a write would. For benchmarks of hook dispatch.

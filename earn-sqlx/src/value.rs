@@ -42,6 +42,23 @@ pub trait SqlValue: Any + Debug + Send + Sync {
     fn bind_mysql(&self, args: &mut sqlx::mysql::MySqlArguments) -> Result<(), BoxDynError>;
 }
 
+/// A type a model field can have without `json`: a [`Field`] on every
+/// enabled database. Checked by `#[derive(Model)]` on each field's type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be stored in a column",
+    label = "no column type for `{Self}`",
+    note = "mark the field `#[model(json)]` to store it as JSON (any serde type), `#[model(skip)]` to not store it, or implement `earn::Field` for it on every enabled database; columns hold integers, floats, bool, String, Vec<u8>, uuid::Uuid, chrono date-times, and Option of those (type aliases of them too)"
+)]
+pub trait Storable {}
+
+#[diagnostic::do_not_recommend]
+impl<T: FieldOnSqlite + FieldOnPostgres + FieldOnMySql> Storable for T {}
+
+/// Asserts at compile time that `T` is [`Storable`]. Called by
+/// `#[derive(Model)]`, spanned at a field's type.
+#[doc(hidden)]
+pub const fn storable<T: Storable + ?Sized>() {}
+
 impl<T> SqlValue for T
 where
     T: FieldOnSqlite + FieldOnPostgres + FieldOnMySql + Any + Debug + Send + Sync,

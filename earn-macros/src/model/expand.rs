@@ -74,6 +74,10 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         })
     });
     let column_constants = columns::constants(model, &stored);
+    let storable = stored.iter().filter(|f| f.json.is_none()).map(|f| {
+        let ty = f.ty;
+        quote::quote_spanned!(ty.span()=> const _: () = __earn::storable::<#ty>();)
+    });
     let (created_at, updated_at, stamp, stamp_change) = timestamps(&stored);
     let from_row = columns::from_row(model);
     let relations::Relations {
@@ -393,6 +397,10 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
             }
 
             #from_row
+
+            // Each stored field's type has a column: one error on the type
+            // if not, rather than missing impls at every call site.
+            #(#storable)*
 
             // For `earn::create_tables_sql`.
             __earn::inventory::submit! {
