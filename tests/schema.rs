@@ -121,3 +121,114 @@ async fn type_aliases_are_accepted_as_field_types() {
     })
     .await;
 }
+
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "schema_everything")]
+struct Everything {
+    #[model(primary_key)]
+    code: String,
+    small: i16,
+    int: i32,
+    big: i64,
+    unsigned: u32,
+    ratio: f64,
+    flag: bool,
+    bytes: Vec<u8>,
+    note: Option<String>,
+    at: chrono::DateTime<chrono::Utc>,
+    naive: Option<chrono::NaiveDateTime>,
+    day: chrono::NaiveDate,
+    uid: uuid::Uuid,
+    #[model(json)]
+    tags: Vec<String>,
+    #[model(belongs_to = Member)]
+    member_id: Option<i64>,
+}
+
+#[tokio::test]
+async fn check_schema_accepts_what_create_table_made_and_lists_every_drift() {
+    each_backend(|db| async move {
+        db.drop_table::<Everything>().await.unwrap();
+        fresh::<Member>(&db).await;
+        db.create_table::<Everything>().await.unwrap();
+        for result in [
+            db.check_schema::<Member>().await,
+            db.check_schema::<Everything>().await,
+        ] {
+            result.unwrap();
+        }
+        fresh::<Price>(&db).await;
+        db.check_schema::<Price>().await.unwrap();
+
+        // An out-of-date table: a missing column, a wrong type, a NULL
+        // where the model has none.
+        db.drop_table::<Price>().await.unwrap();
+        let (key, text) = match db.dialect() {
+            Dialect::Sqlite => ("INTEGER PRIMARY KEY", "TEXT"),
+            Dialect::Postgres => ("BIGINT PRIMARY KEY", "TEXT"),
+            Dialect::MySql => ("BIGINT PRIMARY KEY", "TEXT"),
+        };
+        db.execute_unprepared(&format!(
+            "CREATE TABLE schema_prices (id {key}, amount {text}, revision INTEGER)"
+        ))
+        .await
+        .unwrap();
+        let error = db.check_schema::<Price>().await.unwrap_err();
+        let earn::Error::SchemaDrift {
+            model,
+            table,
+            problems,
+        } = &error
+        else {
+            panic!("expected drift, got {error:?}");
+        };
+        assert_eq!((*model, *table), ("Price", "schema_prices"));
+        let text = problems.join("\n");
+        assert!(text.contains("column `discount` is missing"), "{text}");
+        assert!(text.contains("column `amount` is"), "wrong type: {text}");
+        assert!(
+            text.contains("column `revision` accepts NULL but `revision` is not an Option"),
+            "{text}"
+        );
+        db.drop_table::<Price>().await.unwrap();
+
+        let missing = db.check_schema::<Price>().await.unwrap_err();
+        assert!(
+            missing.to_string().contains("the table does not exist"),
+            "{missing}"
+        );
+        db.drop_table::<Everything>().await.unwrap();
+    })
+    .await;
+}
+
+/// Models declared by a `macro_rules!` that passes the table name on as a
+/// `$table:literal` (wrapped in an invisible group).
+macro_rules! lookup_model {
+    ($name:ident, $table:literal) => {
+        #[derive(Debug, Clone, PartialEq, Model)]
+        #[model(table = $table)]
+        struct $name {
+            #[model(primary_key)]
+            code: String,
+            label: String,
+        }
+    };
+}
+
+lookup_model!(Colour, "schema_colours");
+
+#[tokio::test]
+async fn a_model_declared_by_a_macro_takes_its_table_name() {
+    each_backend(|db| async move {
+        fresh::<Colour>(&db).await;
+        let mut red = Colour {
+            code: "r".into(),
+            label: "red".into(),
+        };
+        red.save(&db).await.unwrap();
+        assert_eq!(Colour::find(&db, "r".into()).await.unwrap(), Some(red));
+        db.check_schema::<Colour>().await.unwrap();
+    })
+    .await;
+}

@@ -201,6 +201,18 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A table that does not match its model: found by `Db::check_schema`.
+    #[error("table `{table}` does not match {model}: {}", problems.join("; "))]
+    SchemaDrift {
+        /// The model's type name.
+        model: &'static str,
+        /// The table checked.
+        table: &'static str,
+        /// Each difference, naming the column: a missing table or column,
+        /// a wrong type, a nullability that differs.
+        problems: Vec<String>,
+    },
+
     /// A connection or transaction-level failure that involves no table.
     #[error("database error during {operation}: {source}")]
     Connection {

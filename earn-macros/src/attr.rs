@@ -65,7 +65,7 @@ pub(crate) fn string(meta: &ParseNestedMeta<'_>, usage: &str) -> syn::Result<syn
     if !meta.input.peek(syn::Token![=]) {
         return Err(meta.error(format!("expected a value: `{usage}`")));
     }
-    match meta.value()?.parse::<syn::Expr>()? {
+    match ungroup(meta.value()?.parse::<syn::Expr>()?) {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Str(value),
             ..
@@ -75,6 +75,15 @@ pub(crate) fn string(meta: &ParseNestedMeta<'_>, usage: &str) -> syn::Result<syn
             format!("expected a string literal: `{usage}`"),
         )),
     }
+}
+
+/// The expression inside the invisible groups `macro_rules!` wraps around
+/// a fragment it passes on (`$table:literal`).
+pub(crate) fn ungroup(mut expr: syn::Expr) -> syn::Expr {
+    while let syn::Expr::Group(group) = expr {
+        expr = *group.expr;
+    }
+    expr
 }
 
 /// The error for an option the attribute does not have.

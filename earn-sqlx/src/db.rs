@@ -295,6 +295,30 @@ impl Db {
         })
     }
 
+    /// Checks that the model's table has every column the model needs, of
+    /// the type and nullability `create_table` would give it; every
+    /// difference is listed in one [`Error::SchemaDrift`]. Columns of the
+    /// table the model does not use are not checked. Call it at start-up for
+    /// the models whose tables migrations manage: an out-of-date table is
+    /// then an error that says what to migrate, not wrong data later
+    /// (SQLite reads what a column holds, whatever the model expects).
+    ///
+    /// ```
+    /// # use earn::prelude::*;
+    /// # #[derive(Debug, Clone, Model)] #[model(table = "notes")]
+    /// # struct Note { #[model(primary_key, auto)] id: Option<i64>, text: String }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), earn::Error> {
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// db.execute_unprepared("CREATE TABLE notes (id INTEGER PRIMARY KEY)").await?;
+    /// let error = db.check_schema::<Note>().await.unwrap_err();
+    /// assert_eq!(error.to_string(), "table `notes` does not match Note: column `text` is missing");
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_schema<M: Model>(&self) -> Result<(), Error> {
+        crate::schema::check::<M>(self).await
+    }
+
     /// Drops the model's table if it exists.
     pub async fn drop_table<M: Model>(&self) -> Result<(), Error> {
         let mut conn = self.acquire().await?;

@@ -191,3 +191,193 @@ pub(crate) fn create_table_sql(
     }
     sql
 }
+
+/// A column as the database describes it.
+struct Found {
+    name: String,
+    sql_type: String,
+    nullable: bool,
+}
+
+/// The differences between `M`'s columns and its table: see
+/// [`Db::check_schema`](crate::Db::check_schema).
+pub(crate) async fn check<M: Model>(db: &crate::Db) -> Result<(), Error> {
+    let dialect = db.dialect();
+    let types = match dialect {
+        #[cfg(feature = "sqlite")]
+        Dialect::Sqlite => <M as crate::Row<sqlx::Sqlite>>::column_types(),
+        #[cfg(feature = "postgres")]
+        Dialect::Postgres => <M as crate::Row<sqlx::Postgres>>::column_types(),
+        #[cfg(feature = "mysql")]
+        Dialect::MySql => <M as crate::Row<sqlx::MySql>>::column_types(),
+        #[allow(unreachable_patterns)]
+        _ => return Ok(()),
+    };
+    let found = columns_of(db, M::INFO.table).await?;
+    let info = M::INFO;
+    let mut problems = Vec::new();
+    if found.is_empty() {
+        problems.push("the table does not exist".to_owned());
+    }
+    for (i, (column, ty)) in info.columns.iter().zip(&types).enumerate() {
+        let Some(have) = found.iter().find(|f| f.name == column.name) else {
+            if !found.is_empty() {
+                problems.push(format!("column `{}` is missing", column.name));
+            }
+            continue;
+        };
+        let key = i == info.key_index;
+        let keyed = key
+            || column.unique
+            || column.index
+            || info.foreign_keys.iter().any(|fk| fk.column == i);
+        let expected = if keyed { ty.key_sql_type } else { ty.sql_type };
+        let alternatives: &[&str] = if key && dialect == Dialect::Sqlite && info.auto_key {
+            &["INTEGER"]
+        } else {
+            &[]
+        };
+        if !same_type(dialect, expected, &have.sql_type)
+            && !same_type(dialect, ty.sql_type, &have.sql_type)
+            && !alternatives
+                .iter()
+                .any(|a| same_type(dialect, a, &have.sql_type))
+        {
+            problems.push(format!(
+                "column `{}` is {} where {} needs {expected}",
+                column.name, have.sql_type, column.field
+            ));
+        }
+        // SQLite reports an `INTEGER PRIMARY KEY` as nullable.
+        if !key && ty.nullable != have.nullable {
+            problems.push(if ty.nullable {
+                format!(
+                    "column `{}` is NOT NULL but `{}` is an Option",
+                    column.name, column.field
+                )
+            } else {
+                format!(
+                    "column `{}` accepts NULL but `{}` is not an Option",
+                    column.name, column.field
+                )
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::SchemaDrift {
+            model: info.name,
+            table: info.table,
+            problems,
+        })
+    }
+}
+
+/// Whether a column the database describes as `found` has the type earn
+/// declares as `expected`, after each database's renamings.
+fn same_type(dialect: Dialect, expected: &str, found: &str) -> bool {
+    let expected = expected.to_ascii_lowercase();
+    let found = found.to_ascii_lowercase();
+    let canonical = |t: &str| -> String {
+        match (dialect, t) {
+            (Dialect::Postgres, "timestamptz") => "timestamp with time zone".to_owned(),
+            (Dialect::Postgres, "timestamp") => "timestamp without time zone".to_owned(),
+            (Dialect::MySql, "boolean" | "tinyint(1)") => "bool".to_owned(),
+            // MariaDB stores JSON as LONGTEXT with a check.
+            (Dialect::MySql, "json" | "longtext") => "json".to_owned(),
+            (Dialect::MySql, t) => {
+                // Display widths of integers (`bigint(20)`) mean nothing.
+                let mut out = String::new();
+                let mut rest = t;
+                while let Some(open) = rest.find('(') {
+                    let close = rest[open..].find(')').map_or(rest.len(), |c| open + c + 1);
+                    let head = &rest[..open];
+                    let keep = !head.ends_with("int");
+                    out.push_str(head);
+                    if keep {
+                        out.push_str(&rest[open..close]);
+                    }
+                    rest = &rest[close..];
+                }
+                out.push_str(rest);
+                out
+            }
+            _ => t.to_owned(),
+        }
+    };
+    canonical(&expected) == canonical(&found)
+}
+
+async fn columns_of(db: &crate::Db, table: &str) -> Result<Vec<Found>, Error> {
+    use sqlx::Row as _;
+    let failed = |source: sqlx::Error| Error::Database {
+        table: table.to_owned().into(),
+        operation: "check schema",
+        source: Box::new(source),
+    };
+    let mut conn = db.acquire().await?;
+    let found = match &mut conn {
+        #[cfg(feature = "sqlite")]
+        crate::connection::Conn::Sqlite(c) => {
+            let rows = sqlx::query("SELECT name, type, \"notnull\" FROM pragma_table_info(?)")
+                .bind(table)
+                .fetch_all(&mut **c)
+                .await
+                .map_err(failed)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Found {
+                        name: r.try_get(0)?,
+                        sql_type: r.try_get(1)?,
+                        nullable: r.try_get::<i64, _>(2)? == 0,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(failed)?
+        }
+        #[cfg(feature = "postgres")]
+        crate::connection::Conn::Postgres(c) => {
+            let rows = sqlx::query(
+                "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
+                 WHERE table_name = $1 AND table_schema = current_schema()",
+            )
+            .bind(table)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(failed)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Found {
+                        name: r.try_get(0)?,
+                        sql_type: r.try_get(1)?,
+                        nullable: r.try_get::<String, _>(2)? == "YES",
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(failed)?
+        }
+        #[cfg(feature = "mysql")]
+        crate::connection::Conn::MySql(c) => {
+            let rows = sqlx::query(
+                "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR), CAST(is_nullable AS CHAR) \
+                 FROM information_schema.columns WHERE table_name = ? AND table_schema = DATABASE()",
+            )
+            .bind(table)
+            .fetch_all(&mut **c)
+            .await
+            .map_err(failed)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Found {
+                        name: r.try_get(0)?,
+                        sql_type: r.try_get(1)?,
+                        nullable: r.try_get::<String, _>(2)? == "YES",
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(failed)?
+        }
+    };
+    Ok(found)
+}
