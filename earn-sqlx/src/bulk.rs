@@ -161,10 +161,12 @@ async fn insert_steps<M: Model>(
                 .await?;
         }
     }
-    let now = timestamp::now();
-    models
-        .iter_mut()
-        .for_each(|m| m.stamp(now, Operation::Create));
+    if M::INFO.created_at.is_some() || M::INFO.updated_at.is_some() {
+        let now = timestamp::now();
+        models
+            .iter_mut()
+            .for_each(|m| m.stamp(now, Operation::Create));
+    }
     progress.wrote = true;
     statement::insert_many(tx, models).await?;
     for model in models.iter_mut() {

@@ -309,75 +309,45 @@ fn same_type(dialect: Dialect, expected: &str, found: &str) -> bool {
     canonical(&expected) == canonical(&found)
 }
 
+/// The columns of `table`: name, declared type, and whether it accepts
+/// NULL (`YES` / `NO`), asked the same way of each database.
 async fn columns_of(db: &crate::Db, table: &str) -> Result<Vec<Found>, Error> {
     use sqlx::Row as _;
-    let failed = |source: sqlx::Error| Error::Database {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => {
+            "SELECT name, type, CASE WHEN \"notnull\" = 0 THEN 'YES' ELSE 'NO' END \
+             FROM pragma_table_info(?)"
+        }
+        Dialect::Postgres => {
+            "SELECT column_name::text, data_type::text, is_nullable::text \
+             FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema()"
+        }
+        Dialect::MySql => {
+            "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR), CAST(is_nullable AS CHAR) \
+             FROM information_schema.columns WHERE table_name = ? AND table_schema = DATABASE()"
+        }
+    };
+    let mut conn = db.acquire().await?;
+    let found = crate::connection::with_backend!(&mut conn, |c, DB| {
+        sqlx::query(sql)
+            .bind(table)
+            .fetch_all(&mut *c)
+            .await
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| {
+                        Ok(Found {
+                            name: r.try_get(0)?,
+                            sql_type: r.try_get(1)?,
+                            nullable: r.try_get::<String, _>(2)? == "YES",
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+            })
+    });
+    found.map_err(|source| Error::Database {
         table: table.to_owned().into(),
         operation: "check schema",
         source: Box::new(source),
-    };
-    let mut conn = db.acquire().await?;
-    let found = match &mut conn {
-        #[cfg(feature = "sqlite")]
-        crate::connection::Conn::Sqlite(c) => {
-            let rows = sqlx::query("SELECT name, type, \"notnull\" FROM pragma_table_info(?)")
-                .bind(table)
-                .fetch_all(&mut **c)
-                .await
-                .map_err(failed)?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Found {
-                        name: r.try_get(0)?,
-                        sql_type: r.try_get(1)?,
-                        nullable: r.try_get::<i64, _>(2)? == 0,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(failed)?
-        }
-        #[cfg(feature = "postgres")]
-        crate::connection::Conn::Postgres(c) => {
-            let rows = sqlx::query(
-                "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns \
-                 WHERE table_name = $1 AND table_schema = current_schema()",
-            )
-            .bind(table)
-            .fetch_all(&mut **c)
-            .await
-            .map_err(failed)?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Found {
-                        name: r.try_get(0)?,
-                        sql_type: r.try_get(1)?,
-                        nullable: r.try_get::<String, _>(2)? == "YES",
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(failed)?
-        }
-        #[cfg(feature = "mysql")]
-        crate::connection::Conn::MySql(c) => {
-            let rows = sqlx::query(
-                "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR), CAST(is_nullable AS CHAR) \
-                 FROM information_schema.columns WHERE table_name = ? AND table_schema = DATABASE()",
-            )
-            .bind(table)
-            .fetch_all(&mut **c)
-            .await
-            .map_err(failed)?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Found {
-                        name: r.try_get(0)?,
-                        sql_type: r.try_get(1)?,
-                        nullable: r.try_get::<String, _>(2)? == "YES",
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(failed)?
-        }
-    };
-    Ok(found)
+    })
 }

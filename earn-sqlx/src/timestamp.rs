@@ -45,3 +45,11 @@ pub(crate) fn now() -> SystemTime {
         .unwrap_or_default();
     UNIX_EPOCH + Duration::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
 }
+
+/// Stamps `model` for `operation` if it has timestamps: models without
+/// any pay no clock read on their writes.
+pub(crate) fn stamp<M: crate::model::Entity>(model: &mut M, operation: earn_core::Operation) {
+    if M::INFO.created_at.is_some() || M::INFO.updated_at.is_some() {
+        model.stamp(now(), operation);
+    }
+}

@@ -218,7 +218,7 @@ async fn write_quietly<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error
         _ => Operation::Update,
     };
     // Timestamps are data, not hooks: a quiet write sets them too.
-    model.stamp(timestamp::now(), operation);
+    timestamp::stamp(model, operation);
     match operation {
         Operation::Create => statement::insert(tx, model).await,
         _ => statement::update(tx, model).await,
@@ -318,10 +318,12 @@ async fn write_steps<M: Model>(
     // Before hooks may have changed fields (normalisation): the write and
     // the after hooks see what is written.
     let mut changed_after: Vec<&'static str>;
+    let mut columns = Vec::new();
     let changed: &[&'static str] = match &previous {
         Some(previous) => {
             changed_after = model.changed_fields(previous);
-            if changed_columns::<M>(&changed_after).is_empty() {
+            columns = changed_columns::<M>(&changed_after);
+            if columns.is_empty() {
                 // Nothing to write: not even `updated_at` moves.
                 return Ok(None);
             }
@@ -330,12 +332,13 @@ async fn write_steps<M: Model>(
                 let field = M::INFO.columns[index].field;
                 if !changed_after.contains(&field) {
                     changed_after.push(field);
+                    columns.push(index);
                 }
             }
             &changed_after
         }
         None => {
-            model.stamp(timestamp::now(), operation);
+            timestamp::stamp(model, operation);
             changed
         }
     };
@@ -346,7 +349,7 @@ async fn write_steps<M: Model>(
         }
         (_, Some(_)) => {
             progress.wrote = true;
-            statement::update_columns(tx, model, &changed_columns::<M>(changed)).await?;
+            statement::update_columns(tx, model, &columns).await?;
         }
         // Untracked: no row was read to compare with.
         (_, None) => {
