@@ -5,7 +5,7 @@
 pub use earn_core::testing;
 pub use earn_core::{
     Attachment, BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, Error, Event,
-    EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, Finished,
+    EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, FieldErrors, Finished,
     HandlerError, HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters,
     NameError, Operation, Overflow, Pattern, PatternError, PayloadError, Propagation, Registry,
     RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionId, registry,

@@ -1,6 +1,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::field_errors::FieldErrors;
 use crate::phase::{HookPhase, Operation};
 
 /// A boxed error from a lower layer (the database driver, a user's hook).
@@ -12,8 +13,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 ///
 /// - [`HookError::abort`]: a deliberate halt (the model declined the write);
 ///   [`Error::is_abort`] is `true`.
-/// - A failure: [`HookError::invalid`] for a field that failed validation, or
-///   any `std::error::Error` converted with `?` / `.into()`.
+/// - A failure: [`HookError::invalid`] for a field that failed validation
+///   ([`FieldErrors`] for several), or any `std::error::Error` converted
+///   with `?` / `.into()`.
 ///
 /// ```
 /// use earn::HookError;
@@ -33,13 +35,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum HookError {
     /// A deliberate halt with the reason given.
     Abort(Cow<'static, str>),
-    /// A field failed validation.
-    Invalid {
-        /// The field at fault.
-        field: Cow<'static, str>,
-        /// What is wrong with it.
-        message: Cow<'static, str>,
-    },
+    /// Fields failed validation: each with its messages.
+    Invalid(FieldErrors),
     /// Any other failure.
     Failed(BoxError),
 }
@@ -56,10 +53,9 @@ impl HookError {
         field: impl Into<Cow<'static, str>>,
         message: impl Into<Cow<'static, str>>,
     ) -> Self {
-        HookError::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
+        let mut errors = FieldErrors::new();
+        errors.add(field, message);
+        HookError::Invalid(errors)
     }
 
     /// A failure described by a message.
@@ -83,7 +79,7 @@ impl fmt::Display for HookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HookError::Abort(reason) => f.write_str(reason),
-            HookError::Invalid { field, message } => write!(f, "{field}: {message}"),
+            HookError::Invalid(errors) => fmt::Display::fmt(errors, f),
             HookError::Failed(error) => fmt::Display::fmt(error, f),
         }
     }
@@ -93,11 +89,7 @@ impl fmt::Debug for HookError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HookError::Abort(reason) => f.debug_tuple("Abort").field(reason).finish(),
-            HookError::Invalid { field, message } => f
-                .debug_struct("Invalid")
-                .field("field", field)
-                .field("message", message)
-                .finish(),
+            HookError::Invalid(errors) => f.debug_tuple("Invalid").field(errors).finish(),
             HookError::Failed(error) => f.debug_tuple("Failed").field(error).finish(),
         }
     }
@@ -457,5 +449,32 @@ impl Error {
             Error::Hook(failure) => Some(failure),
             _ => None,
         }
+    }
+
+    /// The validation errors that failed the write, by field: those of a
+    /// hook of the model written, or of a nested write a hook ran (a child
+    /// saved with `save_in(ctx.tx()).await?`), however deep. `None` for any
+    /// other failure, so an API can answer 422 with these and 500 without.
+    ///
+    /// ```
+    /// use earn::{Error, HookError, HookPhase};
+    ///
+    /// let error = Error::hook("User", HookPhase::BeforeSave, "validate", HookError::invalid("email", "is taken"));
+    /// assert_eq!(error.field_errors().unwrap().get("email"), ["is taken"]);
+    /// // The same error, returned with `?` by a hook of another model:
+    /// let nested = Error::hook("Team", HookPhase::AfterCreate, "add_owner", HookError::from(error));
+    /// assert!(nested.field_errors().is_some());
+    /// ```
+    pub fn field_errors(&self) -> Option<&FieldErrors> {
+        match &self.as_hook_failure()?.error {
+            HookError::Invalid(errors) => Some(errors),
+            HookError::Failed(source) => source.downcast_ref::<Error>()?.field_errors(),
+            HookError::Abort(_) => None,
+        }
+    }
+
+    /// Whether validation failed: [`field_errors`](Error::field_errors) is `Some`.
+    pub fn is_invalid(&self) -> bool {
+        self.field_errors().is_some()
     }
 }

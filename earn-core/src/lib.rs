@@ -9,6 +9,7 @@ mod backoff;
 mod bus;
 mod error;
 mod event;
+mod field_errors;
 mod handler;
 mod index;
 mod name;
@@ -26,6 +27,7 @@ pub use bus::{
     Finished, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
 };
 pub use error::{BoxError, Error, HookError, HookFailure};
+pub use field_errors::FieldErrors;
 pub use event::{Event, EventData, EventError, PayloadError};
 pub use handler::{
     Failure, HandlerError, HandlerOptions, HandlerRegistration, HandlerResult, HandlerStep,

@@ -4,7 +4,7 @@ use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 
-use earn_core::{Error, HookError, HookPhase, Operation};
+use earn_core::{Error, FieldErrors, HookError, HookPhase, Operation};
 
 use crate::deferred::{BoxFuture, Outcome};
 use crate::model::Entity;
@@ -160,6 +160,10 @@ pub struct HookContext<'t> {
     pub(crate) previous: Option<&'t (dyn Any + Send + Sync)>,
     pub(crate) touched: bool,
     pub(crate) bulk: bool,
+    /// Added with [`HookContext::invalid`], and the first hook that added
+    /// one: the write fails with them when its phase ends.
+    pub(crate) errors: FieldErrors,
+    pub(crate) reported_by: Option<&'static str>,
 }
 
 impl std::fmt::Debug for HookContext<'_> {
@@ -174,6 +178,25 @@ impl std::fmt::Debug for HookContext<'_> {
 }
 
 impl<'t> HookContext<'t> {
+    pub(crate) fn new(
+        tx: &'t mut Tx,
+        operation: Operation,
+        changed: &'t [&'static str],
+        previous: Option<&'t (dyn Any + Send + Sync)>,
+        bulk: bool,
+    ) -> Self {
+        HookContext {
+            tx,
+            operation,
+            changed,
+            previous,
+            touched: false,
+            bulk,
+            errors: FieldErrors::new(),
+            reported_by: None,
+        }
+    }
+
     /// The live transaction of the write. SQL run on it, and models saved
     /// with `save_in(ctx.tx())`, join the write: they commit or roll back
     /// with it.
@@ -235,6 +258,68 @@ impl<'t> HookContext<'t> {
         self.bulk
     }
 
+    /// Records that `field` is invalid and lets the hook, and the other
+    /// hooks of its phase, go on: the write fails once the phase's hooks
+    /// have run, with every error recorded (and those of a hook that
+    /// returns [`HookError::Invalid`]), read back with
+    /// [`Error::field_errors`]. Validation hooks written this way report
+    /// every problem of a model at once, not the first.
+    ///
+    /// ```
+    /// use earn::prelude::*;
+    ///
+    /// #[derive(Debug, Clone, Model)]
+    /// #[model(table = "signups")]
+    /// struct Signup {
+    ///     #[model(primary_key, auto)]
+    ///     id: Option<i64>,
+    ///     email: String,
+    ///     name: String,
+    /// }
+    ///
+    /// #[hooks]
+    /// impl Signup {
+    ///     #[before_save]
+    ///     fn email_valid(&self, ctx: &mut HookContext<'_>) {
+    ///         if !self.email.contains('@') {
+    ///             ctx.invalid("email", "must contain '@'");
+    ///         }
+    ///     }
+    ///
+    ///     #[before_save]
+    ///     fn name_present(&self, ctx: &mut HookContext<'_>) {
+    ///         if self.name.is_empty() {
+    ///             ctx.invalid("name", "must not be empty");
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), earn::Error> {
+    /// # let db = Db::connect("sqlite::memory:").await?;
+    /// # db.create_table::<Signup>().await?;
+    /// let mut signup = Signup { id: None, email: "nobody".into(), name: String::new() };
+    /// let error = signup.save(&db).await.unwrap_err();
+    /// let errors = error.field_errors().expect("validation failed");
+    /// assert_eq!(errors.get("email"), ["must contain '@'"]);
+    /// assert_eq!(errors.get("name"), ["must not be empty"]);
+    /// assert!(signup.id.is_none()); // nothing was written
+    /// # Ok(()) }
+    /// ```
+    pub fn invalid(
+        &mut self,
+        field: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<std::borrow::Cow<'static, str>>,
+    ) {
+        self.errors.add(field, message);
+    }
+
+    /// Whether a hook of this write recorded an error with
+    /// [`invalid`](HookContext::invalid), so far.
+    pub fn has_errors(&self) -> bool {
+        !self.errors.is_empty()
+    }
+
     /// Whether `field` is in [`changed`](HookContext::changed).
     pub fn is_changed(&self, field: &str) -> bool {
         self.changed.contains(&field)
@@ -263,11 +348,32 @@ pub(crate) async fn run_in_tx<M: Entity>(
             HookFn::InTx(call) => call(model, ctx),
             HookFn::Detached(call) => call(model),
         };
-        finish(step)
-            .await
-            .map_err(|error| Error::hook(M::INFO.name, phase, name, error))?;
+        let ran = finish(step).await;
+        if ctx.reported_by.is_none() && !ctx.errors.is_empty() {
+            ctx.reported_by = Some(name);
+        }
+        if let Err(mut error) = ran {
+            // Errors recorded with `ctx.invalid` come first, then the
+            // hook's own: the caller gets every one.
+            if let HookError::Invalid(errors) = &mut error
+                && !ctx.errors.is_empty()
+            {
+                let mut all = std::mem::take(&mut ctx.errors);
+                all.merge(std::mem::take(errors));
+                *errors = all;
+            }
+            return Err(Error::hook(M::INFO.name, phase, name, error));
+        }
     }
-    Ok(())
+    match ctx.reported_by.take() {
+        Some(name) => Err(Error::hook(
+            M::INFO.name,
+            phase,
+            name,
+            HookError::Invalid(std::mem::take(&mut ctx.errors)),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Runs the hooks of a detached `phase` (`after_load`), stopping at the

@@ -81,14 +81,7 @@ pub mod __private {
         model: &mut M,
         tx: &mut crate::Tx,
     ) -> Result<(), earn_core::Error> {
-        let mut ctx = crate::hook::HookContext {
-            tx,
-            operation,
-            changed: M::field_names(),
-            previous: None,
-            touched: false,
-            bulk: false,
-        };
+        let mut ctx = crate::hook::HookContext::new(tx, operation, M::field_names(), None, false);
         crate::hook::run_in_tx(phase, model, &mut ctx).await
     }
 

@@ -96,14 +96,13 @@ impl Progress {
         changed: &[&'static str],
         previous: Option<&M>,
     ) -> Result<(), Error> {
-        let mut ctx = HookContext {
+        let mut ctx = HookContext::new(
             tx,
-            operation: self.operation.unwrap_or(Operation::Create),
+            self.operation.unwrap_or(Operation::Create),
             changed,
-            previous: previous.map(|p| p as &(dyn Any + Send + Sync)),
-            touched: false,
-            bulk: self.bulk,
-        };
+            previous.map(|p| p as &(dyn Any + Send + Sync)),
+            self.bulk,
+        );
         let mut ran = Ok(());
         for &phase in phases {
             ran = run_in_tx(phase, model, &mut ctx).await;
