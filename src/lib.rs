@@ -5,8 +5,8 @@
 pub use earn_core::testing;
 pub use earn_core::{
     Attachment, BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, Error, Event,
-    EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, FieldErrors, Finished,
-    HandlerError, HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters,
+    EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, FieldErrors,
+    Finished, HandlerError, HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters,
     NameError, Operation, Overflow, Pattern, PatternError, PayloadError, Propagation, Registry,
     RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionId, registry,
 };
@@ -40,6 +40,12 @@ pub use earn_macros::after_update;
 #[doc = include_str!("../docs/hooks/after_delete.md")]
 pub use earn_macros::after_delete;
 
+#[doc = include_str!("../docs/hooks/before_restore.md")]
+pub use earn_macros::before_restore;
+
+#[doc = include_str!("../docs/hooks/after_restore.md")]
+pub use earn_macros::after_restore;
+
 #[doc = include_str!("../docs/hooks/after_save.md")]
 pub use earn_macros::after_save;
 
@@ -62,8 +68,8 @@ pub use earn_sqlx::{
     BelongsTo, CHANGES_KEY, Col, Db, Dialect, Direction, Field, Filter, ForeignKey, HasMany,
     HasOne, HookContext, INBOX_TABLE, IntoHookResult, IntoParam, IntoValue, Model, Nullable,
     OUTBOX_DEAD_TABLE, OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter, OutboxMode,
-    OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SqlValue, Storable, Timestamp,
-    Tx, create_tables_sql,
+    OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SoftDelete, SoftDeletes,
+    SqlValue, Storable, Timestamp, Tx, create_tables_sql,
 };
 
 pub mod admin;
@@ -87,9 +93,9 @@ pub mod prelude {
     #[doc(no_inline)]
     pub use crate::{
         Db, Error, Event, EventBus, HandlerError, HookContext, HookError, Model, Operation,
-        Propagation, Tx, after_commit, after_create, after_delete, after_load, after_rollback,
-        after_save, after_update, before_create, before_delete, before_save, before_update,
-        event_handler, hooks, service,
+        Propagation, SoftDeletes, Tx, after_commit, after_create, after_delete, after_load,
+        after_restore, after_rollback, after_save, after_update, before_create, before_delete,
+        before_restore, before_save, before_update, event_handler, hooks, service,
     };
 }
 
@@ -110,6 +116,6 @@ pub mod __private {
     pub use earn_sqlx::{
         Backend, BelongsTo, Col, Column, ColumnType, Db, Entity, Field, ForeignKeyColumn, HasMany,
         HasOne, Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult, Model, ModelInfo,
-        ModelRegistration, OnDelete, Row, Set, Statements, Timestamp, Tx,
+        ModelRegistration, OnDelete, Row, Set, SoftDelete, SoftDeletes, Statements, Timestamp, Tx,
     };
 }

@@ -470,6 +470,7 @@ impl Run<'_> {
                     Operation::Create => (Some(item.tag.clone()), "created"),
                     Operation::Update => (Some(item.tag.clone()), "updated"),
                     Operation::Delete => (None, "deleted"),
+                    Operation::Restore => unreachable!("the model has no soft delete"),
                 };
                 self.model.queue.push(Expect::Row(id, row));
                 self.model.queue.push(Expect::Outcome {

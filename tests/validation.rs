@@ -99,10 +99,15 @@ async fn every_error_of_every_hook_of_the_phase_is_returned() {
         assert!(!error.is_abort());
         // Named after the first hook that reported, in its phase.
         let failure = error.as_hook_failure().expect("a hook failure");
-        assert_eq!((failure.hook, failure.phase), ("email_valid", HookPhase::BeforeSave));
+        assert_eq!(
+            (failure.hook, failure.phase),
+            ("email_valid", HookPhase::BeforeSave)
+        );
         let message = error.to_string();
         assert!(
-            message.contains("email: must contain '@', must be at most 20 characters; name: must not be empty"),
+            message.contains(
+                "email: must contain '@', must be at most 20 characters; name: must not be empty"
+            ),
             "{message}"
         );
         // The phase's hooks all ran; the write stopped before the next phase.
@@ -206,7 +211,9 @@ fn other_failures_have_no_field_errors() {
 #[test]
 fn field_errors_serialize_as_an_object_of_lists() {
     let mut errors = FieldErrors::new();
-    errors.add("email", "must contain '@'").add("name", "must not be empty");
+    errors
+        .add("email", "must contain '@'")
+        .add("name", "must not be empty");
     errors.add("email", "is taken");
     assert_eq!(
         serde_json::to_value(&errors).expect("serialize"),

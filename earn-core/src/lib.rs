@@ -27,8 +27,8 @@ pub use bus::{
     Finished, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
 };
 pub use error::{BoxError, Error, HookError, HookFailure};
-pub use field_errors::FieldErrors;
 pub use event::{Event, EventData, EventError, PayloadError};
+pub use field_errors::FieldErrors;
 pub use handler::{
     Failure, HandlerError, HandlerOptions, HandlerRegistration, HandlerResult, HandlerStep,
     IntoHandlerResult, Propagation, handler_registrations,

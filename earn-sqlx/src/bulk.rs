@@ -14,20 +14,20 @@ use crate::guard::{guarded_bulk, refuse_inside_a_write};
 use crate::hook::Hooks;
 use crate::model::{Entity, Model};
 use crate::model_event::model_event;
-use crate::query::{Lock, Query};
+use crate::query::{Lock, Query, Scope};
 use crate::sql::{MAX_PARAMS, SqlBuilder};
 use crate::statement::{self, db_error};
 use crate::timestamp;
 use crate::tx::Tx;
-use crate::write::{Progress, changed_columns, finish, has_outcome_hooks, tracked};
+use crate::write::{Progress, Removal, changed_columns, finish, has_outcome_hooks, tracked};
 
 /// A bulk write and what it applies to.
 pub(crate) enum Bulk<'a, M> {
     Insert(&'a mut [M]),
     Update(&'a Query<M>, &'a [Set<M>]),
     UpdateQuietly(&'a Query<M>, &'a [Set<M>]),
-    Delete(&'a Query<M>),
-    DeleteQuietly(&'a Query<M>),
+    Delete(&'a Query<M>, Removal),
+    DeleteQuietly(&'a Query<M>, Removal),
 }
 
 impl<M> Bulk<'_, M> {
@@ -35,7 +35,7 @@ impl<M> Bulk<'_, M> {
         match self {
             Bulk::Insert(_) => Operation::Create,
             Bulk::Update(..) | Bulk::UpdateQuietly(..) => Operation::Update,
-            Bulk::Delete(_) | Bulk::DeleteQuietly(_) => Operation::Delete,
+            Bulk::Delete(..) | Bulk::DeleteQuietly(..) => Operation::Delete,
         }
     }
 }
@@ -69,9 +69,9 @@ async fn run<M: Model>(tx: &mut Tx, bulk: Bulk<'_, M>) -> Result<u64, Error> {
                 quietly::<M>("update_all_quietly", &written);
                 written
             }
-            Bulk::Delete(query) => delete_all(tx, query).await,
-            Bulk::DeleteQuietly(query) => {
-                let deleted = delete_quietly(tx, query).await;
+            Bulk::Delete(query, removal) => delete_all(tx, query, removal).await,
+            Bulk::DeleteQuietly(query, removal) => {
+                let deleted = delete_quietly(tx, query, removal).await;
                 quietly::<M>("delete_all_quietly", &deleted);
                 deleted
             }
@@ -386,18 +386,37 @@ pub(crate) async fn update_where<M: Model>(
     Ok(done.rows_affected)
 }
 
+/// A soft delete marks live rows only, whatever rows the query was asked
+/// to see.
+fn live_only<M: Model>(query: &Query<M>, removal: Removal) -> Cow<'_, Query<M>> {
+    if removal.is_soft::<M>() && query.scope != Scope::Live {
+        let mut live = query.clone();
+        live.scope = Scope::Live;
+        Cow::Owned(live)
+    } else {
+        Cow::Borrowed(query)
+    }
+}
+
 /// `delete_all`: each deleted row's hooks and event.
-pub(crate) async fn delete_all<M: Model>(tx: &mut Tx, query: &Query<M>) -> Result<u64, Error> {
+pub(crate) async fn delete_all<M: Model>(
+    tx: &mut Tx,
+    query: &Query<M>,
+    removal: Removal,
+) -> Result<u64, Error> {
+    let query = &*live_only(query, removal);
+    let soft = removal.is_soft::<M>();
     let hooks = M::hooks();
-    let dependents = !M::INFO.dependents.is_empty();
+    let dependents = !M::INFO.dependents.is_empty() && !soft;
     if hooks.is_empty() && M::INFO.events.is_none() && !dependents {
-        return delete_where(tx, query).await;
+        return delete_where(tx, query, removal).await;
     }
     let mark = tx.mark();
     let mut progress = Progress::bulk(Operation::Delete);
+    progress.soft_delete = soft;
     let server = tx.server.clone();
     let returning = server.deletes_returning(&mut tx.conn).await?;
-    let read_first = hooks.has(HookPhase::BeforeDelete) || dependents || !returning;
+    let read_first = hooks.has(HookPhase::BeforeDelete) || dependents || !returning || soft;
     let mut rows = Vec::new();
     let result = async {
         if read_first {
@@ -408,9 +427,22 @@ pub(crate) async fn delete_all<M: Model>(tx: &mut Tx, query: &Query<M>) -> Resul
                     .await?;
             }
             let keys = keys_of(&rows);
-            M::delete_dependents(tx, &keys, Hooks::Run).await?;
             progress.wrote = true;
-            statement::delete_keys::<M>(tx, &keys).await?;
+            if soft {
+                let at = timestamp::now();
+                let marked = statement::mark_deleted::<M>(tx, &keys, Some(at), at).await?;
+                statement::rows_changed_underneath::<M>(marked, keys.len(), Operation::Delete)?;
+                for row in &mut rows {
+                    row.set_deleted(Some(at));
+                    row.stamp(at, Operation::Update);
+                    if let Some(version) = row.version() {
+                        row.set_version(version + 1);
+                    }
+                }
+            } else {
+                M::delete_dependents(tx, &keys, Hooks::Run).await?;
+                statement::delete_keys::<M>(tx, &keys).await?;
+            }
         } else {
             progress.wrote = true;
             rows = statement::delete_returning(tx, query).await?;
@@ -443,18 +475,33 @@ pub(crate) fn keys_of<M: Entity>(rows: &[M]) -> Vec<M::Key> {
 }
 
 /// `delete_all_quietly`: the relations' actions (quietly too), then one
-/// `DELETE`.
-async fn delete_quietly<M: Model>(tx: &mut Tx, query: &Query<M>) -> Result<u64, Error> {
-    if M::INFO.dependents.is_empty() {
-        return delete_where(tx, query).await;
+/// `DELETE`; for a soft delete, one `UPDATE` marking the rows.
+async fn delete_quietly<M: Model>(
+    tx: &mut Tx,
+    query: &Query<M>,
+    removal: Removal,
+) -> Result<u64, Error> {
+    let query = &*live_only(query, removal);
+    if M::INFO.dependents.is_empty() || removal.is_soft::<M>() {
+        return delete_where(tx, query, removal).await;
     }
     let keys = keys_of(&query.fetch(&mut tx.conn, Lock::ForUpdate).await?);
     M::delete_dependents(tx, &keys, Hooks::Skip).await?;
     statement::delete_keys::<M>(tx, &keys).await
 }
 
-/// One `DELETE … WHERE …` of the query's rows.
-async fn delete_where<M: Model>(tx: &mut Tx, query: &Query<M>) -> Result<u64, Error> {
+/// One `DELETE … WHERE …` of the query's rows, or for a soft delete one
+/// `UPDATE` marking them.
+async fn delete_where<M: Model>(
+    tx: &mut Tx,
+    query: &Query<M>,
+    removal: Removal,
+) -> Result<u64, Error> {
+    if removal.is_soft::<M>() {
+        let at = timestamp::now();
+        let mark: Vec<Set<M>> = M::soft_delete_change(Some(at)).into_iter().collect();
+        return update_where(tx, query, &mark).await;
+    }
     let sql = delete_sql(query, tx.dialect());
     let done = with_backend!(&mut tx.conn, |c, DB| sql.execute::<DB>(c).await)
         .map_err(db_error::<M>("delete"))?;

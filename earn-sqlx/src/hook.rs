@@ -164,6 +164,7 @@ pub struct HookContext<'t> {
     /// one: the write fails with them when its phase ends.
     pub(crate) errors: FieldErrors,
     pub(crate) reported_by: Option<&'static str>,
+    pub(crate) soft_delete: bool,
 }
 
 impl std::fmt::Debug for HookContext<'_> {
@@ -194,6 +195,7 @@ impl<'t> HookContext<'t> {
             bulk,
             errors: FieldErrors::new(),
             reported_by: None,
+            soft_delete: false,
         }
     }
 
@@ -318,6 +320,14 @@ impl<'t> HookContext<'t> {
     /// [`invalid`](HookContext::invalid), so far.
     pub fn has_errors(&self) -> bool {
         !self.errors.is_empty()
+    }
+
+    /// Whether the write is a delete that marks the row of a
+    /// `#[model(soft_delete)]` model deleted rather than removing it (see
+    /// [`SoftDeletes`](crate::SoftDeletes)); `false` for a
+    /// [`force_delete`](crate::SoftDeletes::force_delete).
+    pub fn is_soft_delete(&self) -> bool {
+        self.soft_delete
     }
 
     /// Whether `field` is in [`changed`](HookContext::changed).

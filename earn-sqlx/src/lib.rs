@@ -30,6 +30,7 @@ mod raw;
 mod read;
 mod relation;
 mod schema;
+mod soft_delete;
 mod sql;
 mod statement;
 mod timestamp;
@@ -56,7 +57,8 @@ pub use query::{Page, Query, RowStream};
 pub use raw::{IntoParam, RawQuery};
 pub use relation::{BelongsTo, ForeignKey, HasMany, HasOne, Nullable, OnDelete};
 pub use schema::{ModelRegistration, create_tables_sql};
-pub use timestamp::Timestamp;
+pub use soft_delete::SoftDeletes;
+pub use timestamp::{SoftDelete, Timestamp};
 pub use tx::{Savepoint, Tx};
 pub use value::{FieldOnMySql, FieldOnPostgres, FieldOnSqlite, SqlValue, Storable};
 

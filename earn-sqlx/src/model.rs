@@ -16,7 +16,7 @@ use crate::query::Query;
 use crate::raw::RawQuery;
 use crate::read;
 use crate::tx::Tx;
-use crate::write::{self, Write};
+use crate::write::{self, Removal, Write};
 
 /// The statements of one model in one dialect, generated at compile time by
 /// `#[derive(Model)]` with quoted identifiers and bound parameters.
@@ -86,6 +86,8 @@ pub struct ModelInfo {
     pub created_at: Option<usize>,
     /// Index of the `#[model(updated_at)]` column.
     pub updated_at: Option<usize>,
+    /// Index of the `#[model(soft_delete)]` column.
+    pub soft_delete: Option<usize>,
 }
 
 /// A `belongs_to` field: its column refers to the key of another model.
@@ -161,6 +163,24 @@ pub trait Entity: Clone + Send + Sync + 'static {
     fn stamp_change(now: std::time::SystemTime) -> Option<crate::column::Set<Self>> {
         let _ = now;
         None
+    }
+
+    /// `deleted_at = at` (`None`: live) as a change of a bulk write; `None`
+    /// without a `#[model(soft_delete)]` field.
+    fn soft_delete_change(at: Option<std::time::SystemTime>) -> Option<crate::column::Set<Self>> {
+        let _ = at;
+        None
+    }
+
+    /// Sets the `#[model(soft_delete)]` field: deleted `at`, or live.
+    fn set_deleted(&mut self, at: Option<std::time::SystemTime>) {
+        let _ = at;
+    }
+
+    /// Whether the `#[model(soft_delete)]` field marks the row deleted
+    /// (`false` without one).
+    fn is_deleted(&self) -> bool {
+        false
     }
 
     /// Runs the `on_delete` actions of the model's `has_many` / `has_one`
@@ -285,14 +305,16 @@ pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
         write::write(tx, self, Write::Update)
     }
 
-    /// Deletes the row; [`Error::NotFound`] if there is none.
+    /// Deletes the row; [`Error::NotFound`] if there is none. For a model
+    /// with a `#[model(soft_delete)]` field, marks it deleted instead (see
+    /// [`SoftDeletes`](crate::SoftDeletes)).
     fn delete(&self, db: &Db) -> impl Future<Output = Result<(), Error>> + Send {
-        write::standalone_delete(db, self, Hooks::Run)
+        write::standalone_delete(db, self, Hooks::Run, Removal::Soft)
     }
 
     /// [`delete`](Model::delete) inside the caller's transaction.
     fn delete_in(&self, tx: &mut Tx) -> impl Future<Output = Result<(), Error>> + Send {
-        write::delete(tx, self, Hooks::Run)
+        write::delete(tx, self, Hooks::Run, Removal::Soft)
     }
 
     /// Saves without running hooks; says so in a `tracing` debug event.
@@ -302,7 +324,7 @@ pub trait Model: Entity + OnSqlite + OnPostgres + OnMySql {
 
     /// Deletes without running hooks; says so in a `tracing` debug event.
     fn delete_quietly(&self, db: &Db) -> impl Future<Output = Result<(), Error>> + Send {
-        write::standalone_delete(db, self, Hooks::Skip)
+        write::standalone_delete(db, self, Hooks::Skip, Removal::Soft)
     }
 
     /// The row with `key`, after its `after_load` hooks, or `None`.

@@ -59,6 +59,7 @@ fn event_name(prefix: &'static str, operation: Operation) -> Result<EventName, E
         Operation::Create => "created",
         Operation::Update => "updated",
         Operation::Delete => "deleted",
+        Operation::Restore => "restored",
     };
     let name = EventName::new(format!("{prefix}.{verb}")).map_err(EventError::from)?;
     NAMES

@@ -22,6 +22,7 @@ use crate::model::{Model, Row};
 use crate::sql::SqlBuilder;
 use crate::statement::db_error;
 use crate::tx::Tx;
+use crate::write::Removal;
 
 /// A query of model `M`: built with [`Model::query`], run with
 /// [`all`](Query::all), [`first`](Query::first), [`one`](Query::one),
@@ -74,6 +75,18 @@ pub struct Query<M> {
     order: Vec<Order<M>>,
     limit: Option<u64>,
     offset: Option<u64>,
+    pub(crate) scope: Scope,
+}
+
+/// Which rows of a `#[model(soft_delete)]` model a query sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// Live rows only: the default.
+    Live,
+    /// Live and soft-deleted rows.
+    All,
+    /// Soft-deleted rows only.
+    Deleted,
 }
 
 impl<M> Clone for Query<M> {
@@ -83,6 +96,7 @@ impl<M> Clone for Query<M> {
             order: self.order.clone(),
             limit: self.limit,
             offset: self.offset,
+            scope: self.scope,
         }
     }
 }
@@ -95,6 +109,7 @@ impl<M: Model> fmt::Debug for Query<M> {
             .field("order", &self.order)
             .field("limit", &self.limit)
             .field("offset", &self.offset)
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -140,7 +155,14 @@ impl<M: Model> Query<M> {
             order: Vec::new(),
             limit: None,
             offset: None,
+            scope: Scope::Live,
         }
+    }
+
+    /// The same query over every row, soft-deleted or not.
+    pub(crate) fn including_deleted(mut self) -> Self {
+        self.scope = Scope::All;
+        self
     }
 
     /// Keeps the rows matching `filter`; several calls must all match.
@@ -193,11 +215,29 @@ impl<M: Model> Query<M> {
         self.limit.is_some() || self.offset.is_some()
     }
 
-    /// ` WHERE …`, if there is a filter.
+    /// ` WHERE …`, if there is a filter, or a soft-delete scope.
     pub(crate) fn render_where(&self, sql: &mut SqlBuilder) {
-        if let Some(expr) = &self.filter {
-            sql.push(" WHERE ");
-            expr.render(sql);
+        let scope = match (M::INFO.soft_delete, self.scope) {
+            (Some(column), Scope::Live) => Some((column, " IS NULL")),
+            (Some(column), Scope::Deleted) => Some((column, " IS NOT NULL")),
+            (_, Scope::All) | (None, _) => None,
+        };
+        match (&self.filter, scope) {
+            (None, None) => {}
+            (Some(expr), None) => {
+                sql.push(" WHERE ");
+                expr.render(sql);
+            }
+            (filter, Some((column, test))) => {
+                sql.push(" WHERE ");
+                if let Some(expr) = filter {
+                    sql.push("(");
+                    expr.render(sql);
+                    sql.push(") AND ");
+                }
+                sql.column(column);
+                sql.push(test);
+            }
         }
     }
 
@@ -566,7 +606,7 @@ impl<M: Model> Query<M> {
     /// transaction; returns how many rows were deleted. See
     /// [`delete_all_in`](Query::delete_all_in).
     pub async fn delete_all(&self, db: &Db) -> Result<u64, Error> {
-        bulk::standalone(db, Bulk::Delete(self)).await
+        bulk::standalone(db, Bulk::Delete(self, Removal::Soft)).await
     }
 
     /// [`delete_all`](Query::delete_all) in the caller's transaction.
@@ -580,14 +620,14 @@ impl<M: Model> Query<M> {
     /// them. Either way each deleted row then gets its `after_delete`
     /// hooks and `deleted` event: exactly the rows deleted, no others.
     pub async fn delete_all_in(&self, tx: &mut Tx) -> Result<u64, Error> {
-        bulk::write(tx, Bulk::Delete(self)).await
+        bulk::write(tx, Bulk::Delete(self, Removal::Soft)).await
     }
 
     /// Deletes every matching row with one `DELETE`, without hooks or
     /// events: says so in a `tracing` event. Relations' `on_delete`
     /// actions still run, quietly too.
     pub async fn delete_all_quietly(&self, db: &Db) -> Result<u64, Error> {
-        bulk::standalone(db, Bulk::DeleteQuietly(self)).await
+        bulk::standalone(db, Bulk::DeleteQuietly(self, Removal::Soft)).await
     }
 }
 

@@ -26,6 +26,8 @@ pub(crate) async fn find_in<M: Model>(tx: &mut Tx, key: M::Key) -> Result<Option
 
 async fn loaded<M: Model>(found: Option<M>) -> Result<Option<M>, Error> {
     match found {
+        // Soft-deleted: found only by a query that asks for it.
+        Some(model) if model.is_deleted() => Ok(None),
         Some(mut model) => {
             run_detached(HookPhase::AfterLoad, &mut model).await?;
             Ok(Some(model))
@@ -36,6 +38,15 @@ async fn loaded<M: Model>(found: Option<M>) -> Result<Option<M>, Error> {
 
 /// `M::all`: every row ordered by key, then `after_load` on each.
 pub(crate) async fn all<M: Model>(db: &Db) -> Result<Vec<M>, Error> {
+    if M::INFO.soft_delete.is_some() {
+        return crate::Query::<M>::new()
+            .order_by(crate::column::Order::new(
+                M::INFO.key_index,
+                crate::Direction::Asc,
+            ))
+            .all(db)
+            .await;
+    }
     let mut conn = db.acquire().await?;
     let mut rows = with_backend!(&mut conn, |c, DB| all_on::<DB, M>(c).await)
         .map_err(db_error::<M>("select"))?;

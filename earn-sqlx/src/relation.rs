@@ -18,6 +18,7 @@ use crate::model::{Entity, Model};
 use crate::query::Query;
 use crate::tx::Tx;
 use crate::value::SqlValue;
+use crate::write::Removal;
 
 /// The type of a `belongs_to` field holding the key `K` of another model:
 /// `K` itself, or `Option<K>` for a relation that may be absent.
@@ -154,7 +155,9 @@ where
         hooks: Hooks,
     ) -> Result<(), Error> {
         for chunk in keys.chunks(keys_per_statement(1)) {
-            let children = self.children(chunk);
+            // Soft-deleted children still refer to the row: they count,
+            // and go or are unlinked with the rest.
+            let children = self.children(chunk).including_deleted();
             match (action, hooks) {
                 (OnDelete::Restrict, _) => {
                     let count = children.count_in(tx).await?;
@@ -171,10 +174,10 @@ where
                     }
                 }
                 (OnDelete::Cascade, Hooks::Run) => {
-                    bulk::write(tx, Bulk::Delete(&children)).await?;
+                    bulk::write(tx, Bulk::Delete(&children, Removal::Force)).await?;
                 }
                 (OnDelete::Cascade, Hooks::Skip) => {
-                    bulk::write(tx, Bulk::DeleteQuietly(&children)).await?;
+                    bulk::write(tx, Bulk::DeleteQuietly(&children, Removal::Force)).await?;
                 }
                 (OnDelete::Nullify, hooks) => {
                     let Some(null) = nullify else { continue };

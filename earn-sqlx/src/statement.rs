@@ -486,6 +486,49 @@ pub(crate) async fn delete_keys<M: Model>(tx: &mut Tx, keys: &[M::Key]) -> Resul
     Ok(deleted)
 }
 
+/// Soft-deletes (`at` is `Some`) live rows, or restores (`None`) deleted
+/// ones, by key: `UPDATE … SET deleted_at = ?[, updated_at = now] WHERE
+/// key IN (…) AND deleted_at IS [NOT] NULL`. Returns how many rows
+/// changed: rows already in that state, or missing, are not counted.
+pub(crate) async fn mark_deleted<M: Model>(
+    tx: &mut Tx,
+    keys: &[M::Key],
+    at: Option<std::time::SystemTime>,
+    now: std::time::SystemTime,
+) -> Result<u64, Error> {
+    let Some(column) = M::INFO.soft_delete else {
+        return Ok(0);
+    };
+    let changes: Vec<crate::column::Set<M>> = [M::soft_delete_change(at), M::stamp_change(now)]
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut marked = 0;
+    for chunk in keys.chunks(crate::bulk::keys_per_statement(changes.len())) {
+        let mut sql = crate::sql::SqlBuilder::new(M::INFO, tx.dialect());
+        sql.push("UPDATE ");
+        sql.table();
+        render_sets::<M>(&mut sql, &changes);
+        sql.push(" WHERE ");
+        key_list::<M>(&mut sql, chunk.len());
+        sql.push(" AND ");
+        sql.column(column);
+        sql.push(if at.is_some() {
+            " IS NULL"
+        } else {
+            " IS NOT NULL"
+        });
+        marked += with_backend!(&mut tx.conn, |c, DB| run_with_keys::<DB, M>(c, sql, chunk)
+            .await)
+        .map_err(db_error::<M>(if at.is_some() {
+            "delete"
+        } else {
+            "restore"
+        }))?;
+    }
+    Ok(marked)
+}
+
 /// `DELETE … RETURNING` every column of the query's rows.
 pub(crate) async fn delete_returning<M: Model>(
     tx: &mut Tx,
@@ -529,7 +572,7 @@ async fn run_with_keys<DB: Backend, M: Row<DB>>(
 /// Rows read and locked by this transaction cannot vanish: a count that
 /// differs means another writer got past the lock (SQLite reports that as
 /// a busy snapshot before this point) and the write must not go on.
-fn rows_changed_underneath<M: Entity>(
+pub(crate) fn rows_changed_underneath<M: Entity>(
     affected: u64,
     expected: usize,
     operation: Operation,

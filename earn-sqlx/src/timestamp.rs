@@ -36,6 +36,31 @@ impl Timestamp for chrono::NaiveDateTime {
     }
 }
 
+/// A field type `#[model(soft_delete)]` can have: an `Option` of a
+/// [`Timestamp`] type, `None` while the row is live and the instant of its
+/// deletion after.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot mark a soft-deleted row",
+    label = "`soft_delete` needs an `Option` of a date-time",
+    note = "use `Option<chrono::DateTime<chrono::Utc>>` (or another `Option` of a date-time): `None` while the row is live"
+)]
+pub trait SoftDelete: Sized {
+    /// The value for a row deleted `at`, or live (`None`).
+    fn at(at: Option<SystemTime>) -> Self;
+    /// Whether the value marks a live row.
+    fn is_live(&self) -> bool;
+}
+
+impl<T: Timestamp> SoftDelete for Option<T> {
+    fn at(at: Option<SystemTime>) -> Self {
+        at.map(T::at)
+    }
+
+    fn is_live(&self) -> bool {
+        self.is_none()
+    }
+}
+
 /// The instant of a write, to the microsecond: what PostgreSQL's and
 /// MySQL's `DATETIME(6)` columns keep, so a model holds what a read of its
 /// row returns.

@@ -36,15 +36,32 @@ pub(crate) async fn standalone<M: Model>(db: &Db, model: &mut M, how: Write) -> 
     finish::<M, _>(tx, result).await
 }
 
+/// Whether a delete of a `#[model(soft_delete)]` model marks its row
+/// deleted (`Soft`) or removes it (`Force`); a model without one always
+/// removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    Soft,
+    Force,
+}
+
+impl Removal {
+    /// Whether the delete only marks the rows of `M`.
+    pub(crate) fn is_soft<M: Entity>(self) -> bool {
+        self == Removal::Soft && M::INFO.soft_delete.is_some()
+    }
+}
+
 /// Deletes in a transaction of its own.
 pub(crate) async fn standalone_delete<M: Model>(
     db: &Db,
     model: &M,
     how: Hooks,
+    removal: Removal,
 ) -> Result<(), Error> {
     refuse_inside_a_write::<M>(Operation::Delete)?;
     let mut tx = db.begin().await?;
-    let result = delete(&mut tx, model, how).await;
+    let result = delete(&mut tx, model, how, removal).await;
     finish::<M, _>(tx, result).await
 }
 
@@ -74,9 +91,19 @@ pub(crate) struct Progress {
     operation: Option<Operation>,
     /// A bulk write (`insert_many`, `update_all`, `delete_all`).
     bulk: bool,
+    /// A delete that marks the row of a `#[model(soft_delete)]` model.
+    pub(crate) soft_delete: bool,
 }
 
 impl Progress {
+    /// The progress of a single write of `operation`.
+    pub(crate) fn of(operation: Operation) -> Progress {
+        Progress {
+            operation: Some(operation),
+            ..Progress::default()
+        }
+    }
+
     /// The progress of a bulk write of `operation`.
     pub(crate) fn bulk(operation: Operation) -> Progress {
         Progress {
@@ -103,6 +130,7 @@ impl Progress {
             previous.map(|p| p as &(dyn Any + Send + Sync)),
             self.bulk,
         );
+        ctx.soft_delete = self.soft_delete;
         let mut ran = Ok(());
         for &phase in phases {
             ran = run_in_tx(phase, model, &mut ctx).await;
@@ -376,15 +404,51 @@ async fn write_steps<M: Model>(
 }
 
 /// A delete inside the caller's transaction.
-pub(crate) async fn delete<M: Model>(tx: &mut Tx, model: &M, how: Hooks) -> Result<(), Error> {
+pub(crate) async fn delete<M: Model>(
+    tx: &mut Tx,
+    model: &M,
+    how: Hooks,
+    removal: Removal,
+) -> Result<(), Error> {
     tx.ensure_usable()?;
     tx.write_begins();
-    let deleted = delete_begun(tx, model, how).await;
+    let deleted = delete_begun(tx, model, how, removal).await;
     tx.write_ends();
     deleted
 }
 
-async fn delete_begun<M: Model>(tx: &mut Tx, model: &M, how: Hooks) -> Result<(), Error> {
+/// Removes the row of `model`, or for a soft delete marks it deleted `at`
+/// (a row already marked is not found, as `find` would not find it). A
+/// soft delete leaves the rows that refer to it alone: the relations'
+/// `on_delete` actions run when a row is removed.
+async fn remove<M: Model>(
+    tx: &mut Tx,
+    model: &M,
+    key: &M::Key,
+    soft: Option<std::time::SystemTime>,
+    progress: &mut Progress,
+    hooks: Hooks,
+) -> Result<(), Error> {
+    if let Some(at) = soft {
+        progress.wrote = true;
+        return match statement::mark_deleted::<M>(tx, std::slice::from_ref(key), Some(at), at)
+            .await?
+        {
+            0 => Err(not_found::<M>(key, Operation::Delete)),
+            _ => Ok(()),
+        };
+    }
+    M::delete_dependents(tx, std::slice::from_ref(key), hooks).await?;
+    progress.wrote = true;
+    statement::delete(tx, model).await
+}
+
+async fn delete_begun<M: Model>(
+    tx: &mut Tx,
+    model: &M,
+    how: Hooks,
+    removal: Removal,
+) -> Result<(), Error> {
     let key = model.key().ok_or(Error::MissingKey {
         model: M::INFO.name,
         operation: Operation::Delete,
@@ -399,12 +463,8 @@ async fn delete_begun<M: Model>(tx: &mut Tx, model: &M, how: Hooks) -> Result<()
             );
         }
         let mut progress = Progress::default();
-        let deleted = async {
-            M::delete_dependents(tx, std::slice::from_ref(&key), how).await?;
-            progress.wrote = true;
-            statement::delete(tx, model).await
-        }
-        .await;
+        let soft = removal.is_soft::<M>().then(timestamp::now);
+        let deleted = remove(tx, model, &key, soft, &mut progress, how).await;
         return progress.settle(tx, deleted);
     }
     let mut progress = Progress {
@@ -415,17 +475,24 @@ async fn delete_begun<M: Model>(tx: &mut Tx, model: &M, how: Hooks) -> Result<()
     // In-transaction hooks take `&mut M`; delete hooks only read, so they
     // get a copy rather than forcing `delete(&mut self)` on users.
     let mut copy = model.clone();
+    let soft = removal.is_soft::<M>();
+    progress.soft_delete = soft;
     let result = guarded::<M, _, _>(Some(&key), Operation::Delete, async {
         progress
             .run(&[HookPhase::BeforeDelete], tx, &mut copy, &[], None)
             .await?;
-        M::delete_dependents(tx, std::slice::from_ref(&key), Hooks::Run).await?;
-        progress.wrote = true;
-        statement::delete(tx, model).await?;
+        let at = soft.then(timestamp::now);
+        remove(tx, model, &key, at, &mut progress, Hooks::Run).await?;
+        if let Some(at) = at {
+            // After hooks, the event and after_commit see the row as it is
+            // now: deleted at `at`.
+            copy.set_deleted(Some(at));
+            copy.stamp(at, Operation::Update);
+        }
         progress
             .run(&[HookPhase::AfterDelete], tx, &mut copy, &[], None)
             .await?;
-        if let Some(event) = model_event(model, Operation::Delete, None, &[])? {
+        if let Some(event) = model_event(&copy, Operation::Delete, None, &[])? {
             tx.raise(event)?;
         }
         Ok(())

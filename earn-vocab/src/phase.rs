@@ -9,21 +9,30 @@ pub enum Operation {
     Create,
     /// An `UPDATE` of a persisted row.
     Update,
-    /// A `DELETE` of a persisted row.
+    /// A `DELETE` of a persisted row, or for a `#[model(soft_delete)]`
+    /// model, the `UPDATE` that marks it deleted.
     Delete,
+    /// The `UPDATE` that brings a soft-deleted row back (`restore`).
+    Restore,
 }
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 3] = [Operation::Create, Operation::Update, Operation::Delete];
+    pub const ALL: [Operation; 4] = [
+        Operation::Create,
+        Operation::Update,
+        Operation::Delete,
+        Operation::Restore,
+    ];
 
     /// The lower-case name used in messages and in `on = "…"`: `create`,
-    /// `update`, `delete`.
+    /// `update`, `delete`, `restore`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Operation::Create => "create",
             Operation::Update => "update",
             Operation::Delete => "delete",
+            Operation::Restore => "restore",
         }
     }
 
@@ -53,6 +62,8 @@ macro_rules! for_each_phase {
             after_create AfterCreate "After the `INSERT`, inside the transaction.",
             after_update AfterUpdate "After the `UPDATE`, inside the transaction.",
             after_delete AfterDelete "After the `DELETE`, inside the transaction.",
+            before_restore BeforeRestore "Before a soft-deleted row is restored.",
+            after_restore AfterRestore "After a soft-deleted row was restored, inside the transaction.",
             after_save AfterSave "After the insert or update, following `AfterCreate` / `AfterUpdate`.",
             after_commit AfterCommit "After the outermost transaction committed.",
             after_rollback AfterRollback "After the transaction (or the savepoint holding the write) rolled back, or the write failed.",
@@ -173,7 +184,7 @@ mod tests {
                 HookPhase::ALL.iter().position(|p| *p == phase).unwrap()
             );
         }
-        assert_eq!(HookPhase::ALL.len(), 11);
+        assert_eq!(HookPhase::ALL.len(), 13);
         assert_eq!(HookPhase::AfterCommit.variant_name(), "AfterCommit");
         assert_eq!(HookPhase::from_name("before_saving"), None);
         for op in Operation::ALL {

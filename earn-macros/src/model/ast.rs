@@ -70,6 +70,8 @@ pub(crate) struct Field<'a> {
     pub(crate) created_at: Option<proc_macro2::Span>,
     /// `updated_at`: set by every write that changes the row.
     pub(crate) updated_at: Option<proc_macro2::Span>,
+    /// `soft_delete`: `delete` sets it instead of removing the row.
+    pub(crate) soft_delete: Option<proc_macro2::Span>,
     /// `unique`: a UNIQUE constraint in the DDL.
     pub(crate) unique: Option<proc_macro2::Span>,
     /// `index`: an index in the DDL.
@@ -95,8 +97,9 @@ impl Field<'_> {
 const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`, \
      `has_many(Child, …)`, `has_one(Child, …)`";
 const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`, `version`, \
-     `belongs_to = Parent`, `created_at`, `updated_at`, `unique`, `index`, `default = …`";
-const FIELD_ONLY: [&str; 12] = [
+     `belongs_to = Parent`, `created_at`, `updated_at`, `soft_delete`, `unique`, `index`, \
+     `default = …`";
+const FIELD_ONLY: [&str; 13] = [
     "unique",
     "index",
     "default",
@@ -109,6 +112,7 @@ const FIELD_ONLY: [&str; 12] = [
     "belongs_to",
     "created_at",
     "updated_at",
+    "soft_delete",
 ];
 const CONTAINER_ONLY: [&str; 5] = ["table", "events", "crate", "has_many", "has_one"];
 const RELATION_OPTIONS: &str = "`foreign_key = \"field\"`, `name = \"method\"`, \
@@ -238,6 +242,7 @@ struct FieldOptions {
     belongs_to: Opt<syn::Path>,
     created_at: Opt<()>,
     updated_at: Opt<()>,
+    soft_delete: Opt<()>,
     primary_key: Opt<()>,
     auto: Opt<()>,
     column: Opt<syn::LitStr>,
@@ -293,6 +298,8 @@ impl FieldOptions {
             self.created_at.set(cx, path, ());
         } else if path.is_ident("updated_at") {
             self.updated_at.set(cx, path, ());
+        } else if path.is_ident("soft_delete") {
+            self.soft_delete.set(cx, path, ());
         } else if path.is_ident("belongs_to") {
             if !meta.input.peek(syn::Token![=]) {
                 return Err(meta.error("expected the parent model: `belongs_to = Order`"));
@@ -335,6 +342,7 @@ impl<'a> Field<'a> {
             belongs_to: Opt::none("belongs_to"),
             created_at: Opt::none("created_at"),
             updated_at: Opt::none("updated_at"),
+            soft_delete: Opt::none("soft_delete"),
             primary_key: Opt::none("primary_key"),
             auto: Opt::none("auto"),
             column: Opt::none("column"),
@@ -363,6 +371,7 @@ impl<'a> Field<'a> {
             belongs_to: options.belongs_to.take(),
             created_at: options.created_at.span(),
             updated_at: options.updated_at.span(),
+            soft_delete: options.soft_delete.span(),
             unique: options.unique.span(),
             index: options.index.span(),
             default: options.default.take(),

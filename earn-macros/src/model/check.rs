@@ -53,8 +53,9 @@ pub(crate) fn check(cx: &mut Ctxt, model: &Container<'_>) {
     }
 }
 
-/// `created_at` / `updated_at`: at most one of each, on a plain stored
-/// field (the type is checked by the `Timestamp` trait, spanned at it).
+/// `created_at` / `updated_at` / `soft_delete`: at most one of each, on a
+/// plain stored field (the type is checked by the `Timestamp` and
+/// `SoftDelete` traits, spanned at it).
 fn check_timestamps(cx: &mut Ctxt, model: &Container<'_>) {
     for (option, span_of) in [
         (
@@ -62,6 +63,7 @@ fn check_timestamps(cx: &mut Ctxt, model: &Container<'_>) {
             (|f| f.created_at) as fn(&super::ast::Field<'_>) -> Option<proc_macro2::Span>,
         ),
         ("updated_at", |f| f.updated_at),
+        ("soft_delete", |f| f.soft_delete),
     ] {
         let mut seen = false;
         for field in &model.fields {
@@ -91,10 +93,11 @@ fn check_timestamps(cx: &mut Ctxt, model: &Container<'_>) {
         }
     }
     for field in &model.fields {
-        if let (Some(_), Some(updated)) = (field.created_at, field.updated_at) {
+        let marks = [field.created_at, field.updated_at, field.soft_delete];
+        if let Some(second) = marks.iter().flatten().nth(1) {
             cx.push(syn::Error::new(
-                updated,
-                "a field is `created_at` or `updated_at`, not both: give each its own field",
+                *second,
+                "a field is one of `created_at`, `updated_at` and `soft_delete`: give each its own field",
             ));
         }
     }

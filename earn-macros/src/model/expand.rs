@@ -79,6 +79,7 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
         quote::quote_spanned!(ty.span()=> const _: () = __earn::storable::<#ty>();)
     });
     let (created_at, updated_at, stamp, stamp_change) = timestamps(&stored);
+    let (soft_delete, soft_delete_methods, soft_deletes) = soft_delete(ident, &stored);
     let from_row = columns::from_row(model);
     let relations::Relations {
         items: relation_items,
@@ -286,6 +287,7 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     dependents: &[#(#dependents),*],
                     created_at: #created_at,
                     updated_at: #updated_at,
+                    soft_delete: #soft_delete,
                 };
 
                 #[inline]
@@ -327,6 +329,7 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                 #delete_dependents
                 #stamp
                 #stamp_change
+                #soft_delete_methods
 
                 #[inline]
                 fn hooks() -> &'static __earn::HookTable<__earn::Hook<Self>> {
@@ -335,6 +338,8 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                     #hooks_static.get_or_init(|| __earn::HookTable::collect(::std::any::TypeId::of::<#ident>()))
                 }
             }
+
+            #soft_deletes
 
             impl<DB: __earn::Backend> __earn::Row<DB> for #ident
             where
@@ -465,6 +470,48 @@ fn timestamps(stored: &[&Field<'_>]) -> (TokenStream, TokenStream, TokenStream, 
         index(|f| f.updated_at.is_some()),
         stamp,
         stamp_change,
+    )
+}
+
+/// `soft_delete`: its index in `ModelInfo`, the `Entity` overrides, and
+/// the `SoftDeletes` impl that gives the model `restore` and
+/// `force_delete`.
+fn soft_delete(
+    ident: &syn::Ident,
+    stored: &[&Field<'_>],
+) -> (TokenStream, TokenStream, TokenStream) {
+    let Some((index, f)) = stored
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.soft_delete.is_some())
+    else {
+        return (quote!(::core::option::Option::None), quote!(), quote!());
+    };
+    let field = f.ident;
+    let ty = f.ty;
+    let name = super::columns::const_name(f);
+    // Spanned at the field's type: a type that cannot mark a deleted row
+    // is reported there.
+    let at = quote::quote_spanned!(ty.span()=> <#ty as __earn::SoftDelete>::at(at));
+    let live =
+        quote::quote_spanned!(ty.span()=> <#ty as __earn::SoftDelete>::is_live(&self.#field));
+    let methods = quote! {
+        fn soft_delete_change(at: ::core::option::Option<::std::time::SystemTime>) -> ::core::option::Option<__earn::Set<Self>> {
+            ::core::option::Option::Some(Self::#name.set(#at))
+        }
+
+        fn set_deleted(&mut self, at: ::core::option::Option<::std::time::SystemTime>) {
+            self.#field = #at;
+        }
+
+        fn is_deleted(&self) -> bool {
+            !#live
+        }
+    };
+    (
+        quote!(::core::option::Option::Some(#index)),
+        methods,
+        quote!(impl __earn::SoftDeletes for #ident {}),
     )
 }
 
