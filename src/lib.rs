@@ -58,6 +58,9 @@ pub use earn_macros::after_rollback;
 #[doc = include_str!("../docs/hooks/after_load.md")]
 pub use earn_macros::after_load;
 
+#[doc = include_str!("../docs/behaviour.md")]
+pub use earn_macros::behaviour;
+
 #[doc = include_str!("../docs/event-handler.md")]
 pub use earn_macros::event_handler;
 
@@ -95,7 +98,7 @@ pub mod prelude {
         Db, Error, Event, EventBus, HandlerError, HookContext, HookError, Model, Operation,
         Propagation, SoftDeletes, Tx, after_commit, after_create, after_delete, after_load,
         after_restore, after_rollback, after_save, after_update, before_create, before_delete,
-        before_restore, before_save, before_update, event_handler, hooks, service,
+        before_restore, before_save, before_update, behaviour, event_handler, hooks, service,
     };
 }
 
@@ -105,8 +108,9 @@ pub mod __private {
     pub use earn_core::__private::{inventory, type_id};
     pub use earn_core::Error;
     pub use earn_core::{
-        Event, HandlerError, HandlerOptions, HandlerRegistration, HandlerStep, HookPhase,
-        HookRegistration, HookTable, IntoHandlerResult, Operation, Service, ServiceHandler,
+        AppliedHook, BehaviourHook, BehaviourHooks, BehaviourRegistration, Event, HandlerError,
+        HandlerOptions, HandlerRegistration, HandlerStep, HookPhase, HookRegistration, HookTable,
+        IntoHandlerResult, Operation, Service, ServiceHandler,
     };
     pub use earn_sqlx::__private::{
         BoxDynError, child, child_in, children, children_in, column_error, column_positions,

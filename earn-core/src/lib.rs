@@ -38,7 +38,10 @@ pub use name::{EventName, NameError};
 pub use panic::catch_unwind;
 pub use pattern::{Pattern, PatternError};
 pub use phase::{HookPhase, Operation};
-pub use registry::{HookRegistration, HookTable, Registry, registry};
+pub use registry::{
+    AppliedHook, BehaviourHook, BehaviourHooks, BehaviourRegistration, HookRegistration, HookTable,
+    Registry, registry,
+};
 pub use service::{Attachment, Service, ServiceHandler};
 pub use sink::{EventSink, SinkFuture};
 

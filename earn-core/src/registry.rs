@@ -74,13 +74,111 @@ impl fmt::Display for HookRegistration {
     }
 }
 
-/// What was registered at link time: every hook of every model and every
-/// `#[event_handler]` function. Its `Display` lists both, one per line.
+/// The hooks of a behaviour (`#[behaviour] trait Audited`) for one model,
+/// built by the behaviour's macro; the model's table merges them with the
+/// model's own.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BehaviourHooks<H> {
+    /// The behaviour's name.
+    pub name: &'static str,
+    /// Its hooks, in declaration order.
+    pub hooks: Vec<BehaviourHook<H>>,
+}
+
+/// One hook of a behaviour.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct BehaviourHook<H> {
+    /// The phase it runs in.
+    pub phase: HookPhase,
+    /// Higher runs first.
+    pub priority: i32,
+    /// `Behaviour::function`.
+    pub function: &'static str,
+    /// `file!()` of the hook.
+    pub file: &'static str,
+    /// `line!()` of the hook.
+    pub line: u32,
+    /// The typed hook.
+    pub hook: H,
+}
+
+impl<H> BehaviourHooks<H> {
+    /// What the registry lists of these hooks, applied to `model`.
+    pub fn describe(&self, model: &'static str) -> Vec<AppliedHook> {
+        self.hooks
+            .iter()
+            .map(|hook| AppliedHook {
+                model,
+                behaviour: self.name,
+                phase: hook.phase,
+                priority: hook.priority,
+                function: hook.function,
+                file: hook.file,
+                line: hook.line,
+            })
+            .collect()
+    }
+}
+
+/// A model's use of a behaviour, submitted by `#[derive(Model)]` for
+/// `#[model(behaviours(…))]`, so that [`registry`] lists its hooks.
+#[doc(hidden)]
+pub struct BehaviourRegistration {
+    /// The behaviour's hooks as applied to the model.
+    pub hooks: fn() -> Vec<AppliedHook>,
+}
+
+inventory::collect!(BehaviourRegistration);
+
+impl fmt::Debug for BehaviourRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries((self.hooks)()).finish()
+    }
+}
+
+/// A hook a model runs because of a behaviour it applies
+/// (`#[model(behaviours(Audited))]`), as [`registry`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedHook {
+    /// The model's type name.
+    pub model: &'static str,
+    /// The behaviour's name.
+    pub behaviour: &'static str,
+    /// The phase the hook runs in.
+    pub phase: HookPhase,
+    /// Higher runs first.
+    pub priority: i32,
+    /// `Behaviour::function`.
+    pub function: &'static str,
+    /// `file!()` of the hook, in the behaviour.
+    pub file: &'static str,
+    /// `line!()` of the hook.
+    pub line: u32,
+}
+
+impl fmt::Display for AppliedHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} uses {} ({}, priority {}) at {}:{}",
+            self.model, self.function, self.phase, self.priority, self.file, self.line
+        )
+    }
+}
+
+/// What was registered at link time: every hook of every model, the hooks
+/// models run through behaviours, and every `#[event_handler]` function.
+/// Its `Display` lists them, one per line.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Registry {
     /// The hooks, sorted by model, phase and run order.
     pub hooks: Vec<&'static HookRegistration>,
+    /// The hooks of behaviours, per model that applies them, sorted by
+    /// model, phase and priority (higher first).
+    pub behaviour_hooks: Vec<AppliedHook>,
     /// The event handler functions, sorted by pattern, then run order
     /// (priority, higher first, then source location). Handlers of a
     /// `#[service]` are attached at run time and are not listed.
@@ -91,6 +189,10 @@ impl fmt::Display for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "hooks ({}):", self.hooks.len())?;
         for hook in &self.hooks {
+            writeln!(f, "  {hook}")?;
+        }
+        writeln!(f, "behaviour hooks ({}):", self.behaviour_hooks.len())?;
+        for hook in &self.behaviour_hooks {
             writeln!(f, "  {hook}")?;
         }
         writeln!(f, "event handlers ({}):", self.handlers.len())?;
@@ -128,7 +230,16 @@ pub fn registry() -> Registry {
             r.name,
         )
     });
-    Registry { hooks, handlers }
+    let mut behaviour_hooks: Vec<AppliedHook> = inventory::iter::<BehaviourRegistration>
+        .into_iter()
+        .flat_map(|r| (r.hooks)())
+        .collect();
+    behaviour_hooks.sort_by_key(|h| (h.model, h.phase, Reverse(h.priority), h.function));
+    Registry {
+        hooks,
+        behaviour_hooks,
+        handlers,
+    }
 }
 
 /// The hooks of one model, by phase, in run order. Built once per model.
@@ -154,20 +265,57 @@ impl<H: Any> HookTable<H> {
     /// Collects the hooks registered for the model `model` whose typed hook
     /// is an `H`.
     pub fn collect(model: TypeId) -> Self {
-        let mut found: Vec<&'static HookRegistration> = inventory::iter::<HookRegistration>
-            .into_iter()
-            .filter(|r| (r.model)() == model)
-            .collect();
-        found.sort_by_key(|r| r.sort_key());
+        HookTable::collect_with(model, Vec::new())
+    }
+
+    /// Collects the hooks registered for the model `model`, with those of
+    /// the behaviours it applies. One phase runs by priority (higher
+    /// first); at equal priority, the behaviours' hooks in the order the
+    /// behaviours are listed (each in declaration order), then the model's
+    /// own in declaration order. Never link order.
+    pub fn collect_with(model: TypeId, behaviours: Vec<BehaviourHooks<H>>) -> Self {
+        // (priority, group, source position) → (phase, name, hook)
+        type Key = (Reverse<i32>, usize, &'static str, &'static str, u32, u32);
+        let own = behaviours.len();
+        let mut found: Vec<(Key, HookPhase, &'static str, &'static H)> =
+            inventory::iter::<HookRegistration>
+                .into_iter()
+                .filter(|r| (r.model)() == model)
+                .filter_map(|r| {
+                    let hook = (r.hook as &dyn Any).downcast_ref::<H>()?;
+                    let (priority, module, file, line, index) = r.sort_key();
+                    Some((
+                        (priority, own, module, file, line, index),
+                        r.phase,
+                        r.function,
+                        hook,
+                    ))
+                })
+                .collect();
+        for (group, behaviour) in behaviours.into_iter().enumerate() {
+            for (index, applied) in behaviour.hooks.into_iter().enumerate() {
+                let key = (
+                    Reverse(applied.priority),
+                    group,
+                    "",
+                    applied.file,
+                    applied.line,
+                    u32::try_from(index).unwrap_or(u32::MAX),
+                );
+                // Built once per model, for the life of the program, like
+                // the `static` hooks of `#[hooks]`.
+                let hook: &'static H = Box::leak(Box::new(applied.hook));
+                found.push((key, applied.phase, applied.function, hook));
+            }
+        }
+        found.sort_by_key(|(key, ..)| *key);
         let mut table = HookTable {
             phases: Default::default(),
             names: Default::default(),
         };
-        for registration in found {
-            if let Some(hook) = (registration.hook as &dyn Any).downcast_ref::<H>() {
-                table.phases[registration.phase.index()].push(hook);
-                table.names[registration.phase.index()].push(registration.function);
-            }
+        for (_, phase, name, hook) in found {
+            table.phases[phase.index()].push(hook);
+            table.names[phase.index()].push(name);
         }
         table
     }

@@ -27,6 +27,13 @@ pub fn hooks(args: TokenStream, item: TokenStream) -> TokenStream {
     hooks::expand(args.into(), item.into()).into()
 }
 
+/// `#[behaviour]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:
+/// import it from `earn` (`use earn::prelude::*;`).
+#[proc_macro_attribute]
+pub fn behaviour(args: TokenStream, item: TokenStream) -> TokenStream {
+    hooks::behaviour::expand(args.into(), item.into()).into()
+}
+
 /// `#[event_handler]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:
 /// import it from `earn` (`use earn::prelude::*;`).
 #[proc_macro_attribute]

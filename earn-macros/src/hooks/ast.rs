@@ -166,10 +166,9 @@ pub(crate) struct Signature {
 /// Checks a hook method's signature against its phases.
 pub(crate) fn parse_signature(
     cx: &mut Ctxt,
-    method: &syn::ImplItemFn,
+    sig: &syn::Signature,
     hooks: &[HookAttr],
 ) -> Option<Signature> {
-    let sig = &method.sig;
     if !sig.generics.params.is_empty() {
         cx.error(
             &sig.generics,

@@ -14,6 +14,16 @@ pub(crate) struct HookMethod {
     pub(crate) attrs: Vec<HookAttr>,
 }
 
+/// Who a block's hooks are for.
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'a> {
+    /// `#[hooks] impl User`: that model.
+    Model(&'a syn::Type),
+    /// `#[behaviour] trait Audited`: every model the behaviour is applied
+    /// to; the hooks are generic over it.
+    Behaviour(&'a syn::Ident),
+}
+
 pub(crate) fn registrations(
     root: &TokenStream,
     model: &syn::Type,
@@ -31,19 +41,79 @@ pub(crate) fn registrations(
     out
 }
 
-fn registration(
-    root: &TokenStream,
-    model: &syn::Type,
-    hook: &HookMethod,
-    attr: &HookAttr,
-    index: u32,
+/// The body of the provided method of a behaviour trait that lists its
+/// hooks for a model `Self`, in declaration order.
+pub(crate) fn behaviour_method(
+    behaviour: &syn::Ident,
+    hooks: &[HookMethod],
     methods: &[syn::Ident],
 ) -> TokenStream {
+    let target = Target::Behaviour(behaviour);
+    let mut shims = TokenStream::new();
+    let mut entries = Vec::new();
+    for hook in hooks {
+        for attr in &hook.attrs {
+            let parts = hook_parts(target, hook, attr, methods);
+            shims.extend(parts.shim_fn);
+            let (phase, priority, line, value) =
+                (parts.phase, attr.priority, parts.line, parts.hook);
+            let function = format!("{behaviour}::{}", hook.ident);
+            entries.push(quote! {
+                __earn::BehaviourHook {
+                    phase: __earn::HookPhase::#phase,
+                    priority: #priority,
+                    function: #function,
+                    file: ::core::file!(),
+                    line: #line,
+                    hook: #value,
+                }
+            });
+        }
+    }
+    let name = behaviour.to_string();
+    quote! {
+        #shims
+        __earn::BehaviourHooks {
+            name: #name,
+            hooks: ::std::vec![#(#entries),*],
+        }
+    }
+}
+
+/// A hook's shim, its `Hook` value and what goes with them.
+struct Parts {
+    shim_fn: TokenStream,
+    hook: TokenStream,
+    field_check: TokenStream,
+    phase: syn::Ident,
+    line: TokenStream,
+}
+
+fn hook_parts(
+    target: Target<'_>,
+    hook: &HookMethod,
+    attr: &HookAttr,
+    methods: &[syn::Ident],
+) -> Parts {
     let method = &hook.ident;
-    let function = method.to_string();
     let phase = super::ast::variant(attr.phase);
-    let priority = attr.priority;
     let span = hook.sig_span;
+    // The model in the shim, how the user's method is named, and the
+    // shim's type parameter (a behaviour's hooks are generic).
+    let (model, callee, generic, instance) = match target {
+        Target::Model(model) => (
+            quote!(#model),
+            quote!(<#model>::#method),
+            quote!(),
+            quote!(),
+        ),
+        Target::Behaviour(behaviour) => (
+            quote!(__M),
+            quote!(<__M as #behaviour>::#method),
+            quote!(, __M: #behaviour + ::core::marker::Send + ::core::marker::Sync + 'static),
+            quote!(::<Self>),
+        ),
+    };
 
     let args = if hook.signature.takes_context {
         quote!(model, ctx)
@@ -61,12 +131,12 @@ fn registration(
     let step = if hook.signature.is_async {
         quote_spanned! {span=>
             __earn::HookStep::Pending(::std::boxed::Box::pin(async move {
-                #into_result(<#model>::#method(#args).await)
+                #into_result(#callee(#args).await)
             }))
         }
     } else {
         quote_spanned! {span=>
-            __earn::HookStep::Ready(#into_result(<#model>::#method(#args)))
+            __earn::HookStep::Ready(#into_result(#callee(#args)))
         }
     };
     // `&self` methods receive the `&mut` reborrowed as shared.
@@ -76,20 +146,20 @@ fn registration(
         (
             quote! {
                 #[allow(unused_variables)]
-                fn #shim<'a, 'b>(#model_param, ctx: &'a mut __earn::HookContext<'b>) -> __earn::HookStep<'a> {
+                fn #shim<'a, 'b #generic>(#model_param, ctx: &'a mut __earn::HookContext<'b>) -> __earn::HookStep<'a> {
                     #step
                 }
             },
-            quote!(__earn::HookFn::InTx(#shim)),
+            quote!(__earn::HookFn::InTx(#shim #instance)),
         )
     } else {
         (
             quote! {
-                fn #shim<'a>(#model_param) -> __earn::HookStep<'a> {
+                fn #shim<'a #generic>(#model_param) -> __earn::HookStep<'a> {
                     #step
                 }
             },
-            quote!(__earn::HookFn::Detached(#shim)),
+            quote!(__earn::HookFn::Detached(#shim #instance)),
         )
     };
     let on = match attr.on {
@@ -99,37 +169,42 @@ fn registration(
         }
         None => quote!(::core::option::Option::None),
     };
+    // Where the hook value is built: outside the impl for a model (which
+    // names the model), inside the behaviour's provided method (`Self`).
+    let (owner, owner_ty) = match target {
+        Target::Model(model) => (quote!(<#model>), quote!(#model)),
+        Target::Behaviour(_) => (quote!(Self), quote!(Self)),
+    };
     let condition = match &attr.condition {
         Some(path) => {
             let span = syn::spanned::Spanned::span(path);
-            // `Self::is_active` names the model: the registration is outside
-            // the impl. A bare name of a method of this block means that
-            // method, as in Rails' `if: :active?`; any other path is taken
-            // as written (a free function).
+            // `Self::is_active` names the owner; a bare name of a method of
+            // this block means that method, as in Rails' `if: :active?`;
+            // any other path is taken as written (a free function).
             let path = match path.segments.first() {
                 Some(first) if first.ident == "Self" => {
                     let rest = path.segments.iter().skip(1);
-                    quote!(<#model> #(:: #rest)*)
+                    quote!(#owner #(:: #rest)*)
                 }
                 Some(only)
                     if path.segments.len() == 1
                         && path.leading_colon.is_none()
                         && methods.contains(&only.ident) =>
                 {
-                    quote!(<#model>::#only)
+                    quote!(#owner::#only)
                 }
                 _ => quote!(#path),
             };
             // A typed binding, so a wrong signature is a type mismatch on the path.
             quote_spanned!(span=> ::core::option::Option::Some({
-                let condition: fn(&#model) -> bool = #path;
+                let condition: fn(&#owner_ty) -> bool = #path;
                 condition
             }))
         }
         None => quote!(::core::option::Option::None),
     };
-    let (when_changed, field_check) = match &attr.when_changed {
-        Some(field) => {
+    let (when_changed, field_check) = match (&attr.when_changed, target) {
+        (Some(field), Target::Model(model)) => {
             let name = field.value();
             let message = format!(
                 "`when_changed = \"{name}\"`: the model has no stored field `{name}`; name one of its fields"
@@ -147,9 +222,43 @@ fn registration(
                 },
             )
         }
-        None => (quote!(&[]), quote!()),
+        // Refused when the behaviour is parsed.
+        _ => (quote!(&[]), quote!()),
     };
     let line = quote_spanned!(attr.span=> ::core::line!());
+    Parts {
+        shim_fn,
+        hook: quote! {
+            __earn::Hook {
+                call: #call,
+                on: #on,
+                condition: #condition,
+                when_changed: #when_changed,
+            }
+        },
+        field_check,
+        phase,
+        line,
+    }
+}
+
+fn registration(
+    root: &TokenStream,
+    model: &syn::Type,
+    hook: &HookMethod,
+    attr: &HookAttr,
+    index: u32,
+    methods: &[syn::Ident],
+) -> TokenStream {
+    let function = hook.ident.to_string();
+    let priority = attr.priority;
+    let Parts {
+        shim_fn,
+        hook,
+        field_check,
+        phase,
+        line,
+    } = hook_parts(Target::Model(model), hook, attr, methods);
     quote! {
         #[doc(hidden)]
         const _: () = {
@@ -159,12 +268,7 @@ fn registration(
 
             const _: () = { #field_check };
 
-            static HOOK: __earn::Hook<#model> = __earn::Hook {
-                call: #call,
-                on: #on,
-                condition: #condition,
-                when_changed: #when_changed,
-            };
+            static HOOK: __earn::Hook<#model> = #hook;
 
             __earn::inventory::submit! {
                 __earn::HookRegistration {

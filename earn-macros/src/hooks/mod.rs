@@ -1,6 +1,7 @@
 //! `#[hooks]`: parse → check → expand.
 
 mod ast;
+pub(crate) mod behaviour;
 mod expand;
 
 use proc_macro2::TokenStream;
@@ -69,7 +70,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         let syn::ImplItem::Fn(method) = impl_item else {
             continue;
         };
-        let attrs = take_hook_attrs(&mut cx, method);
+        let attrs = take_hook_attrs(&mut cx, &mut method.attrs);
         // A trait impl is reported once; its methods' shapes are the trait's.
         if attrs.is_empty() || trait_impl {
             continue;
@@ -79,7 +80,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         method
             .attrs
             .push(syn::parse_quote!(#[allow(clippy::unused_self)]));
-        if let Some(signature) = ast::parse_signature(&mut cx, method, &attrs) {
+        if let Some(signature) = ast::parse_signature(&mut cx, &method.sig, &attrs) {
             hooks.push(expand::HookMethod {
                 ident: method.sig.ident.clone(),
                 sig_span: syn::spanned::Spanned::span(&method.sig),
@@ -105,7 +106,7 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// The return type of a hook, unless it only makes sense inside the impl
 /// (`Self`) or cannot be named in an expression (`impl Trait`).
-fn nameable_output(output: &syn::ReturnType) -> Option<syn::Type> {
+pub(super) fn nameable_output(output: &syn::ReturnType) -> Option<syn::Type> {
     fn unnameable(tokens: TokenStream) -> bool {
         tokens.into_iter().any(|token| match token {
             proc_macro2::TokenTree::Ident(ident) => ident == "Self" || ident == "impl",
@@ -121,9 +122,12 @@ fn nameable_output(output: &syn::ReturnType) -> Option<syn::Type> {
 
 /// Removes the hook attributes of a method and parses them. Attributes that
 /// look like a phase but are not one are reported.
-fn take_hook_attrs(cx: &mut Ctxt, method: &mut syn::ImplItemFn) -> Vec<ast::HookAttr> {
+pub(super) fn take_hook_attrs(
+    cx: &mut Ctxt,
+    attrs: &mut Vec<syn::Attribute>,
+) -> Vec<ast::HookAttr> {
     let mut found = Vec::new();
-    method.attrs.retain(|attr| {
+    attrs.retain(|attr| {
         let Some(last) = attr.path().segments.last() else {
             return true;
         };

@@ -16,6 +16,8 @@ pub(crate) struct Container<'a> {
     pub(crate) fields: Vec<Field<'a>>,
     /// `has_many(…)` / `has_one(…)`, in declaration order.
     pub(crate) relations: Vec<Relation>,
+    /// `behaviours(Audited, …)`, in the order listed.
+    pub(crate) behaviours: Vec<syn::Path>,
 }
 
 /// `has_many(Child, foreign_key = "…", name = "…", on_delete = "…")` or
@@ -95,7 +97,7 @@ impl Field<'_> {
 }
 
 const CONTAINER_OPTIONS: &str = "`table = \"…\"`, `events = \"…\"`, `crate = \"…\"`, \
-     `has_many(Child, …)`, `has_one(Child, …)`";
+     `has_many(Child, …)`, `has_one(Child, …)`, `behaviours(Behaviour, …)`";
 const FIELD_OPTIONS: &str = "`primary_key`, `auto`, `column = \"…\"`, `skip`, `json`, `version`, \
      `belongs_to = Parent`, `created_at`, `updated_at`, `soft_delete`, `unique`, `index`, \
      `default = …`";
@@ -114,7 +116,14 @@ const FIELD_ONLY: [&str; 13] = [
     "updated_at",
     "soft_delete",
 ];
-const CONTAINER_ONLY: [&str; 5] = ["table", "events", "crate", "has_many", "has_one"];
+const CONTAINER_ONLY: [&str; 6] = [
+    "table",
+    "events",
+    "crate",
+    "has_many",
+    "has_one",
+    "behaviours",
+];
 const RELATION_OPTIONS: &str = "`foreign_key = \"field\"`, `name = \"method\"`, \
      `on_delete = \"restrict\" | \"cascade\" | \"nullify\"`";
 
@@ -125,6 +134,7 @@ impl<'a> Container<'a> {
             events: Opt::none("events"),
             krate: Opt::none("crate"),
             relations: Vec::new(),
+            behaviours: Vec::new(),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident("model")) {
             let parsed = attr.parse_nested_meta(|meta| {
@@ -184,6 +194,7 @@ impl<'a> Container<'a> {
             ident: &input.ident,
             vis: &input.vis,
             relations: options.relations,
+            behaviours: options.behaviours,
             table: options.table.take(),
             events: options.events.take(),
             krate: options.krate.take(),
@@ -198,6 +209,7 @@ struct ContainerOptions {
     events: Opt<syn::LitStr>,
     krate: Opt<syn::Path>,
     relations: Vec<Relation>,
+    behaviours: Vec<syn::Path>,
 }
 
 impl ContainerOptions {
@@ -222,6 +234,37 @@ impl ContainerOptions {
                 RelationKind::HasOne
             };
             self.relations.push(Relation::parse(cx, meta, kind)?);
+        } else if path.is_ident("behaviours") || path.is_ident("behaviors") {
+            let usage = "behaviours(Audited, TenantScoped)";
+            if !meta.input.peek(syn::token::Paren) {
+                return Err(meta.error(format!(
+                    "expected the behaviour traits in parentheses: `{usage}`"
+                )));
+            }
+            meta.parse_nested_meta(|behaviour| {
+                if !behaviour.input.is_empty() && !behaviour.input.peek(syn::Token![,]) {
+                    return Err(behaviour.error(format!(
+                        "expected the path of a `#[behaviour]` trait: `{usage}`"
+                    )));
+                }
+                let name = behaviour
+                    .path
+                    .to_token_stream()
+                    .to_string()
+                    .replace(' ', "");
+                if self
+                    .behaviours
+                    .iter()
+                    .any(|seen| seen.to_token_stream().to_string().replace(' ', "") == name)
+                {
+                    return Err(syn::Error::new_spanned(
+                        &behaviour.path,
+                        format!("`{name}` is listed twice: a behaviour applies once"),
+                    ));
+                }
+                self.behaviours.push(behaviour.path.clone());
+                Ok(())
+            })?;
         } else if FIELD_ONLY.iter().any(|name| path.is_ident(name)) {
             return Err(meta.error(format!(
                 "`{}` is a field option: move it to the `#[model(…)]` of a field",

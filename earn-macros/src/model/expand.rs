@@ -80,6 +80,14 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
     });
     let (created_at, updated_at, stamp, stamp_change) = timestamps(&stored);
     let (soft_delete, soft_delete_methods, soft_deletes) = soft_delete(ident, &stored);
+    let behaviours = &model.behaviours;
+    // The model named at each behaviour: a requirement of the behaviour
+    // the model does not meet is reported on the behaviour's name.
+    let behaviour_models: Vec<syn::Ident> = behaviours
+        .iter()
+        .map(|b| syn::Ident::new(&ident.to_string(), b.span()))
+        .collect();
+    let behaviour_impls = behaviour_impls(model);
     let from_row = columns::from_row(model);
     let relations::Relations {
         items: relation_items,
@@ -335,9 +343,14 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
                 fn hooks() -> &'static __earn::HookTable<__earn::Hook<Self>> {
                     static #hooks_static: ::std::sync::OnceLock<__earn::HookTable<__earn::Hook<#ident>>> =
                         ::std::sync::OnceLock::new();
-                    #hooks_static.get_or_init(|| __earn::HookTable::collect(::std::any::TypeId::of::<#ident>()))
+                    #hooks_static.get_or_init(|| __earn::HookTable::collect_with(
+                        ::std::any::TypeId::of::<#ident>(),
+                        ::std::vec![#(<#behaviour_models as #behaviours>::__earn_behaviour()),*],
+                    ))
                 }
             }
+
+            #behaviour_impls
 
             #soft_deletes
 
@@ -513,6 +526,36 @@ fn soft_delete(
         methods,
         quote!(impl __earn::SoftDeletes for #ident {}),
     )
+}
+
+/// `behaviours(Audited, …)`: the model implements each behaviour trait
+/// (spanned at its name, so a requirement the model does not meet is
+/// reported there), and registers their hooks for `earn::registry()`.
+fn behaviour_impls(model: &Container<'_>) -> TokenStream {
+    let ident = model.ident;
+    let name = ident.to_string();
+    model
+        .behaviours
+        .iter()
+        .map(|behaviour| {
+            let ident = syn::Ident::new(&ident.to_string(), behaviour.span());
+            let describe = quote::quote_spanned! {behaviour.span()=>
+                fn describe() -> ::std::vec::Vec<__earn::AppliedHook> {
+                    <#ident as #behaviour>::__earn_behaviour().describe(#name)
+                }
+            };
+            quote::quote_spanned! {behaviour.span()=>
+                impl #behaviour for #ident {}
+
+                const _: () = {
+                    #describe
+                    __earn::inventory::submit! {
+                        __earn::BehaviourRegistration { hooks: describe }
+                    }
+                };
+            }
+        })
+        .collect()
 }
 
 /// `OrderLine` → `order_line`.

@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[behaviour]
+pub struct Audited;
+
+fn main() {}
