@@ -69,10 +69,10 @@ pub use earn_macros::service;
 
 pub use earn_sqlx::{
     BelongsTo, CHANGES_KEY, Col, Db, Dialect, Direction, Field, Filter, ForeignKey, HasMany,
-    HasOne, HookContext, INBOX_TABLE, IntoHookResult, IntoParam, IntoValue, Model, Nullable,
-    OUTBOX_DEAD_TABLE, OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter, OutboxMode,
-    OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SoftDelete, SoftDeletes,
-    SqlValue, Storable, Timestamp, Tx, create_tables_sql,
+    HasOne, HookContext, INBOX_TABLE, IntoHookResult, IntoParam, IntoValue, Model, Models,
+    Nullable, OUTBOX_DEAD_TABLE, OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter,
+    OutboxMode, OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SoftDelete,
+    SoftDeletes, SqlValue, Storable, Timestamp, TransactionChanges, Tx, create_tables_sql,
 };
 
 pub mod admin;
@@ -120,6 +120,7 @@ pub mod __private {
     pub use earn_sqlx::{
         Backend, BelongsTo, Col, Column, ColumnType, Db, Entity, Field, ForeignKeyColumn, HasMany,
         HasOne, Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult, Model, ModelInfo,
-        ModelRegistration, OnDelete, Row, Set, SoftDelete, SoftDeletes, Statements, Timestamp, Tx,
+        ModelRegistration, OnDelete, Row, Set, SoftDelete, SoftDeletes, Statements, Timestamp,
+        TransactionChanges, Tx,
     };
 }

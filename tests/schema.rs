@@ -202,6 +202,57 @@ async fn check_schema_accepts_what_create_table_made_and_lists_every_drift() {
     .await;
 }
 
+#[tokio::test]
+async fn check_schemas_at_start_up_lists_every_table_that_drifts() {
+    each_backend(|db| async move {
+        db.drop_table::<Everything>().await.unwrap();
+        fresh::<Member>(&db).await;
+        fresh::<Price>(&db).await;
+        db.check_schemas::<(Member, Price)>().await.unwrap();
+        db.check_schemas::<(Member,)>().await.unwrap();
+
+        // One table missing: that table's drift.
+        let one = db
+            .check_schemas::<(Member, Price, Everything)>()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                one,
+                earn::Error::SchemaDrift {
+                    table: "schema_everything",
+                    ..
+                }
+            ),
+            "{one:?}"
+        );
+        // Two: both, in the order listed.
+        db.drop_table::<Price>().await.unwrap();
+        let both = db
+            .check_schemas::<(Member, Price, Everything)>()
+            .await
+            .unwrap_err();
+        let earn::Error::SchemasDrift { drifts } = &both else {
+            panic!("expected several drifts, got {both:?}");
+        };
+        let tables: Vec<&str> = drifts
+            .iter()
+            .map(|drift| match drift {
+                earn::Error::SchemaDrift { table, .. } => *table,
+                other => panic!("not a drift: {other:?}"),
+            })
+            .collect();
+        assert_eq!(tables, ["schema_prices", "schema_everything"]);
+        assert!(
+            both.to_string().starts_with(
+                "2 tables do not match their models: table `schema_prices` does not match Price"
+            ),
+            "{both}"
+        );
+    })
+    .await;
+}
+
 /// Models declared by a `macro_rules!` that passes the table name on as a
 /// `$table:literal` (wrapped in an invisible group).
 macro_rules! lookup_model {

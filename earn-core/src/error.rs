@@ -205,6 +205,14 @@ pub enum Error {
         problems: Vec<String>,
     },
 
+    /// Several tables that do not match their models: found by
+    /// `Db::check_schemas`. Each is an [`Error::SchemaDrift`].
+    #[error("{} tables do not match their models: {}", drifts.len(), join(drifts))]
+    SchemasDrift {
+        /// One [`Error::SchemaDrift`] per table.
+        drifts: Vec<Error>,
+    },
+
     /// A connection or transaction-level failure that involves no table.
     #[error("database error during {operation}: {source}")]
     Connection {
@@ -420,6 +428,14 @@ pub enum Error {
         /// The configured maximum.
         max: usize,
     },
+}
+
+fn join(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {

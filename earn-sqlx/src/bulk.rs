@@ -110,10 +110,17 @@ fn failed<M: Model>(
     }
 }
 
-fn succeeded<M: Model>(tx: &mut Tx, rows: &[M], operation: Operation) {
+/// Queues the outcome hooks of every row written: `rows` as written, each
+/// with the row as it was before (none for an insert) and the fields its
+/// write changed.
+fn succeeded<'a, M: Model>(
+    tx: &mut Tx,
+    rows: impl IntoIterator<Item = (&'a M, Option<&'a M>, &'a [&'static str])>,
+    operation: Operation,
+) {
     if has_outcome_hooks::<M>() {
-        for row in rows {
-            tx.queue_outcome(row.clone(), operation, true);
+        for (row, previous, changed) in rows {
+            tx.queue_written(row.clone(), operation, previous, changed);
         }
     }
 }
@@ -133,7 +140,8 @@ pub(crate) async fn insert_many<M: Model>(tx: &mut Tx, models: &mut [M]) -> Resu
     let mut progress = Progress::bulk(Operation::Create);
     match insert_steps(tx, models, &mut progress).await {
         Ok(()) => {
-            succeeded(tx, models, Operation::Create);
+            let inserted = models.iter().map(|m| (m, None, M::field_names()));
+            succeeded(tx, inserted, Operation::Create);
             Ok(models.len() as u64)
         }
         Err(error) => {
@@ -232,8 +240,10 @@ pub(crate) async fn update_all<M: Model>(
     let mut progress = Progress::bulk(Operation::Update);
     match update_steps(tx, &mut rows, changes, &mut progress).await {
         Ok(written) => {
-            let models: Vec<M> = rows.into_iter().map(|row| row.model).collect();
-            succeeded(tx, &models, Operation::Update);
+            let updated = rows
+                .iter()
+                .map(|row| (&row.model, Some(&row.previous), row.fields.as_slice()));
+            succeeded(tx, updated, Operation::Update);
             Ok(written)
         }
         Err(error) => {
@@ -460,7 +470,8 @@ pub(crate) async fn delete_all<M: Model>(
     .await;
     match result {
         Ok(deleted) => {
-            succeeded(tx, &rows, Operation::Delete);
+            let removed = rows.iter().map(|row| (row, Some(row), &[][..]));
+            succeeded(tx, removed, Operation::Delete);
             Ok(deleted)
         }
         Err(error) => {

@@ -319,6 +319,35 @@ impl Db {
         crate::schema::check::<M>(self).await
     }
 
+    /// [`check_schema`](Db::check_schema) of every listed model, for the
+    /// start of a program whose tables migrations manage: it refuses to run
+    /// on a database its models do not match, and says what to migrate.
+    /// One table that drifts is its [`Error::SchemaDrift`]; several are one
+    /// [`Error::SchemasDrift`] listing each.
+    ///
+    /// ```
+    /// # use earn::prelude::*;
+    /// # #[derive(Debug, Clone, Model)] #[model(table = "authors")]
+    /// # struct Author { #[model(primary_key, auto)] id: Option<i64>, name: String }
+    /// # #[derive(Debug, Clone, Model)] #[model(table = "books")]
+    /// # struct Book { #[model(primary_key, auto)] id: Option<i64>, title: String }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), earn::Error> {
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// # db.create_table::<Author>().await?;
+    /// # db.create_table::<Book>().await?;
+    /// db.check_schemas::<(Author, Book)>().await?; // before serving anything
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_schemas<L: crate::schema::Models>(&self) -> Result<(), Error> {
+        let mut drifts = L::drifts(self).await?;
+        match drifts.len() {
+            0 => Ok(()),
+            1 => Err(drifts.remove(0)),
+            _ => Err(Error::SchemasDrift { drifts }),
+        }
+    }
+
     /// Drops the model's table if it exists.
     pub async fn drop_table<M: Model>(&self) -> Result<(), Error> {
         let mut conn = self.acquire().await?;

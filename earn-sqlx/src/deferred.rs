@@ -8,15 +8,22 @@ use std::pin::Pin;
 
 use earn_core::Event;
 
+use crate::hook::Changes;
 use crate::publish::Raised;
 
 pub(crate) type BoxFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// The `after_commit` / `after_rollback` hooks of one write.
 pub(crate) trait Outcome: Send {
+    /// Adds what the write changed to the transaction's changes (called
+    /// for every committed write, in order, before any hook runs).
+    fn collect(&self, changes: &mut Changes) {
+        let _ = changes;
+    }
+
     /// Runs `after_commit` hooks if `committed`, `after_rollback` hooks
     /// otherwise.
-    fn run(self: Box<Self>, committed: bool) -> BoxFuture<'static>;
+    fn run(self: Box<Self>, committed: bool, changes: &Changes) -> BoxFuture<'static>;
 }
 
 /// How a write ended, as far as the transaction knows yet.
@@ -71,10 +78,17 @@ impl Finished {
         finished
     }
 
-    /// Runs the outcome hooks, each even if another fails or panics.
+    /// Runs the outcome hooks, each even if another fails or panics; the
+    /// `after_commit` hooks with what the whole transaction changed.
     pub(crate) async fn run_outcomes(&mut self) {
+        let mut changes = Changes::default();
+        for (hooks, committed) in &self.outcomes {
+            if *committed {
+                hooks.collect(&mut changes);
+            }
+        }
         for (hooks, committed) in self.outcomes.drain(..) {
-            hooks.run(committed).await;
+            hooks.run(committed, &changes).await;
         }
     }
 }
@@ -200,7 +214,7 @@ mod tests {
     struct Logged(&'static str, Arc<Mutex<Vec<String>>>);
 
     impl Outcome for Logged {
-        fn run(self: Box<Self>, committed: bool) -> BoxFuture<'static> {
+        fn run(self: Box<Self>, committed: bool, _: &Changes) -> BoxFuture<'static> {
             let phase = if committed { "commit" } else { "rollback" };
             self.1.lock().unwrap().push(format!("{phase}:{}", self.0));
             Box::pin(async {})

@@ -27,6 +27,9 @@ pub enum HookFn<M> {
     /// A hook of `after_commit`, `after_rollback` or `after_load`, which run
     /// outside any transaction.
     Detached(for<'a> fn(&'a mut M) -> HookStep<'a>),
+    /// An `after_commit` hook that takes what the whole transaction changed
+    /// in the row.
+    Committed(for<'a> fn(&'a mut M, &'a TransactionChanges<M>) -> HookStep<'a>),
 }
 
 /// One hook of a model with its conditions, built by `#[hooks]`.
@@ -56,6 +59,7 @@ impl<M> std::fmt::Debug for HookFn<M> {
         f.write_str(match self {
             HookFn::InTx(_) => "InTx(..)",
             HookFn::Detached(_) => "Detached(..)",
+            HookFn::Committed(_) => "Committed(..)",
         })
     }
 }
@@ -357,6 +361,8 @@ pub(crate) async fn run_in_tx<M: Entity>(
         let step = match hook.call {
             HookFn::InTx(call) => call(model, ctx),
             HookFn::Detached(call) => call(model),
+            // Only `after_commit` hooks take changes: never in a transaction.
+            HookFn::Committed(_) => continue,
         };
         let ran = finish(step).await;
         if ctx.reported_by.is_none() && !ctx.errors.is_empty() {
@@ -402,34 +408,212 @@ pub(crate) async fn run_detached<M: Entity>(phase: HookPhase, model: &mut M) -> 
     Ok(())
 }
 
+/// What a whole transaction changed in one row: every field changed by any
+/// write of it in the transaction, from the row as it was before the
+/// transaction to the row as its last write left it. An `after_commit`
+/// hook receives it as a second parameter (Rails' `transaction_changes`):
+/// a row saved three times in one transaction runs the hook three times,
+/// and each call sees the same, whole, changes.
+///
+/// Writes rolled back (a failed write, a savepoint rolled back) are not in
+/// it.
+///
+/// ```
+/// use earn::prelude::*;
+/// use earn::TransactionChanges;
+///
+/// #[derive(Debug, Clone, Model)]
+/// #[model(table = "accounts")]
+/// struct Account {
+///     #[model(primary_key, auto)]
+///     id: Option<i64>,
+///     email: String,
+///     plan: String,
+/// }
+///
+/// #[hooks]
+/// impl Account {
+///     #[after_commit(on = "update")]
+///     fn notify(&self, changes: &TransactionChanges<Account>) {
+///         if changes.is_changed("email") {
+///             let old = changes.before().map(|a| a.email.as_str());
+///             println!("email {old:?} → {}", changes.after().email);
+///         }
+///     }
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TransactionChanges<M> {
+    before: Option<M>,
+    after: M,
+    changed: Vec<&'static str>,
+    created: bool,
+    deleted: bool,
+}
+
+impl<M> TransactionChanges<M> {
+    /// The row as it was before the transaction; `None` for a row the
+    /// transaction created.
+    pub fn before(&self) -> Option<&M> {
+        self.before.as_ref()
+    }
+
+    /// The row as the transaction's last write of it left it (for a delete,
+    /// the row as it was when deleted).
+    pub fn after(&self) -> &M {
+        &self.after
+    }
+
+    /// Every field a write of the transaction changed (every field for a
+    /// row it created), in the order first changed. A field changed and
+    /// changed back is listed: compare [`before`](Self::before) and
+    /// [`after`](Self::after) to tell.
+    pub fn changed(&self) -> &[&'static str] {
+        &self.changed
+    }
+
+    /// Whether `field` is in [`changed`](Self::changed).
+    pub fn is_changed(&self, field: &str) -> bool {
+        self.changed.contains(&field)
+    }
+
+    /// Whether the transaction created the row.
+    pub fn was_created(&self) -> bool {
+        self.created
+    }
+
+    /// Whether the transaction deleted the row (or soft-deleted it).
+    pub fn was_deleted(&self) -> bool {
+        self.deleted
+    }
+}
+
+/// The changes of every row the transaction wrote, by model and key, built
+/// when it commits.
+#[derive(Default)]
+pub(crate) struct Changes {
+    by_model: std::collections::HashMap<std::any::TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+type RowChanges<M> =
+    std::collections::HashMap<<M as Entity>::Key, std::sync::Arc<TransactionChanges<M>>>;
+
+impl Changes {
+    fn rows<M: Entity>(&mut self) -> &mut RowChanges<M> {
+        self.by_model
+            .entry(std::any::TypeId::of::<M>())
+            .or_insert_with(|| Box::new(RowChanges::<M>::new()))
+            .downcast_mut()
+            .expect("changes are stored by their model's TypeId")
+    }
+
+    fn of<M: Entity>(&self, key: &M::Key) -> Option<std::sync::Arc<TransactionChanges<M>>> {
+        let rows: &RowChanges<M> = self
+            .by_model
+            .get(&std::any::TypeId::of::<M>())?
+            .downcast_ref()?;
+        rows.get(key).cloned()
+    }
+}
+
+/// Whether an `after_commit` hook of `M` takes the transaction's changes,
+/// so its writes keep the row as it was before them.
+pub(crate) fn wants_changes<M: Entity>() -> bool {
+    M::hooks()
+        .phase(HookPhase::AfterCommit)
+        .any(|(hook, _)| matches!(hook.call, HookFn::Committed(_)))
+}
+
+/// What a write changed, kept for [`TransactionChanges`] when an
+/// `after_commit` hook asks for it.
+pub(crate) struct Step<M> {
+    pub(crate) previous: Option<M>,
+    pub(crate) changed: Vec<&'static str>,
+}
+
 /// The outcome hooks of one write of a model, queued on its transaction.
 pub(crate) struct ModelOutcome<M> {
     pub(crate) model: M,
     pub(crate) operation: Operation,
+    pub(crate) step: Option<Step<M>>,
 }
 
 impl<M: Entity> Outcome for ModelOutcome<M> {
-    fn run(self: Box<Self>, committed: bool) -> BoxFuture<'static> {
+    fn collect(&self, changes: &mut Changes) {
+        let (Some(step), Some(key)) = (&self.step, self.model.key()) else {
+            return;
+        };
+        let rows = changes.rows::<M>();
+        match rows.get_mut(&key) {
+            Some(row) => {
+                let row = std::sync::Arc::make_mut(row);
+                row.after = self.model.clone();
+                for field in &step.changed {
+                    if !row.changed.contains(field) {
+                        row.changed.push(field);
+                    }
+                }
+                row.deleted = self.operation == Operation::Delete;
+            }
+            None => {
+                let row = TransactionChanges {
+                    before: step.previous.clone(),
+                    after: self.model.clone(),
+                    changed: step.changed.clone(),
+                    created: self.operation == Operation::Create,
+                    deleted: self.operation == Operation::Delete,
+                };
+                rows.insert(key, std::sync::Arc::new(row));
+            }
+        }
+    }
+
+    fn run(self: Box<Self>, committed: bool, changes: &Changes) -> BoxFuture<'static> {
         let phase = if committed {
             HookPhase::AfterCommit
         } else {
             HookPhase::AfterRollback
         };
-        Box::pin(run_outcome(phase, self.model, self.operation))
+        let whole = match (&self.step, self.model.key()) {
+            (Some(_), Some(key)) if committed => changes.of::<M>(&key),
+            _ => None,
+        };
+        Box::pin(run_outcome(phase, self.model, self.operation, whole))
     }
 }
 
 /// Runs every outcome hook of `phase` for an `operation`, even when one
 /// fails or panics; failures are reported through `tracing`, never returned.
-async fn run_outcome<M: Entity>(phase: HookPhase, mut model: M, operation: Operation) {
+async fn run_outcome<M: Entity>(
+    phase: HookPhase,
+    mut model: M,
+    operation: Operation,
+    changes: Option<std::sync::Arc<TransactionChanges<M>>>,
+) {
     for (hook, name) in M::hooks().phase(phase) {
         if !hook.applies(&model, operation, &[]) {
             continue;
         }
-        let HookFn::Detached(call) = hook.call else {
-            continue;
+        let outcome = match hook.call {
+            HookFn::Detached(call) => {
+                earn_core::catch_unwind(async { finish(call(&mut model)).await }).await
+            }
+            HookFn::Committed(call) => {
+                // Every committed write of a model with such a hook keeps
+                // its step; this one alone is the fallback.
+                let changes = changes.clone().unwrap_or_else(|| {
+                    std::sync::Arc::new(TransactionChanges {
+                        before: None,
+                        after: model.clone(),
+                        changed: Vec::new(),
+                        created: operation == Operation::Create,
+                        deleted: operation == Operation::Delete,
+                    })
+                });
+                earn_core::catch_unwind(async { finish(call(&mut model, &changes)).await }).await
+            }
+            HookFn::InTx(_) => continue,
         };
-        let outcome = earn_core::catch_unwind(async { finish(call(&mut model)).await }).await;
         let failure = match outcome {
             Ok(Ok(())) => continue,
             Ok(Err(error)) => error.to_string(),

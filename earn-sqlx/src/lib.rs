@@ -43,7 +43,7 @@ pub use column::{Col, Direction, IntoValue, Order, Set};
 pub use db::Db;
 pub use field::Field;
 pub use filter::Filter;
-pub use hook::{Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult};
+pub use hook::{Hook, HookContext, HookFn, HookStep, Hooks, IntoHookResult, TransactionChanges};
 pub use inbox::INBOX_TABLE;
 pub use model::{
     Column, ColumnType, Entity, ForeignKeyColumn, Model, ModelInfo, OnMySql, OnPostgres, OnSqlite,
@@ -56,7 +56,7 @@ pub use outbox::{
 pub use query::{Page, Query, RowStream};
 pub use raw::{IntoParam, RawQuery};
 pub use relation::{BelongsTo, ForeignKey, HasMany, HasOne, Nullable, OnDelete};
-pub use schema::{ModelRegistration, create_tables_sql};
+pub use schema::{ModelRegistration, Models, create_tables_sql};
 pub use soft_delete::SoftDeletes;
 pub use timestamp::{SoftDelete, Timestamp};
 pub use tx::{Savepoint, Tx};

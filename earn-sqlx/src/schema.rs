@@ -199,6 +199,52 @@ struct Found {
     nullable: bool,
 }
 
+/// A list of models whose tables [`Db::check_schemas`](crate::Db::check_schemas)
+/// checks: a tuple of models, `(User,)` or `(User, Order, OrderLine)` (up
+/// to 16).
+pub trait Models {
+    /// The drift of each table that does not match its model.
+    fn drifts(
+        db: &crate::Db,
+    ) -> impl std::future::Future<Output = Result<Vec<Error>, Error>> + Send;
+}
+
+macro_rules! models_tuple {
+    ($($model:ident),+) => {
+        impl<$($model: Model),+> Models for ($($model,)+) {
+            async fn drifts(db: &crate::Db) -> Result<Vec<Error>, Error> {
+                let mut drifts = Vec::new();
+                $(
+                    match check::<$model>(db).await {
+                        Ok(()) => {}
+                        Err(drift @ Error::SchemaDrift { .. }) => drifts.push(drift),
+                        // Not drift: the database could not be asked.
+                        Err(error) => return Err(error),
+                    }
+                )+
+                Ok(drifts)
+            }
+        }
+    };
+}
+
+models_tuple!(A);
+models_tuple!(A, B);
+models_tuple!(A, B, C);
+models_tuple!(A, B, C, D);
+models_tuple!(A, B, C, D, E);
+models_tuple!(A, B, C, D, E, F);
+models_tuple!(A, B, C, D, E, F, G);
+models_tuple!(A, B, C, D, E, F, G, H);
+models_tuple!(A, B, C, D, E, F, G, H, I);
+models_tuple!(A, B, C, D, E, F, G, H, I, J);
+models_tuple!(A, B, C, D, E, F, G, H, I, J, K);
+models_tuple!(A, B, C, D, E, F, G, H, I, J, K, L);
+models_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M);
+models_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N);
+models_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O);
+models_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
+
 /// The differences between `M`'s columns and its table: see
 /// [`Db::check_schema`](crate::Db::check_schema).
 pub(crate) async fn check<M: Model>(db: &crate::Db) -> Result<(), Error> {

@@ -153,7 +153,7 @@ async fn restore_begun<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error
             .ok_or_else(|| not_found::<M>(&key, Operation::Restore))?;
         *model = previous.clone();
         if !previous.is_deleted() {
-            return Ok(false);
+            return Ok(None);
         }
         let now = timestamp::now();
         model.set_deleted(None);
@@ -187,13 +187,15 @@ async fn restore_begun<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error
         if let Some(event) = model_event(model, Operation::Restore, Some(&previous), &changed)? {
             tx.raise(event)?;
         }
-        Ok(true)
+        Ok(Some((previous, changed)))
     })
     .await;
     match result {
         Ok(restored) => {
-            if restored && has_outcome_hooks::<M>() {
-                tx.queue_outcome(model.clone(), Operation::Restore, true);
+            if let Some((previous, changed)) = restored
+                && has_outcome_hooks::<M>()
+            {
+                tx.queue_written(model.clone(), Operation::Restore, Some(&previous), &changed);
             }
             Ok(())
         }

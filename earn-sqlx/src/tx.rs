@@ -9,7 +9,7 @@ use earn_core::{Error, Event, Operation};
 use crate::backend::Dialect;
 use crate::connection::{Conn, Server, connection_error};
 use crate::deferred::{Deferred, Finished};
-use crate::hook::ModelOutcome;
+use crate::hook::{ModelOutcome, Step, wants_changes};
 use crate::model::Entity;
 use crate::publish::Publisher;
 
@@ -268,8 +268,38 @@ impl Tx {
         operation: Operation,
         written: bool,
     ) {
-        self.deferred
-            .push_outcome(Box::new(ModelOutcome { model, operation }), written);
+        self.deferred.push_outcome(
+            Box::new(ModelOutcome {
+                model,
+                operation,
+                step: None,
+            }),
+            written,
+        );
+    }
+
+    /// Queues the outcome hooks of a committed-to-be write, keeping the row
+    /// as it was before it (`previous`) and the fields it changed when an
+    /// `after_commit` hook takes the transaction's changes.
+    pub(crate) fn queue_written<M: Entity>(
+        &mut self,
+        model: M,
+        operation: Operation,
+        previous: Option<&M>,
+        changed: &[&'static str],
+    ) {
+        let step = wants_changes::<M>().then(|| Step {
+            previous: previous.cloned(),
+            changed: changed.to_vec(),
+        });
+        self.deferred.push_outcome(
+            Box::new(ModelOutcome {
+                model,
+                operation,
+                step,
+            }),
+            true,
+        );
     }
 
     /// A write begins: see `unfinished`.

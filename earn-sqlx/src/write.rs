@@ -214,9 +214,14 @@ async fn write_begun<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> Result
     )
     .await;
     match result {
-        Ok(Some(operation)) => {
+        Ok(Some(done)) => {
             if has_outcome_hooks::<M>() {
-                tx.queue_outcome(model.clone(), operation, true);
+                tx.queue_written(
+                    model.clone(),
+                    done.operation,
+                    done.previous.as_ref(),
+                    &done.changed,
+                );
             }
             Ok(())
         }
@@ -268,6 +273,13 @@ pub(crate) fn changed_columns<M: Entity>(changed: &[&'static str]) -> Vec<usize>
         .collect()
 }
 
+/// A write done: what it did, from which row, to which fields.
+struct Done<M> {
+    operation: Operation,
+    previous: Option<M>,
+    changed: std::borrow::Cow<'static, [&'static str]>,
+}
+
 /// Decides insert or update, then runs hooks and SQL in lifecycle order,
 /// and raises the model's event. `None`: an update that changed nothing,
 /// so nothing was written.
@@ -276,7 +288,7 @@ async fn write_steps<M: Model>(
     model: &mut M,
     how: Write,
     progress: &mut Progress,
-) -> Result<Option<Operation>, Error> {
+) -> Result<Option<Done<M>>, Error> {
     let tracked = tracked::<M>();
     let key = model.key();
     let (operation, previous) = match (how, key) {
@@ -344,7 +356,7 @@ async fn write_steps<M: Model>(
 
     // Before hooks may have changed fields (normalisation): the write and
     // the after hooks see what is written.
-    let mut changed_after: Vec<&'static str>;
+    let mut changed_after: Vec<&'static str> = Vec::new();
     let mut columns = Vec::new();
     let changed: &[&'static str] = match &previous {
         Some(previous) => {
@@ -400,7 +412,15 @@ async fn write_steps<M: Model>(
     if let Some(event) = model_event(model, operation, previous.as_ref(), changed)? {
         tx.raise(event)?;
     }
-    Ok(Some(operation))
+    let changed = match &previous {
+        Some(_) => std::borrow::Cow::Owned(changed_after),
+        None => std::borrow::Cow::Borrowed(M::field_names()),
+    };
+    Ok(Some(Done {
+        operation,
+        previous,
+        changed,
+    }))
 }
 
 /// A delete inside the caller's transaction.
@@ -504,7 +524,11 @@ async fn delete_begun<M: Model>(
     }
     let result = progress.settle(tx, result);
     if has_outcome_hooks::<M>() {
-        tx.queue_outcome(copy, Operation::Delete, written);
+        if written {
+            tx.queue_written(copy, Operation::Delete, Some(model), &[]);
+        } else {
+            tx.queue_outcome(copy, Operation::Delete, false);
+        }
     }
     result
 }

@@ -160,6 +160,8 @@ impl HookOptions {
 /// The shape of a hook method's signature.
 pub(crate) struct Signature {
     pub(crate) takes_context: bool,
+    /// An `after_commit` hook's `changes: &TransactionChanges<Self>`.
+    pub(crate) takes_changes: bool,
     pub(crate) is_async: bool,
 }
 
@@ -215,8 +217,26 @@ pub(crate) fn parse_signature(
         );
     }
     let mut takes_context = false;
+    let mut takes_changes = false;
     if let Some(arg) = inputs.next() {
-        if is_context(arg) {
+        if is_named_ref(arg, "TransactionChanges", false) {
+            takes_changes = true;
+            if let Some(hook) = hooks.iter().find(|h| h.phase != Phase::AfterCommit) {
+                cx.error(
+                    arg,
+                    format!(
+                        "only after_commit hooks receive the transaction's changes, not {} hooks; \
+                         {}",
+                        hook.phase.as_str(),
+                        if hook.phase.in_transaction() {
+                            "take `ctx: &mut HookContext<'_>` and read `ctx.changed()` and `ctx.previous()`"
+                        } else {
+                            "remove the parameter"
+                        }
+                    ),
+                );
+            }
+        } else if is_context(arg) {
             takes_context = true;
             if let Some(hook) = hooks.iter().find(|h| !h.phase.in_transaction()) {
                 cx.error(
@@ -232,7 +252,8 @@ pub(crate) fn parse_signature(
         } else {
             cx.error(
                 arg,
-                "a hook's only optional parameter is `ctx: &mut HookContext<'_>`",
+                "a hook's only optional parameter is `ctx: &mut HookContext<'_>` (or, for an \
+                 after_commit hook, `changes: &TransactionChanges<Self>`)",
             );
         }
     }
@@ -241,20 +262,26 @@ pub(crate) fn parse_signature(
     }
     Some(Signature {
         takes_context,
+        takes_changes,
         is_async: sig.asyncness.is_some(),
     })
 }
 
 fn is_context(arg: &syn::FnArg) -> bool {
+    is_named_ref(arg, "HookContext", true)
+}
+
+/// Whether `arg` is a reference (`&mut` if `mutable`) to a type named `name`.
+fn is_named_ref(arg: &syn::FnArg, name: &str, mutable: bool) -> bool {
     let syn::FnArg::Typed(typed) = arg else {
         return false;
     };
     let syn::Type::Reference(reference) = &*typed.ty else {
         return false;
     };
-    if reference.mutability.is_none() {
+    if reference.mutability.is_some() != mutable {
         return false;
     }
     matches!(&*reference.elem, syn::Type::Path(p)
-        if p.path.segments.last().is_some_and(|s| s.ident == "HookContext"))
+        if p.path.segments.last().is_some_and(|s| s.ident == name))
 }

@@ -117,6 +117,8 @@ fn hook_parts(
 
     let args = if hook.signature.takes_context {
         quote!(model, ctx)
+    } else if hook.signature.takes_changes {
+        quote!(model, changes)
     } else {
         quote!(model)
     };
@@ -151,6 +153,15 @@ fn hook_parts(
                 }
             },
             quote!(__earn::HookFn::InTx(#shim #instance)),
+        )
+    } else if hook.signature.takes_changes {
+        (
+            quote! {
+                fn #shim<'a #generic>(#model_param, changes: &'a __earn::TransactionChanges<#model>) -> __earn::HookStep<'a> {
+                    #step
+                }
+            },
+            quote!(__earn::HookFn::Committed(#shim #instance)),
         )
     } else {
         (
