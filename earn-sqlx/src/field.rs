@@ -14,6 +14,10 @@ use sqlx::{Arguments, Database, Row as _, ValueRef as _};
 /// stores `u32` as `BIGINT`, SQLite a `Decimal` as `TEXT`); a value the
 /// column cannot hold (a `u64` above `i64::MAX` on PostgreSQL or SQLite) is
 /// an error at bind time, never a silent wrap.
+///
+/// `#[derive(earn::Field)]` implements it for your own types: an enum of
+/// unit variants (stored as text or as an integer) and a newtype
+/// (`struct Email(String);`, stored as what it wraps).
 pub trait Field<DB: Database>: Sized {
     /// The column type in `CREATE TABLE`.
     const SQL_TYPE: &'static str;
@@ -74,6 +78,38 @@ where
         });
     }
     Ok(())
+}
+
+/// The error of a stored name that no variant of a `#[derive(Field)]`
+/// enum has: it names the type, the value, and the names it knows.
+#[doc(hidden)]
+pub fn unknown_name(index: usize, ty: &str, stored: &str, expected: &[&str]) -> sqlx::Error {
+    let expected: Vec<String> = expected.iter().map(|name| format!("{name:?}")).collect();
+    unknown(index, ty, &format!("{stored:?}"), &expected.join(", "))
+}
+
+/// The error of a stored integer that is the discriminant of no variant of
+/// a `#[derive(Field)]` enum: it names the type, the value, and the
+/// discriminants it knows.
+#[doc(hidden)]
+pub fn unknown_discriminant(
+    index: usize,
+    ty: &str,
+    stored: i64,
+    expected: &[(&str, i64)],
+) -> sqlx::Error {
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|(variant, value)| format!("{value} for {variant}"))
+        .collect();
+    unknown(index, ty, &stored.to_string(), &expected.join(", "))
+}
+
+fn unknown(index: usize, ty: &str, stored: &str, expected: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: format!("{ty} has no variant stored as {stored} (expected {expected})").into(),
+    }
 }
 
 /// Stored as itself.
