@@ -16,6 +16,9 @@ pub use earn_core::{
 #[doc = include_str!("../docs/derive-model.md")]
 pub use earn_macros::Model;
 
+#[doc = include_str!("../docs/derive-field.md")]
+pub use earn_macros::Field;
+
 #[doc = include_str!("../docs/hooks.md")]
 pub use earn_macros::hooks;
 
@@ -95,7 +98,7 @@ pub mod prelude {
     // Links to the items' pages rather than copies of them.
     #[doc(no_inline)]
     pub use crate::{
-        Db, Error, Event, EventBus, HandlerError, HookContext, HookError, Model, Operation,
+        Db, Error, Event, EventBus, Field, HandlerError, HookContext, HookError, Model, Operation,
         Propagation, SoftDeletes, Tx, after_commit, after_create, after_delete, after_load,
         after_restore, after_rollback, after_save, after_update, before_create, before_delete,
         before_restore, before_save, before_update, behaviour, event_handler, hooks, service,
@@ -115,7 +118,7 @@ pub mod __private {
     pub use earn_sqlx::__private::{
         BoxDynError, child, child_in, children, children_in, column_error, column_positions,
         foreign_key, has_field, json_eq, parent, parent_in, run_phase, serde, serde_json, set_null,
-        sqlx, storable,
+        sqlx, storable, unknown_discriminant, unknown_name,
     };
     pub use earn_sqlx::{
         Backend, BelongsTo, Col, Column, ColumnType, Db, Entity, Field, ForeignKeyColumn, HasMany,

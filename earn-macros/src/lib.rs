@@ -2,7 +2,9 @@
 //! facade (`use earn::prelude::*`); the generated code names only `::earn`.
 
 mod attr;
+mod case;
 mod ctxt;
+mod field;
 mod handler;
 mod hooks;
 mod model;
@@ -18,6 +20,14 @@ pub fn derive_model(input: TokenStream) -> TokenStream {
     model::expand(&input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
+}
+
+/// `#[derive(Field)]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:
+/// import it from `earn` (`use earn::prelude::*;`).
+#[proc_macro_derive(Field, attributes(field))]
+pub fn derive_field(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    field::expand(&input).into()
 }
 
 /// `#[hooks]` of [earn](https://docs.rs/earn), implemented in `earn-macros`:

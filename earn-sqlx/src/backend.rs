@@ -115,6 +115,13 @@ pub trait Backend: Database {
 
     /// Decodes a JSON column.
     fn decode_json<T: DeserializeOwned>(row: &Self::Row, index: usize) -> Result<T, sqlx::Error>;
+
+    /// Binds text without copying it into a `String` first: the stored
+    /// name of a `#[derive(Field)]` enum's variant.
+    fn bind_str(args: &mut Self::Arguments, value: &str) -> Result<(), BoxDynError>;
+
+    /// Reads a text column without copying it; `NULL` is an error.
+    fn decode_str(row: &Self::Row, index: usize) -> Result<&str, sqlx::Error>;
 }
 
 /// Declares `$name`: the bound `$bound` when the backend's `$feature` is on,
@@ -257,6 +264,22 @@ macro_rules! backend {
             ) -> Result<T, sqlx::Error> {
                 let sqlx::types::Json(value) = sqlx::Row::try_get(row, index)?;
                 Ok(value)
+            }
+
+            #[inline]
+            fn bind_str(args: &mut Self::Arguments, value: &str) -> Result<(), BoxDynError> {
+                sqlx::Arguments::add(args, value)
+            }
+
+            #[inline]
+            fn decode_str(row: &Self::Row, index: usize) -> Result<&str, sqlx::Error> {
+                // Through `Option`: SQLite's driver reads a `NULL` as `""`.
+                sqlx::Row::try_get::<Option<&str>, _>(row, index)?.ok_or_else(|| {
+                    sqlx::Error::ColumnDecode {
+                        index: index.to_string(),
+                        source: Box::new(sqlx::error::UnexpectedNullError),
+                    }
+                })
             }
         }
     };

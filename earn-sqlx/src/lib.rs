@@ -69,6 +69,7 @@ pub mod __private {
     pub use sqlx;
     pub use sqlx::error::BoxDynError;
 
+    pub use crate::field::{unknown_discriminant, unknown_name};
     pub use crate::raw::column_positions;
     pub use crate::relation::{
         child, child_in, children, children_in, foreign_key, parent, parent_in, set_null,

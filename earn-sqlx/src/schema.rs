@@ -332,6 +332,12 @@ fn same_type(dialect: Dialect, expected: &str, found: &str) -> bool {
             (Dialect::MySql, "boolean" | "tinyint(1)") => "bool".to_owned(),
             // MariaDB stores JSON as LONGTEXT with a check.
             (Dialect::MySql, "json" | "longtext") => "json".to_owned(),
+            // A migration may choose a narrower DECIMAL than the one earn
+            // declares (every `Decimal`, DECIMAL(65,28)), as PostgreSQL's
+            // NUMERIC(p, s) is reported as `numeric`: values still read.
+            (Dialect::MySql, t) if t.starts_with("decimal") || t.starts_with("numeric") => {
+                "decimal".to_owned()
+            }
             (Dialect::MySql, t) => {
                 // Display widths of integers (`bigint(20)`) mean nothing.
                 let mut out = String::new();

@@ -5,11 +5,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A field type `#[model(created_at)]` / `#[model(updated_at)]` can hold:
 /// `chrono::DateTime<Utc>` and `chrono::NaiveDateTime` (UTC) with the
-/// `chrono` feature, and an `Option` of either.
+/// `chrono` feature, `time::OffsetDateTime` (UTC) and
+/// `time::PrimitiveDateTime` (UTC) with the `time` feature, and an
+/// `Option` of any of them. Values are to the microsecond.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot hold a timestamp",
     label = "`created_at` / `updated_at` need a date-time field",
-    note = "use `chrono::DateTime<chrono::Utc>` or `chrono::NaiveDateTime` (feature `chrono`), or an `Option` of one"
+    note = "use `chrono::DateTime<chrono::Utc>` or `chrono::NaiveDateTime` (feature `chrono`), `time::OffsetDateTime` or `time::PrimitiveDateTime` (feature `time`), or an `Option` of one"
 )]
 pub trait Timestamp: Sized {
     /// The field's value at `now`.
@@ -33,6 +35,21 @@ impl Timestamp for chrono::DateTime<chrono::Utc> {
 impl Timestamp for chrono::NaiveDateTime {
     fn at(now: SystemTime) -> Self {
         chrono::DateTime::<chrono::Utc>::from(now).naive_utc()
+    }
+}
+
+#[cfg(feature = "time")]
+impl Timestamp for time::OffsetDateTime {
+    fn at(now: SystemTime) -> Self {
+        time::OffsetDateTime::from(now)
+    }
+}
+
+#[cfg(feature = "time")]
+impl Timestamp for time::PrimitiveDateTime {
+    fn at(now: SystemTime) -> Self {
+        let utc = time::OffsetDateTime::from(now);
+        time::PrimitiveDateTime::new(utc.date(), utc.time())
     }
 }
 

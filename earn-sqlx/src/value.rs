@@ -14,7 +14,9 @@ on_backend!(FieldOnPostgres, "postgres", Field<sqlx::Postgres>);
 on_backend!(FieldOnMySql, "mysql", Field<sqlx::MySql>);
 
 /// A value a query can bind on every enabled database: any [`Field`] type
-/// (`i64`, `String`, `Option<T>`, `uuid::Uuid`, …).
+/// (`i64`, `String`, `Option<T>`, `uuid::Uuid`, `time::OffsetDateTime`,
+/// `rust_decimal::Decimal`, an enum or newtype with `#[derive(earn::Field)]`,
+/// …).
 ///
 /// Column filters take their values as `impl Into<V>` where `V` is the
 /// column's type, so comparing a column with a value of another type does
@@ -28,7 +30,7 @@ on_backend!(FieldOnMySql, "mysql", Field<sqlx::MySql>);
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be bound in an earn query",
-    note = "query values are model field types: integers, floats, `bool`, `String`, `Vec<u8>`, `Option<T>` of those, or a type implementing `earn::Field` for every enabled database"
+    note = "query values are model field types: integers, floats, `bool`, `String`, `Vec<u8>`, `Option<T>` of those, the date-time, decimal, UUID and JSON types of earn's features, or a type implementing `earn::Field` for every enabled database (`#[derive(earn::Field)]` on an enum or a newtype)"
 )]
 pub trait SqlValue: Any + Debug + Send + Sync {
     /// Binds the value into SQLite arguments.
@@ -43,11 +45,13 @@ pub trait SqlValue: Any + Debug + Send + Sync {
 }
 
 /// A type a model field can have without `json`: a [`Field`] on every
-/// enabled database. Checked by `#[derive(Model)]` on each field's type.
+/// enabled database (see its list of types, and `#[derive(earn::Field)]`
+/// for enums and newtypes). Checked by `#[derive(Model)]` on each field's
+/// type.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be stored in a column",
     label = "no column type for `{Self}`",
-    note = "mark the field `#[model(json)]` to store it as JSON (any serde type), `#[model(skip)]` to not store it, or implement `earn::Field` for it on every enabled database; columns hold integers, floats, bool, String, Vec<u8>, uuid::Uuid, chrono date-times, and Option of those (type aliases of them too)"
+    note = "mark the field `#[model(json)]` to store it as JSON (any serde type), `#[model(skip)]` to not store it, or, for an enum or a newtype of yours, add `earn::Field` to its derives; columns hold integers, floats, bool, String, Vec<u8>, Option of those, and with earn's features uuid::Uuid, chrono and time date-times, rust_decimal::Decimal and serde_json::Value (type aliases of them too)"
 )]
 pub trait Storable {}
 

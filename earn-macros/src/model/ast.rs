@@ -177,7 +177,8 @@ impl<'a> Container<'a> {
                 cx.error(
                     e.enum_token,
                     "derive(Model) needs a struct with named fields, not an enum; \
-                     to store an enum, make it a field of a model and mark it `#[model(json)]`",
+                     to store an enum in a column, derive `earn::Field` for it and make it \
+                     a field of a model",
                 );
                 return None;
             }

@@ -27,7 +27,7 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
 
     let table_name = match &model.table {
         Some(table) => table.value(),
-        None => snake_case(&ident.to_string()),
+        None => crate::case::snake_case(&ident.to_string()),
     };
     let version_index = stored.iter().position(|f| f.version.is_some());
     let table = Table {
@@ -556,20 +556,4 @@ fn behaviour_impls(model: &Container<'_>) -> TokenStream {
             }
         })
         .collect()
-}
-
-/// `OrderLine` → `order_line`.
-pub(crate) fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.extend(c.to_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -84,7 +84,7 @@ pub(crate) fn expand(model: &Container<'_>, stored: &[&Field<'_>]) -> Relations 
 
     let mut dependents = Vec::new();
     let mut actions = Vec::new();
-    let parent_snake = super::expand::snake_case(&ident.to_string());
+    let parent_snake = crate::case::snake_case(&ident.to_string());
     for relation in &model.relations {
         let child = &relation.child;
         let child_name = child
@@ -92,7 +92,7 @@ pub(crate) fn expand(model: &Container<'_>, stored: &[&Field<'_>]) -> Relations 
             .last()
             .map(|s| s.ident.to_string())
             .unwrap_or_default();
-        let child_snake = super::expand::snake_case(&child_name);
+        let child_snake = crate::case::snake_case(&child_name);
         let name = match (&relation.name, relation.kind) {
             (Some(name), _) => name.value(),
             (None, RelationKind::HasMany) => format!("{child_snake}s"),

@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Field)]
+enum Never {}
+
+fn main() {}

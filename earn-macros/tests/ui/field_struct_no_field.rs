@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Field)]
+struct Nothing;
+
+fn main() {}
