@@ -167,7 +167,7 @@ async fn delete_marks_the_row_runs_the_delete_hooks_and_hides_it() {
         );
         assert_eq!(folder.notes(&db).await.expect("relation"), [kept.clone()]);
         let trash = Note::query().only_deleted().all(&db).await.expect("trash");
-        assert_eq!(trash, [row.clone()]);
+        assert_eq!(trash, std::slice::from_ref(&row));
         assert_eq!(
             Note::query()
                 .with_deleted()
