@@ -107,7 +107,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         deleted_at: None,
     };
     let error = bad.save(&db).await.expect_err("invalid");
-    println!("422 {}", serde_json::to_string(error.field_errors().expect("invalid"))?);
+    println!(
+        "422 {}",
+        serde_json::to_string(error.field_errors().expect("invalid"))?
+    );
 
     // Timestamps: one instant for both on insert.
     let mut doc = Document {
@@ -144,7 +147,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .all(&db)
         .await?
     {
-        println!("  {} {} {:<7} [{}]", row.model, row.key, row.operation, row.fields);
+        println!(
+            "  {} {} {:<7} [{}]",
+            row.model, row.key, row.operation, row.fields
+        );
     }
     Ok(())
 }

@@ -52,11 +52,12 @@ impl Note {
     }
 
     #[after_delete]
-    fn after_delete(&self) {
+    fn after_delete(&self, ctx: &mut HookContext<'_>) {
         log(format!(
-            "after_delete:{}:marked={}",
+            "after_delete:{}:marked={}:changed={}",
             self.text,
-            self.deleted_at.is_some()
+            self.deleted_at.is_some(),
+            ctx.changed().join(",")
         ));
     }
 
@@ -147,7 +148,7 @@ async fn delete_marks_the_row_runs_the_delete_hooks_and_hides_it() {
             take_log(),
             [
                 "before_delete:draft:soft=true:bulk=false",
-                "after_delete:draft:marked=true"
+                "after_delete:draft:marked=true:changed=updated_at,deleted_at"
             ]
         );
         // The row is still there, marked, and updated_at moved with it.
@@ -312,9 +313,9 @@ async fn force_delete_removes_the_row_deleted_or_not() {
             take_log(),
             [
                 "before_delete:live:soft=false:bulk=false",
-                "after_delete:live:marked=false",
+                "after_delete:live:marked=false:changed=",
                 "before_delete:trashed:soft=false:bulk=false",
-                "after_delete:trashed:marked=false"
+                "after_delete:trashed:marked=false:changed="
             ]
         );
         assert_eq!(
@@ -352,8 +353,8 @@ async fn bulk_deletes_mark_live_rows_and_force_delete_all_empties_the_trash() {
             [
                 "before_delete:a:soft=true:bulk=true",
                 "before_delete:b:soft=true:bulk=true",
-                "after_delete:a:marked=true",
-                "after_delete:b:marked=true"
+                "after_delete:a:marked=true:changed=updated_at,deleted_at",
+                "after_delete:b:marked=true:changed=updated_at,deleted_at"
             ]
         );
         // Already deleted rows are not marked again, even when the query

@@ -15,6 +15,7 @@ use crate::hook::Hooks;
 use crate::model::{Entity, Model};
 use crate::model_event::model_event;
 use crate::query::{Lock, Query, Scope};
+use crate::soft_delete;
 use crate::sql::{MAX_PARAMS, SqlBuilder};
 use crate::statement::{self, db_error};
 use crate::timestamp;
@@ -427,6 +428,11 @@ pub(crate) async fn delete_all<M: Model>(
     let server = tx.server.clone();
     let returning = server.deletes_returning(&mut tx.conn).await?;
     let read_first = hooks.has(HookPhase::BeforeDelete) || dependents || !returning || soft;
+    let marked = if soft {
+        soft_delete::marked_fields::<M>()
+    } else {
+        Vec::new()
+    };
     let mut rows = Vec::new();
     let result = async {
         if read_first {
@@ -443,11 +449,7 @@ pub(crate) async fn delete_all<M: Model>(
                 let marked = statement::mark_deleted::<M>(tx, &keys, Some(at), at).await?;
                 statement::rows_changed_underneath::<M>(marked, keys.len(), Operation::Delete)?;
                 for row in &mut rows {
-                    row.set_deleted(Some(at));
-                    row.stamp(at, Operation::Update);
-                    if let Some(version) = row.version() {
-                        row.set_version(version + 1);
-                    }
+                    soft_delete::mark(row, at);
                 }
             } else {
                 M::delete_dependents(tx, &keys, Hooks::Run).await?;
@@ -459,7 +461,7 @@ pub(crate) async fn delete_all<M: Model>(
         }
         for row in &mut rows {
             progress
-                .run(&[HookPhase::AfterDelete], tx, row, &[], None)
+                .run(&[HookPhase::AfterDelete], tx, row, &marked, None)
                 .await?;
             if let Some(event) = model_event(row, Operation::Delete, None, &[])? {
                 tx.raise(event)?;
@@ -470,7 +472,7 @@ pub(crate) async fn delete_all<M: Model>(
     .await;
     match result {
         Ok(deleted) => {
-            let removed = rows.iter().map(|row| (row, Some(row), &[][..]));
+            let removed = rows.iter().map(|row| (row, Some(row), marked.as_slice()));
             succeeded(tx, removed, Operation::Delete);
             Ok(deleted)
         }

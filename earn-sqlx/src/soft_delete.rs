@@ -3,13 +3,14 @@
 //! removes it.
 
 use std::future::Future;
+use std::time::SystemTime;
 
 use earn_core::{Error, HookPhase, Operation};
 
 use crate::db::Db;
 use crate::guard::{guarded, refuse_inside_a_write};
 use crate::hook::Hooks;
-use crate::model::Model;
+use crate::model::{Entity, Model};
 use crate::model_event::model_event;
 use crate::query::{Query, Scope};
 use crate::statement::{self, find_row, not_found};
@@ -128,6 +129,32 @@ impl<M: SoftDeletes> Query<M> {
     /// transaction.
     pub async fn force_delete_all_in(&self, tx: &mut Tx) -> Result<u64, Error> {
         crate::bulk::write(tx, crate::bulk::Bulk::Delete(self, Removal::Force)).await
+    }
+}
+
+/// The fields a soft delete writes: the mark, `updated_at` and the
+/// version, in declaration order.
+pub(crate) fn marked_fields<M: Entity>() -> Vec<&'static str> {
+    let info = M::INFO;
+    let mut columns: Vec<usize> = [info.soft_delete, info.updated_at, info.version_index]
+        .into_iter()
+        .flatten()
+        .collect();
+    // In declaration order, as `changed` lists fields.
+    columns.sort_unstable();
+    columns
+        .into_iter()
+        .map(|index| info.columns[index].field)
+        .collect()
+}
+
+/// Makes `model` what its row is after a soft delete at `at`: marked,
+/// updated then, at the next version.
+pub(crate) fn mark<M: Entity>(model: &mut M, at: SystemTime) {
+    model.set_deleted(Some(at));
+    model.stamp(at, Operation::Update);
+    if let Some(version) = model.version() {
+        model.set_version(version + 1);
     }
 }
 

@@ -10,6 +10,7 @@ use crate::guard::{guarded, refuse_inside_a_write};
 use crate::hook::{HookContext, Hooks, run_in_tx};
 use crate::model::{Entity, Model};
 use crate::model_event::model_event;
+use crate::soft_delete;
 use crate::statement::{self, find_row, not_found, stale};
 use crate::timestamp;
 use crate::tx::Tx;
@@ -497,6 +498,12 @@ async fn delete_begun<M: Model>(
     let mut copy = model.clone();
     let soft = removal.is_soft::<M>();
     progress.soft_delete = soft;
+    // What a soft delete changes: what its after hooks and after_commit see.
+    let marked = if soft {
+        soft_delete::marked_fields::<M>()
+    } else {
+        Vec::new()
+    };
     let result = guarded::<M, _, _>(Some(&key), Operation::Delete, async {
         progress
             .run(&[HookPhase::BeforeDelete], tx, &mut copy, &[], None)
@@ -506,11 +513,10 @@ async fn delete_begun<M: Model>(
         if let Some(at) = at {
             // After hooks, the event and after_commit see the row as it is
             // now: deleted at `at`.
-            copy.set_deleted(Some(at));
-            copy.stamp(at, Operation::Update);
+            soft_delete::mark(&mut copy, at);
         }
         progress
-            .run(&[HookPhase::AfterDelete], tx, &mut copy, &[], None)
+            .run(&[HookPhase::AfterDelete], tx, &mut copy, &marked, None)
             .await?;
         if let Some(event) = model_event(&copy, Operation::Delete, None, &[])? {
             tx.raise(event)?;
@@ -525,7 +531,7 @@ async fn delete_begun<M: Model>(
     let result = progress.settle(tx, result);
     if has_outcome_hooks::<M>() {
         if written {
-            tx.queue_written(copy, Operation::Delete, Some(model), &[]);
+            tx.queue_written(copy, Operation::Delete, Some(model), &marked);
         } else {
             tx.queue_outcome(copy, Operation::Delete, false);
         }
