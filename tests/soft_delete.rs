@@ -122,6 +122,15 @@ async fn settle(bus: &EventBus) {
         .expect("events handled");
 }
 
+/// How many rows the table holds, live or soft-deleted.
+async fn every_row(db: &Db) -> u64 {
+    Note::query()
+        .with_deleted()
+        .count(db)
+        .await
+        .expect("count with deleted")
+}
+
 async fn stored(db: &Db, id: i64) -> Option<Note> {
     Note::query()
         .with_deleted()
@@ -169,14 +178,7 @@ async fn delete_marks_the_row_runs_the_delete_hooks_and_hides_it() {
         assert_eq!(folder.notes(&db).await.expect("relation"), [kept.clone()]);
         let trash = Note::query().only_deleted().all(&db).await.expect("trash");
         assert_eq!(trash, std::slice::from_ref(&row));
-        assert_eq!(
-            Note::query()
-                .with_deleted()
-                .count(&db)
-                .await
-                .expect("all rows"),
-            2
-        );
+        assert_eq!(every_row(&db).await, 2);
         // The `deleted` event carries the marked row.
         settle(&bus).await;
         assert_eq!(
@@ -318,14 +320,7 @@ async fn force_delete_removes_the_row_deleted_or_not() {
                 "after_delete:trashed:marked=false:changed="
             ]
         );
-        assert_eq!(
-            Note::query()
-                .with_deleted()
-                .count(&db)
-                .await
-                .expect("count"),
-            0
-        );
+        assert_eq!(every_row(&db).await, 0);
     })
     .await;
 }
@@ -394,14 +389,7 @@ async fn bulk_deletes_mark_live_rows_and_force_delete_all_empties_the_trash() {
             .await
             .expect("empty the trash");
         assert_eq!(purged, 4);
-        assert_eq!(
-            Note::query()
-                .with_deleted()
-                .count(&db)
-                .await
-                .expect("count"),
-            0
-        );
+        assert_eq!(every_row(&db).await, 0);
     })
     .await;
 }
@@ -425,14 +413,7 @@ async fn removing_a_parent_removes_its_soft_deleted_children_too() {
             log.contains(&"before_delete:trashed:soft=false:bulk=true".to_owned()),
             "{log:?}"
         );
-        assert_eq!(
-            Note::query()
-                .with_deleted()
-                .count(&db)
-                .await
-                .expect("count"),
-            0
-        );
+        assert_eq!(every_row(&db).await, 0);
     })
     .await;
 }

@@ -6,26 +6,12 @@ use quote::{ToTokens, quote};
 
 use super::ast;
 use super::expand::{self, HookMethod};
-use super::{nameable_output, take_hook_attrs};
-use crate::attr;
+use super::{nameable_output, root_arg, take_hook_attrs};
 use crate::ctxt::Ctxt;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut cx = Ctxt::default();
-    let mut krate: Option<syn::Path> = None;
-    if !args.is_empty() {
-        let parser = syn::meta::parser(|meta| {
-            if meta.path.is_ident("crate") {
-                krate = Some(attr::string(&meta, "crate = \"earn\"")?.parse()?);
-                Ok(())
-            } else {
-                Err(attr::unknown(&meta, "#[behaviour]", "`crate = \"…\"`"))
-            }
-        });
-        if let Err(error) = syn::parse::Parser::parse2(parser, args) {
-            cx.push(error);
-        }
-    }
+    let root = root_arg(&mut cx, args, "#[behaviour]");
     let mut item: syn::ItemTrait = match syn::parse2(item.clone()) {
         Ok(item) => item,
         Err(_) => {
@@ -45,10 +31,6 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
              (`Self`); express what it needs as supertraits (`trait Tenanted: Model + HasTenant`)",
         );
     }
-    let root = match &krate {
-        Some(path) => quote!(#path),
-        None => quote!(::earn),
-    };
     let methods: Vec<syn::Ident> = item
         .items
         .iter()

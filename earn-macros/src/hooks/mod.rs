@@ -11,8 +11,9 @@ use crate::attr;
 use crate::ctxt::Ctxt;
 use ast::Phase;
 
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut cx = Ctxt::default();
+/// The arguments of `#[hooks]` / `#[behaviour]`: at most `crate = "…"`,
+/// the path of the facade (`::earn` by default).
+pub(super) fn root_arg(cx: &mut Ctxt, args: TokenStream, macro_name: &str) -> TokenStream {
     let mut krate: Option<syn::Path> = None;
     if !args.is_empty() {
         let parser = syn::meta::parser(|meta| {
@@ -20,13 +21,22 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
                 krate = Some(attr::string(&meta, "crate = \"earn\"")?.parse()?);
                 Ok(())
             } else {
-                Err(attr::unknown(&meta, "#[hooks]", "`crate = \"…\"`"))
+                Err(attr::unknown(&meta, macro_name, "`crate = \"…\"`"))
             }
         });
         if let Err(error) = syn::parse::Parser::parse2(parser, args) {
             cx.push(error);
         }
     }
+    match &krate {
+        Some(path) => quote!(#path),
+        None => quote!(::earn),
+    }
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut cx = Ctxt::default();
+    let root = root_arg(&mut cx, args, "#[hooks]");
     let mut item: syn::ItemImpl = match syn::parse2(item.clone()) {
         Ok(item) => item,
         Err(_) => {
@@ -90,10 +100,6 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             });
         }
     }
-    let root = match &krate {
-        Some(path) => quote!(#path),
-        None => quote!(::earn),
-    };
     let registrations = expand::registrations(&root, &item.self_ty, &hooks, &methods);
     match cx.check() {
         Ok(()) => quote!(#item #registrations),
