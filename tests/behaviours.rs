@@ -35,6 +35,11 @@ trait Audited: Model {
     async fn audit_delete(&self, ctx: &mut HookContext<'_>) -> Result<(), earn::Error> {
         audit(self, ctx).await
     }
+
+    // One method, one phase, twice: each attribute is a hook of its own.
+    #[after_commit(on = "create")]
+    #[after_commit(on = "delete")]
+    fn committed(&self) {}
 }
 
 async fn audit<M: Model>(model: &M, ctx: &mut HookContext<'_>) -> Result<(), earn::Error> {
@@ -279,8 +284,12 @@ fn the_registry_lists_the_hooks_each_model_runs_through_behaviours() {
             "Invoice TenantScoped::same_tenant before_delete 100",
             "Invoice Audited::audit_delete after_delete 0",
             "Invoice Audited::audit_save after_save -10",
+            "Invoice Audited::committed after_commit 0",
+            "Invoice Audited::committed after_commit 0",
             "Note Audited::audit_delete after_delete 0",
             "Note Audited::audit_save after_save -10",
+            "Note Audited::committed after_commit 0",
+            "Note Audited::committed after_commit 0",
         ]
     );
     let listing = registry.to_string();

@@ -418,6 +418,97 @@ async fn removing_a_parent_removes_its_soft_deleted_children_too() {
     .await;
 }
 
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(table = "soft_tickets")]
+struct Ticket {
+    #[model(primary_key, auto)]
+    id: Option<i64>,
+    #[model(version)]
+    version: i64,
+    title: String,
+    #[model(soft_delete)]
+    deleted_at: Option<DateTime<Utc>>,
+}
+
+#[tokio::test]
+async fn a_soft_deleted_row_is_not_brought_back_by_a_save_or_a_bulk_write() {
+    each_backend(|db| async move {
+        let (db, _bus, _recorder, folder) = setup(db).await;
+        let folder_id = folder.id.expect("saved");
+        let mut draft = note(folder_id, "draft");
+        draft.save(&db).await.expect("save");
+        let id = draft.id.expect("saved");
+        draft.delete(&db).await.expect("soft delete");
+
+        // The caller's copy still says live: saving it must not undelete.
+        draft.text = "edited".into();
+        let error = draft.save(&db).await.expect_err("the row is trashed");
+        assert!(matches!(error, Error::SoftDeleted { .. }), "{error}");
+        let error = draft.save_quietly(&db).await.expect_err("quietly too");
+        assert!(matches!(error, Error::SoftDeleted { .. }), "{error}");
+        let row = stored(&db, id).await.expect("row");
+        assert!(row.deleted_at.is_some());
+        assert_eq!(row.text, "draft");
+
+        // A soft delete of the trash deletes nothing; live rows stay live.
+        let mut live = note(folder_id, "live");
+        live.save(&db).await.expect("save");
+        take_log();
+        let deleted = Note::query()
+            .only_deleted()
+            .delete_all(&db)
+            .await
+            .expect("delete_all");
+        assert_eq!(deleted, 0);
+        let quiet = Note::query()
+            .only_deleted()
+            .delete_all_quietly(&db)
+            .await
+            .expect("delete_all_quietly");
+        assert_eq!(quiet, 0);
+        assert!(take_log().is_empty());
+        assert_eq!(Note::query().count(&db).await.expect("count"), 1);
+
+        // The mark is delete's and restore's to write.
+        let error = Note::query()
+            .update_all(&db, [Note::DELETED_AT.set(None)])
+            .await
+            .expect_err("refused");
+        assert!(error.to_string().contains("restore"), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_stale_versioned_model_is_not_soft_deleted() {
+    each_backend(|db| async move {
+        fresh::<Ticket>(&db).await;
+        let mut ticket = Ticket {
+            id: None,
+            version: 0,
+            title: "a".into(),
+            deleted_at: None,
+        };
+        ticket.save(&db).await.expect("save");
+        let stale = ticket.clone();
+        ticket.title = "b".into();
+        ticket.save(&db).await.expect("update");
+        let error = stale.delete(&db).await.expect_err("stale");
+        assert!(matches!(error, Error::Stale { .. }), "{error}");
+        ticket
+            .delete(&db)
+            .await
+            .expect("the current version deletes");
+        let trashed = Ticket::query()
+            .only_deleted()
+            .one(&db)
+            .await
+            .expect("trashed");
+        assert_eq!(trashed.version, ticket.version + 1);
+    })
+    .await;
+}
+
 #[test]
 fn soft_delete_is_declared_in_the_model_info() {
     let info = <Note as earn::__private::Entity>::INFO;

@@ -244,6 +244,22 @@ pub enum Error {
         operation: Operation,
     },
 
+    /// A write of a row that is soft-deleted (`#[model(soft_delete)]`):
+    /// `restore` it first, or `force_delete` it.
+    #[error(
+        "{operation} of {model}: the row with key {key} in table `{table}` is soft-deleted; restore it first"
+    )]
+    SoftDeleted {
+        /// The model's type name.
+        model: &'static str,
+        /// The table.
+        table: &'static str,
+        /// The key, formatted with `Debug`.
+        key: String,
+        /// The write refused.
+        operation: Operation,
+    },
+
     /// `Query::one` found no row.
     #[error("expected exactly one {model} row in table `{table}` where {filter}, found none")]
     NoRow {

@@ -264,17 +264,24 @@ fn with_stamp<M>(changes: &[Set<M>], stamp: Option<Set<M>>) -> Cow<'_, [Set<M>]>
 }
 
 fn refuse_key_change<M: Entity>(changes: &[Set<M>]) -> Result<(), Error> {
-    match changes.iter().find(|set| set.column == M::INFO.key_index || Some(set.column) == M::INFO.version_index) {
-        Some(set) => Err(Error::InvalidQuery {
-            model: M::INFO.name,
-            reason: format!(
-                "update_all cannot set `{}`: the key identifies the row and the version is earn's to increment",
-                M::INFO.columns[set.column].field
-            )
-            .into(),
-        }),
-        None => Ok(()),
-    }
+    let info = M::INFO;
+    let Some(set) = changes.iter().find(|set| {
+        set.column == info.key_index
+            || Some(set.column) == info.version_index
+            || Some(set.column) == info.soft_delete
+    }) else {
+        return Ok(());
+    };
+    let field = info.columns[set.column].field;
+    let why = if Some(set.column) == info.soft_delete {
+        "soft-delete rows with `delete_all` and bring them back with `restore`, which run their hooks"
+    } else {
+        "the key identifies the row and the version is earn's to increment"
+    };
+    Err(Error::InvalidQuery {
+        model: info.name,
+        reason: format!("update_all cannot set `{field}`: {why}").into(),
+    })
 }
 
 async fn update_steps<M: Model>(
@@ -383,10 +390,21 @@ pub(crate) async fn update_where<M: Model>(
     changes: &[Set<M>],
 ) -> Result<u64, Error> {
     refuse_key_change::<M>(changes)?;
+    set_where(tx, query, changes, timestamp::now()).await
+}
+
+/// `update_where` of any columns, the soft-delete mark included, with
+/// `updated_at` set to `now`.
+async fn set_where<M: Model>(
+    tx: &mut Tx,
+    query: &Query<M>,
+    changes: &[Set<M>],
+    now: std::time::SystemTime,
+) -> Result<u64, Error> {
     if changes.is_empty() {
         return Ok(0);
     }
-    let changes = &*with_stamp(changes, M::stamp_change(timestamp::now()));
+    let changes = &*with_stamp(changes, M::stamp_change(now));
     let mut sql = SqlBuilder::new(M::INFO, tx.dialect());
     sql.push("UPDATE ");
     sql.table();
@@ -399,13 +417,20 @@ pub(crate) async fn update_where<M: Model>(
 
 /// A soft delete marks live rows only, whatever rows the query was asked
 /// to see.
-fn live_only<M: Model>(query: &Query<M>, removal: Removal) -> Cow<'_, Query<M>> {
-    if removal.is_soft::<M>() && query.scope != Scope::Live {
-        let mut live = query.clone();
-        live.scope = Scope::Live;
-        Cow::Owned(live)
-    } else {
-        Cow::Borrowed(query)
+/// `None` when there are none: a soft delete of the trash
+/// (`only_deleted()`) deletes nothing.
+fn live_only<M: Model>(query: &Query<M>, removal: Removal) -> Option<Cow<'_, Query<M>>> {
+    if !removal.is_soft::<M>() {
+        return Some(Cow::Borrowed(query));
+    }
+    match query.scope {
+        Scope::Live => Some(Cow::Borrowed(query)),
+        Scope::Deleted => None,
+        Scope::All => {
+            let mut live = query.clone();
+            live.scope = Scope::Live;
+            Some(Cow::Owned(live))
+        }
     }
 }
 
@@ -415,7 +440,10 @@ pub(crate) async fn delete_all<M: Model>(
     query: &Query<M>,
     removal: Removal,
 ) -> Result<u64, Error> {
-    let query = &*live_only(query, removal);
+    let Some(query) = live_only(query, removal) else {
+        return Ok(0);
+    };
+    let query = &*query;
     let soft = removal.is_soft::<M>();
     let hooks = M::hooks();
     let dependents = !M::INFO.dependents.is_empty() && !soft;
@@ -434,6 +462,8 @@ pub(crate) async fn delete_all<M: Model>(
         Vec::new()
     };
     let mut rows = Vec::new();
+    // A soft delete's rows as they were before it was marked.
+    let mut unmarked: Vec<M> = Vec::new();
     let result = async {
         if read_first {
             rows = query.fetch(&mut tx.conn, Lock::ForUpdate).await?;
@@ -448,6 +478,7 @@ pub(crate) async fn delete_all<M: Model>(
                 let at = timestamp::now();
                 let marked = statement::mark_deleted::<M>(tx, &keys, Some(at), at).await?;
                 statement::rows_changed_underneath::<M>(marked, keys.len(), Operation::Delete)?;
+                unmarked = rows.clone();
                 for row in &mut rows {
                     soft_delete::mark(row, at);
                 }
@@ -472,12 +503,26 @@ pub(crate) async fn delete_all<M: Model>(
     .await;
     match result {
         Ok(deleted) => {
-            let removed = rows.iter().map(|row| (row, Some(row), marked.as_slice()));
+            let before = if unmarked.is_empty() {
+                &rows
+            } else {
+                &unmarked
+            };
+            let removed = rows
+                .iter()
+                .zip(before)
+                .map(|(row, before)| (row, Some(before), marked.as_slice()));
             succeeded(tx, removed, Operation::Delete);
             Ok(deleted)
         }
         Err(error) => {
-            failed(tx, mark, &progress, &error, &rows, Operation::Delete);
+            // The rows as they are again: not marked.
+            let rows = if unmarked.is_empty() {
+                &rows
+            } else {
+                &unmarked
+            };
+            failed(tx, mark, &progress, &error, rows, Operation::Delete);
             Err(error)
         }
     }
@@ -494,7 +539,10 @@ async fn delete_quietly<M: Model>(
     query: &Query<M>,
     removal: Removal,
 ) -> Result<u64, Error> {
-    let query = &*live_only(query, removal);
+    let Some(query) = live_only(query, removal) else {
+        return Ok(0);
+    };
+    let query = &*query;
     if M::INFO.dependents.is_empty() || removal.is_soft::<M>() {
         return delete_where(tx, query, removal).await;
     }
@@ -513,7 +561,7 @@ async fn delete_where<M: Model>(
     if removal.is_soft::<M>() {
         let at = timestamp::now();
         let mark: Vec<Set<M>> = M::soft_delete_change(Some(at)).into_iter().collect();
-        return update_where(tx, query, &mark).await;
+        return set_where(tx, query, &mark, at).await;
     }
     let sql = delete_sql(query, tx.dialect());
     let done = with_backend!(&mut tx.conn, |c, DB| sql.execute::<DB>(c).await)

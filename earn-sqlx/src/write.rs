@@ -161,19 +161,32 @@ impl Progress {
     }
 }
 
-/// Whether hooks, events, a version or an `updated_at` (which an update that
-/// changes nothing must leave alone) need the write to read the persisted
-/// row of an update first, and to be guarded.
+/// Whether hooks, events, a version, an `updated_at` (which an update that
+/// changes nothing must leave alone) or a soft delete (a soft-deleted row
+/// is not updated) need the write to read the persisted row of an update
+/// first, and to be guarded.
 pub(crate) fn tracked<M: Model>() -> bool {
     !M::hooks().is_empty()
         || M::INFO.events.is_some()
         || M::INFO.version_index.is_some()
         || M::INFO.updated_at.is_some()
+        || M::INFO.soft_delete.is_some()
 }
 
 pub(crate) fn has_outcome_hooks<M: Model>() -> bool {
     let hooks = M::hooks();
     hooks.has(HookPhase::AfterCommit) || hooks.has(HookPhase::AfterRollback)
+}
+
+/// A write of a row that is soft-deleted: refused, as `find` would not find
+/// it; `restore` brings it back.
+fn soft_deleted<M: Entity>(key: &M::Key, operation: Operation) -> Error {
+    Error::SoftDeleted {
+        model: M::INFO.name,
+        table: M::INFO.table,
+        key: format!("{key:?}"),
+        operation,
+    }
 }
 
 /// A write inside the caller's transaction.
@@ -245,10 +258,19 @@ async fn write_begun<M: Model>(tx: &mut Tx, model: &mut M, how: Write) -> Result
 }
 
 async fn write_quietly<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error> {
-    let operation = match (model.key(), M::INFO.auto_key) {
-        (None, _) => Operation::Create,
-        (Some(key), false) if find_row::<M>(tx, &key, false).await?.is_none() => Operation::Create,
-        _ => Operation::Update,
+    let operation = match model.key() {
+        None => Operation::Create,
+        Some(key) if !M::INFO.auto_key || M::INFO.soft_delete.is_some() => {
+            match find_row::<M>(tx, &key, false).await? {
+                Some(row) if row.is_deleted() => {
+                    return Err(soft_deleted::<M>(&key, Operation::Update));
+                }
+                Some(_) => Operation::Update,
+                None if !M::INFO.auto_key => Operation::Create,
+                None => return Err(not_found::<M>(&key, Operation::Update)),
+            }
+        }
+        Some(_) => Operation::Update,
     };
     // Timestamps are data, not hooks: a quiet write sets them too.
     timestamp::stamp(model, operation);
@@ -258,8 +280,9 @@ async fn write_quietly<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error
     }
 }
 
-/// The changed columns to write: neither the key (the row is found by it)
-/// nor the version (always written).
+/// The changed columns to write: not the key (the row is found by it), the
+/// version (always written) or the soft-delete mark (`delete` and `restore`
+/// write it, with their hooks).
 pub(crate) fn changed_columns<M: Entity>(changed: &[&'static str]) -> Vec<usize> {
     let info = M::INFO;
     info.columns
@@ -268,6 +291,7 @@ pub(crate) fn changed_columns<M: Entity>(changed: &[&'static str]) -> Vec<usize>
         .filter(|&(index, column)| {
             index != info.key_index
                 && Some(index) != info.version_index
+                && Some(index) != info.soft_delete
                 && changed.contains(&column.field)
         })
         .map(|(index, _)| index)
@@ -316,6 +340,9 @@ async fn write_steps<M: Model>(
                 None
             };
             match previous {
+                Some(row) if row.is_deleted() => {
+                    return Err(soft_deleted::<M>(&key, Operation::Update));
+                }
                 None if natural => (Operation::Create, None),
                 None if tracked => {
                     return Err(not_found::<M>(&key, Operation::Update));
@@ -451,12 +478,24 @@ async fn remove<M: Model>(
     hooks: Hooks,
 ) -> Result<(), Error> {
     if let Some(at) = soft {
-        progress.wrote = true;
+        if M::INFO.version_index.is_some() {
+            // Optimistic locking, as a hard delete's `AND version = ?`.
+            match find_row::<M>(tx, key, true).await? {
+                Some(row) if !row.is_deleted() && row.version() != model.version() => {
+                    return Err(stale(model, &row, Operation::Delete));
+                }
+                _ => {}
+            }
+        }
         return match statement::mark_deleted::<M>(tx, std::slice::from_ref(key), Some(at), at)
             .await?
         {
+            // Already deleted, or no row: nothing was written.
             0 => Err(not_found::<M>(key, Operation::Delete)),
-            _ => Ok(()),
+            _ => {
+                progress.wrote = true;
+                Ok(())
+            }
         };
     }
     M::delete_dependents(tx, std::slice::from_ref(key), hooks).await?;
@@ -533,7 +572,8 @@ async fn delete_begun<M: Model>(
         if written {
             tx.queue_written(copy, Operation::Delete, Some(model), &marked);
         } else {
-            tx.queue_outcome(copy, Operation::Delete, false);
+            // The row as it is again, not as a soft delete marked it.
+            tx.queue_outcome(model.clone(), Operation::Delete, false);
         }
     }
     result

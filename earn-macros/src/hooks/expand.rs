@@ -51,9 +51,12 @@ pub(crate) fn behaviour_method(
     let target = Target::Behaviour(behaviour);
     let mut shims = TokenStream::new();
     let mut entries = Vec::new();
+    let mut index: u32 = 0;
     for hook in hooks {
         for attr in &hook.attrs {
-            let parts = hook_parts(target, hook, attr, methods);
+            // Every shim in one function body: each needs a name of its own.
+            let parts = hook_parts(target, hook, attr, methods, index);
+            index += 1;
             shims.extend(parts.shim_fn);
             let (phase, priority, line, value) =
                 (parts.phase, attr.priority, parts.line, parts.hook);
@@ -94,6 +97,7 @@ fn hook_parts(
     hook: &HookMethod,
     attr: &HookAttr,
     methods: &[syn::Ident],
+    index: u32,
 ) -> Parts {
     let method = &hook.ident;
     let phase = super::ast::variant(attr.phase);
@@ -143,7 +147,7 @@ fn hook_parts(
     };
     // `&self` methods receive the `&mut` reborrowed as shared.
     let model_param = quote!(model: &'a mut #model);
-    let shim = format_ident!("__earn_{}_{}", attr.phase.as_str(), method);
+    let shim = format_ident!("__earn_{}_{}_{index}", attr.phase.as_str(), method);
     let (shim_fn, call) = if attr.phase.in_transaction() {
         (
             quote! {
@@ -269,7 +273,7 @@ fn registration(
         field_check,
         phase,
         line,
-    } = hook_parts(Target::Model(model), hook, attr, methods);
+    } = hook_parts(Target::Model(model), hook, attr, methods, index);
     quote! {
         #[doc(hidden)]
         const _: () = {

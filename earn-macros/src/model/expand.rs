@@ -85,7 +85,11 @@ pub(crate) fn expand(model: &Container<'_>) -> TokenStream {
     // the model does not meet is reported on the behaviour's name.
     let behaviour_models: Vec<syn::Ident> = behaviours
         .iter()
-        .map(|b| syn::Ident::new(&ident.to_string(), b.span()))
+        .map(|b| {
+            let mut at = ident.clone();
+            at.set_span(b.span());
+            at
+        })
         .collect();
     let behaviour_impls = behaviour_impls(model);
     let from_row = columns::from_row(model);
@@ -538,7 +542,8 @@ fn behaviour_impls(model: &Container<'_>) -> TokenStream {
         .behaviours
         .iter()
         .map(|behaviour| {
-            let ident = syn::Ident::new(&ident.to_string(), behaviour.span());
+            let mut ident = ident.clone();
+            ident.set_span(behaviour.span());
             let describe = quote::quote_spanned! {behaviour.span()=>
                 fn describe() -> ::std::vec::Vec<__earn::AppliedHook> {
                     <#ident as #behaviour>::__earn_behaviour().describe(#name)
