@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use earn::prelude::*;
-use earn::{RetryPolicy, testing::Recorder};
+use earn::{DeadLetterFilter, DeadLetters, PageRequest, RetryPolicy, testing::Recorder};
 
 /// A customer; saving one emits `customer.created` / `updated` / `deleted`.
 #[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
@@ -91,11 +91,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     bus.publish(Event::new("mail.send", &"ada@example.com")?)
         .await?;
     bus.wait_idle().await;
-    for letter in bus.dead_letters() {
+    let dead = bus.dead_letter_source();
+    for letter in dead
+        .list(&DeadLetterFilter::default(), PageRequest::first(10))
+        .await?
+    {
         println!(
             "[dead]     {} by {} after {} attempts: {}",
-            letter.event.name(),
-            letter.handler,
+            letter.name,
+            letter.handler.as_deref().unwrap_or("-"),
             letter.attempts,
             letter.reason
         );

@@ -1,77 +1,36 @@
 //! Operator access from code: what waits and what failed, across the
 //! in-process bus, the transactional outbox and Redis Streams, in one place
-//! a command-line tool or an admin page can wrap.
+//! the `earn` command, the web console or your own admin page wrap.
+//!
+//! Dead letters are a list of [`DeadLetters`] sources with one record type,
+//! [`DeadLetter`]: the bus's, the outbox's, each stream's, and any other
+//! transport's given to [`Admin::source`].
 //!
 //! ```no_run
 //! # async fn run(db: earn::Db, bus: earn::EventBus) -> Result<(), earn::Error> {
 //! use earn::admin::Admin;
+//! use earn::{DeadLetterFilter, PageRequest};
 //!
 //! let admin = Admin::new().database(db).bus(bus);
 //! println!("{}", admin.status().await?);
-//! for letter in admin.dead_letters(50).await? {
-//!     println!("{letter}");
-//!     if letter.reason.contains("timed out") {
-//!         admin.requeue(&letter).await?;
+//! let timeouts = DeadLetterFilter::default().event("payment.**");
+//! for source in admin.sources() {
+//!     for letter in source.list(&timeouts, PageRequest::first(50)).await? {
+//!         println!("{letter}");
+//!         if letter.reason.contains("timed out") {
+//!             source.requeue(&letter.id).await?;
+//!         }
 //!     }
 //! }
 //! # Ok(()) }
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
-use earn_core::{Error, Event, EventBus};
+use earn_core::{DeadLetter, DeadLetterFilter, DeadLetters, Error, EventBus};
 use earn_sqlx::Db;
-
-/// Where a dead letter is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Source {
-    /// The bus's dead-letter store (in memory unless configured).
-    Bus,
-    /// The outbox table `earn_outbox_dead`.
-    Outbox,
-    /// A Redis stream's dead-letter stream `{stream}:dead`.
-    Stream {
-        /// The stream.
-        stream: String,
-    },
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::Bus => f.write_str("bus"),
-            Source::Outbox => f.write_str("outbox"),
-            Source::Stream { stream } => write!(f, "redis:{stream}"),
-        }
-    }
-}
-
-/// A dead letter from any [`Source`], for listing and requeueing.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Letter {
-    /// Where it is kept.
-    pub source: Source,
-    /// Its id in that store (what [`Admin::requeue`] uses).
-    pub id: String,
-    /// The event, when the stored form is a valid one.
-    pub event: Option<Event>,
-    /// Why delivery gave up.
-    pub reason: String,
-    /// Attempts (bus), claims (outbox) or deliveries (Redis) made.
-    pub attempts: u32,
-}
-
-impl fmt::Display for Letter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.source, self.id)?;
-        if let Some(event) = &self.event {
-            write!(f, " {} ({})", event.name(), event.id())?;
-        }
-        write!(f, " after {} attempt(s): {}", self.attempts, self.reason)
-    }
-}
 
 /// One Redis stream's backlog, as seen by one consumer group.
 #[cfg(feature = "redis")]
@@ -84,35 +43,63 @@ pub struct StreamStatus {
     pub group: String,
     /// Pending, unread, length, delayed.
     pub lag: earn_redis::StreamLag,
-    /// Entries in its dead-letter stream.
+}
+
+/// The outbox's backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxStatus {
+    /// Events waiting for delivery.
+    pub backlog: u64,
+    /// How long the oldest of them has waited.
+    pub oldest: Option<Duration>,
+}
+
+/// How many dead letters one source holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceCount {
+    /// The source (`bus`, `outbox`, `redis:{stream}`).
+    pub source: String,
+    /// Its dead letters.
     pub dead_letters: u64,
 }
 
-/// What waits and what failed. Fields are `None` for what the [`Admin`]
-/// was not given.
+/// What waits and what failed. Parts are `None` or empty for what the
+/// [`Admin`] was not given.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Status {
     /// Events published on the bus and not yet fully handled.
     pub bus_in_flight: Option<usize>,
-    /// The bus's dead letters.
-    pub bus_dead_letters: Option<usize>,
-    /// Events waiting in the outbox.
-    pub outbox_backlog: Option<u64>,
-    /// Outbox rows the relays gave up on.
-    pub outbox_dead_letters: Option<u64>,
+    /// The outbox's backlog.
+    pub outbox: Option<OutboxStatus>,
     /// Each Redis stream.
     #[cfg(feature = "redis")]
     pub streams: Vec<StreamStatus>,
+    /// The dead letters of each source, in the order the sources were
+    /// added.
+    pub dead_letters: Vec<SourceCount>,
+}
+
+impl Status {
+    /// Dead letters in every source.
+    pub fn dead_letter_total(&self) -> u64 {
+        self.dead_letters.iter().map(|s| s.dead_letters).sum()
+    }
 }
 
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let (Some(in_flight), Some(dead)) = (self.bus_in_flight, self.bus_dead_letters) {
-            writeln!(f, "bus: {in_flight} in flight, {dead} dead letters")?;
+        if let Some(in_flight) = self.bus_in_flight {
+            writeln!(f, "bus: {in_flight} in flight")?;
         }
-        if let (Some(backlog), Some(dead)) = (self.outbox_backlog, self.outbox_dead_letters) {
-            writeln!(f, "outbox: {backlog} waiting, {dead} dead letters")?;
+        if let Some(outbox) = &self.outbox {
+            write!(f, "outbox: {} waiting", outbox.backlog)?;
+            if let Some(oldest) = outbox.oldest {
+                write!(f, ", oldest {:.1} s", oldest.as_secs_f64())?;
+            }
+            writeln!(f)?;
         }
         #[cfg(feature = "redis")]
         for stream in &self.streams {
@@ -122,13 +109,19 @@ impl fmt::Display for Status {
                 .map_or_else(|| "unknown".to_owned(), |lag| lag.to_string());
             writeln!(
                 f,
-                "redis {} (group {}): {} entries, {} pending, {unread} unread, {} delayed, {} dead letters",
+                "redis {} (group {}): {} entries, {} pending, {unread} unread, {} delayed",
                 stream.stream,
                 stream.group,
                 stream.lag.length,
                 stream.lag.pending,
                 stream.lag.delayed,
-                stream.dead_letters,
+            )?;
+        }
+        for source in &self.dead_letters {
+            writeln!(
+                f,
+                "dead letters in {}: {}",
+                source.source, source.dead_letters
             )?;
         }
         Ok(())
@@ -142,43 +135,89 @@ pub struct Admin {
     bus: Option<EventBus>,
     #[cfg(feature = "redis")]
     streams: Vec<earn_redis::RedisStreams>,
+    sources: Vec<Arc<dyn DeadLetters>>,
 }
 
 impl Admin {
-    /// An admin over nothing yet: add a database, a bus, streams.
+    /// An admin over nothing yet: add a database, a bus, streams, sources.
     pub fn new() -> Admin {
         Admin::default()
     }
 
-    /// The database whose outbox to watch.
+    /// The database whose outbox (backlog, dead letters) to watch.
     pub fn database(mut self, db: Db) -> Admin {
+        self.sources.push(Arc::new(db.outbox_dead_letters()));
         self.db = Some(db);
         self
     }
 
-    /// The bus whose dead letters and in-flight count to watch.
+    /// The bus whose in-flight count and dead letters to watch.
     pub fn bus(mut self, bus: EventBus) -> Admin {
+        self.sources.push(Arc::new(bus.dead_letter_source()));
         self.bus = Some(bus);
         self
     }
 
-    /// A Redis stream, seen through its settings' group.
+    /// A Redis stream (its lag seen through its settings' group) and its
+    /// dead letters.
     #[cfg(feature = "redis")]
     pub fn stream(mut self, streams: earn_redis::RedisStreams) -> Admin {
+        self.sources.push(Arc::new(streams.dead_letter_source()));
         self.streams.push(streams);
         self
     }
 
-    /// Backlogs and dead-letter counts of every store.
+    /// Any other store of dead letters: a transport of your own.
+    pub fn source(mut self, source: Arc<dyn DeadLetters>) -> Admin {
+        self.sources.push(source);
+        self
+    }
+
+    /// Every dead-letter source, in the order added.
+    pub fn sources(&self) -> &[Arc<dyn DeadLetters>] {
+        &self.sources
+    }
+
+    /// The source named `name` (`bus`, `outbox`, `redis:{stream}`);
+    /// [`Error::NoDeadLetterSource`] naming those there are, if none is.
+    pub fn source_named(&self, name: &str) -> Result<&Arc<dyn DeadLetters>, Error> {
+        self.sources
+            .iter()
+            .find(|source| source.source() == name)
+            .ok_or_else(|| Error::NoDeadLetterSource {
+                name: name.to_owned(),
+                known: self.sources.iter().map(|s| s.source()).collect(),
+            })
+    }
+
+    /// The database given, if any.
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
+    }
+
+    /// The bus given, if any.
+    pub fn event_bus(&self) -> Option<&EventBus> {
+        self.bus.as_ref()
+    }
+
+    /// The Redis streams given.
+    #[cfg(feature = "redis")]
+    pub fn streams(&self) -> &[earn_redis::RedisStreams] {
+        &self.streams
+    }
+
+    /// Backlogs, lags and dead-letter counts of every store: a count per
+    /// source and a few aggregate queries, never a scan of the letters.
     pub async fn status(&self) -> Result<Status, Error> {
-        let mut status = Status::default();
-        if let Some(bus) = &self.bus {
-            status.bus_in_flight = Some(bus.in_flight());
-            status.bus_dead_letters = Some(bus.dead_letters().len());
-        }
+        let mut status = Status {
+            bus_in_flight: self.bus.as_ref().map(EventBus::in_flight),
+            ..Status::default()
+        };
         if let Some(db) = &self.db {
-            status.outbox_backlog = Some(db.outbox_backlog().await?);
-            status.outbox_dead_letters = Some(db.outbox_dead_letter_count().await?);
+            status.outbox = Some(OutboxStatus {
+                backlog: db.outbox_backlog().await?,
+                oldest: db.outbox_oldest_age().await?,
+            });
         }
         #[cfg(feature = "redis")]
         for streams in &self.streams {
@@ -186,127 +225,26 @@ impl Admin {
                 stream: streams.settings().get_stream().to_owned(),
                 group: streams.settings().get_group().to_owned(),
                 lag: streams.lag().await?,
-                dead_letters: streams.dead_letter_count().await?,
+            });
+        }
+        let all = DeadLetterFilter::default();
+        for source in &self.sources {
+            status.dead_letters.push(SourceCount {
+                source: source.source(),
+                dead_letters: source.count(&all).await?,
             });
         }
         Ok(status)
     }
 
-    /// Up to `limit` dead letters of each store, oldest first per store.
-    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<Letter>, Error> {
-        let mut letters = Vec::new();
-        if let Some(bus) = &self.bus {
-            letters.extend(
-                bus.dead_letters()
-                    .into_iter()
-                    .take(limit)
-                    .map(|letter| Letter {
-                        source: Source::Bus,
-                        id: letter.id.to_string(),
-                        reason: format!("handler {} {}", letter.handler, letter.reason),
-                        attempts: letter.attempts,
-                        event: Some(letter.event),
-                    }),
-            );
-        }
-        if let Some(db) = &self.db {
-            letters.extend(
-                db.outbox_dead_letters(limit)
-                    .await?
-                    .into_iter()
-                    .map(|letter| Letter {
-                        source: Source::Outbox,
-                        id: letter.id,
-                        event: letter.event,
-                        reason: letter.reason,
-                        attempts: letter.attempts,
-                    }),
-            );
-        }
-        #[cfg(feature = "redis")]
-        for streams in &self.streams {
-            let source = Source::Stream {
-                stream: streams.settings().get_stream().to_owned(),
-            };
-            letters.extend(
-                streams
-                    .dead_letters(limit)
-                    .await?
-                    .into_iter()
-                    .map(|letter| Letter {
-                        source: source.clone(),
-                        id: letter.id,
-                        event: letter.event,
-                        reason: letter.reason,
-                        attempts: letter.deliveries,
-                    }),
-            );
-        }
-        Ok(letters)
-    }
-
-    /// Sends a dead letter back for delivery, in the store it came from.
-    /// [`Error::NoDeadLetter`] if it is gone (requeued or purged already),
-    /// or if this admin was not given its store.
-    pub async fn requeue(&self, letter: &Letter) -> Result<(), Error> {
-        match &letter.source {
-            Source::Bus => {
-                let bus = self.bus.as_ref().ok_or_else(|| missing(letter))?;
-                let id = letter.id.parse().map_err(|_| missing(letter))?;
-                Ok(bus.requeue(id).await?)
-            }
-            Source::Outbox => {
-                let db = self.db.as_ref().ok_or_else(|| missing(letter))?;
-                db.requeue_outbox_dead_letter(&letter.id).await
-            }
-            Source::Stream { stream } => self.requeue_in_stream(stream, letter).await,
-        }
-    }
-
-    #[cfg(feature = "redis")]
-    async fn requeue_in_stream(&self, stream: &str, letter: &Letter) -> Result<(), Error> {
-        let streams = self
-            .streams
-            .iter()
-            .find(|s| s.settings().get_stream() == stream)
-            .ok_or_else(|| missing(letter))?;
-        streams.requeue(&letter.id).await
-    }
-
-    #[cfg(not(feature = "redis"))]
-    async fn requeue_in_stream(&self, _stream: &str, letter: &Letter) -> Result<(), Error> {
-        Err(missing(letter))
-    }
-
-    /// Deletes every dead letter of `source`; returns how many there were.
-    pub async fn purge(&self, source: &Source) -> Result<u64, Error> {
-        match source {
-            Source::Bus => Ok(self
-                .bus
-                .as_ref()
-                .map_or(0, |bus| bus.purge_dead_letters() as u64)),
-            Source::Outbox => match &self.db {
-                Some(db) => db.purge_outbox_dead_letters().await,
-                None => Ok(0),
-            },
-            #[cfg(feature = "redis")]
-            Source::Stream { stream } => {
-                for streams in &self.streams {
-                    if streams.settings().get_stream() == stream {
-                        return streams.purge_dead_letters().await;
-                    }
-                }
-                Ok(0)
-            }
-            #[cfg(not(feature = "redis"))]
-            Source::Stream { .. } => Ok(0),
-        }
-    }
-}
-
-fn missing(letter: &Letter) -> Error {
-    Error::NoDeadLetter {
-        store: letter.source.to_string().into(),
-        id: letter.id.clone(),
+    /// The dead letter `id` of the source `source`.
+    pub async fn dead_letter(&self, source: &str, id: &str) -> Result<DeadLetter, Error> {
+        self.source_named(source)?
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::NoDeadLetter {
+                store: source.to_owned().into(),
+                id: id.to_owned(),
+            })
     }
 }

@@ -4,11 +4,12 @@
 
 pub use earn_core::testing;
 pub use earn_core::{
-    Attachment, BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, Error, Event,
-    EventBus, EventBusBuilder, EventData, EventError, EventName, EventSink, Failure, FieldErrors,
+    AppliedHook, Attachment, BusDeadLetters, BusError, DeadLetter, DeadLetterFilter,
+    DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport, Error, Event, EventBus,
+    EventBusBuilder, EventData, EventError, EventMatch, EventName, EventSink, Failure, FieldErrors,
     Finished, HandlerError, HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters,
-    NameError, Operation, Overflow, Pattern, PatternError, PayloadError, Propagation, Registry,
-    RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionId, registry,
+    NameError, Operation, Overflow, PageRequest, Pattern, PatternError, PayloadError, Propagation,
+    Registry, RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionId, registry,
 };
 
 // The macros' reference pages live here, on the re-exports, so that their
@@ -73,7 +74,7 @@ pub use earn_macros::service;
 pub use earn_sqlx::{
     BelongsTo, CHANGES_KEY, Col, Db, Dialect, Direction, Field, Filter, ForeignKey, HasMany,
     HasOne, HookContext, INBOX_TABLE, IntoHookResult, IntoParam, IntoValue, Model, Models,
-    Nullable, OUTBOX_DEAD_TABLE, OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetter,
+    Nullable, OUTBOX_DEAD_TABLE, OUTBOX_TABLE, OnDelete, Order, Outbox, OutboxDeadLetters,
     OutboxMode, OutboxRelay, Page, Query, RawQuery, RowStream, Savepoint, Set, SoftDelete,
     SoftDeletes, SqlValue, Storable, Timestamp, TransactionChanges, Tx, create_tables_sql,
 };

@@ -1,16 +1,24 @@
-//! Operator access over every store at once: the bus's dead letters, the
-//! outbox's and a Redis stream's; status, list, requeue, purge.
+//! One dead-letter API over every store: a conformance body run against
+//! the bus's dead letters, the outbox's (on SQLite, PostgreSQL and
+//! MariaDB) and a Redis stream's; then the operator status across them.
 
 mod common;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
 
 use common::each_backend;
-use earn::admin::{Admin, Source};
+use earn::admin::Admin;
 use earn::redis::{RedisSettings, RedisStreams};
-use earn::testing::Recorder;
-use earn::{Event, EventBus, HandlerError, OutboxRelay, RetryPolicy};
+use earn::{
+    DeadLetter, DeadLetterFilter, DeadLetters, Event, EventBus, HandlerError, PageRequest,
+    RetryPolicy,
+};
 use redis::AsyncCommands as _;
+
+/// The names the conformance body expects, seeded oldest first.
+const NAMES: [&str; 3] = ["conf.order.created", "conf.order.paid", "conf.user.created"];
 
 async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     for _ in 0..500 {
@@ -22,8 +30,275 @@ async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
     panic!("{what} never happened");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_list_requeue_and_purge_across_bus_outbox_and_redis() {
+fn all() -> DeadLetterFilter {
+    DeadLetterFilter::default()
+}
+
+async fn ids(source: &dyn DeadLetters, filter: &DeadLetterFilter) -> Vec<String> {
+    source
+        .list(filter, PageRequest::first(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|letter| letter.id)
+        .collect()
+}
+
+/// What every source promises, on a source seeded with one dead letter per
+/// name of [`NAMES`], in that order. `heal` makes a requeued event
+/// deliverable; `redelivered` says when it was.
+async fn conformance(
+    source: &dyn DeadLetters,
+    heal: impl Fn(),
+    redelivered: impl AsyncFn() -> bool,
+) {
+    let name = source.source();
+    // Counts and lists agree, oldest first, every record naming its source.
+    assert_eq!(source.count(&all()).await.unwrap(), 3, "{name}");
+    let letters = source.list(&all(), PageRequest::first(10)).await.unwrap();
+    let names: Vec<&str> = letters.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, NAMES, "{name}: oldest first");
+    for letter in &letters {
+        assert_eq!(letter.source, name);
+        assert!(letter.attempts >= 1, "{letter}");
+        assert!(!letter.reason.is_empty(), "{letter}");
+        assert!(letter.first_failed_at <= letter.last_failed_at, "{letter}");
+        assert!(letter.last_failed_at <= SystemTime::now(), "{letter}");
+        assert_eq!(letter.event.is_some(), letter.raw.is_none(), "{letter}");
+    }
+    assert!(
+        letters
+            .windows(2)
+            .all(|w| w[0].last_failed_at <= w[1].last_failed_at)
+    );
+
+    // Pages cover the list without overlap.
+    let first = source.list(&all(), PageRequest::page(1, 2)).await.unwrap();
+    let second = source.list(&all(), PageRequest::page(2, 2)).await.unwrap();
+    let third = source.list(&all(), PageRequest::page(3, 2)).await.unwrap();
+    assert_eq!(
+        (first.len(), second.len(), third.len()),
+        (2, 1, 0),
+        "{name}"
+    );
+    let paged: Vec<&DeadLetter> = first.iter().chain(&second).collect();
+    assert_eq!(paged, letters.iter().collect::<Vec<_>>(), "{name}");
+
+    // Filters: a name, a prefix, a handler, an age; counts agree with lists.
+    let filters = [
+        (all().event("conf.order.paid"), vec![1]),
+        (all().event("conf.order.**"), vec![0, 1]),
+        (all().event("conf.**"), vec![0, 1, 2]),
+        (all().event("other.**"), vec![]),
+        (all().handler("nobody"), vec![]),
+        (
+            all().failed_before(SystemTime::now() - Duration::from_secs(3600)),
+            vec![],
+        ),
+        (
+            all().failed_after(SystemTime::now() - Duration::from_secs(3600)),
+            vec![0, 1, 2],
+        ),
+    ];
+    for (filter, expected) in &filters {
+        let wanted: Vec<String> = expected.iter().map(|&i| letters[i].id.clone()).collect();
+        assert_eq!(ids(source, filter).await, wanted, "{name}: {filter:?}");
+        assert_eq!(
+            source.count(filter).await.unwrap(),
+            wanted.len() as u64,
+            "{name}: {filter:?}"
+        );
+    }
+    for letter in &letters {
+        if let Some(handler) = &letter.handler {
+            let first_handler = handler.split(", ").next().unwrap();
+            let with = ids(source, &all().handler(first_handler)).await;
+            assert!(with.contains(&letter.id), "{name}: handler {first_handler}");
+        }
+    }
+    let bad = source.count(&all().event("*.paid")).await.unwrap_err();
+    assert!(matches!(bad, earn::Error::InvalidFilter { .. }), "{bad}");
+
+    // One by id.
+    assert_eq!(
+        source.get(&letters[1].id).await.unwrap().as_ref(),
+        Some(&letters[1])
+    );
+    assert_eq!(source.get("no-such-id").await.unwrap(), None);
+
+    // Delete one: gone, and a second delete says so.
+    source.delete(&letters[2].id).await.unwrap();
+    assert_eq!(source.count(&all()).await.unwrap(), 2);
+    let gone = source.delete(&letters[2].id).await.unwrap_err();
+    assert!(matches!(gone, earn::Error::NoDeadLetter { .. }), "{gone}");
+
+    // Requeue one: back for delivery, no longer a dead letter.
+    heal();
+    source.requeue(&letters[0].id).await.unwrap();
+    eventually(&format!("{name}: the requeued event"), async || {
+        redelivered().await
+    })
+    .await;
+    assert_eq!(ids(source, &all()).await, [letters[1].id.clone()]);
+    let again = source.requeue(&letters[0].id).await.unwrap_err();
+    assert!(matches!(again, earn::Error::NoDeadLetter { .. }), "{again}");
+
+    // Purge by filter, then all.
+    assert_eq!(source.purge(&all().event("other.**")).await.unwrap(), 0);
+    assert_eq!(
+        source.purge(&all().event("conf.order.**")).await.unwrap(),
+        1
+    );
+    assert_eq!(source.purge(&all()).await.unwrap(), 0);
+    assert_eq!(source.count(&all()).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_bus_keeps_the_dead_letter_promises() {
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .workers(1)
+        .retry(RetryPolicy::none())
+        .build()
+        .unwrap();
+    let healthy = Arc::new(AtomicBool::new(false));
+    let handled = Arc::new(AtomicU32::new(0));
+    let (h, n) = (healthy.clone(), handled.clone());
+    bus.subscribe_sync("conf.**", 0, move |_: &Event| {
+        if h.load(Ordering::SeqCst) {
+            n.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        } else {
+            Err(HandlerError::msg("gateway down"))
+        }
+    })
+    .unwrap();
+    for name in NAMES {
+        bus.publish(Event::new(name, &1).unwrap()).await.unwrap();
+        bus.wait_idle().await;
+    }
+    let source = bus.dead_letter_source();
+    conformance(
+        &source,
+        || healthy.store(true, Ordering::SeqCst),
+        async || handled.load(Ordering::SeqCst) == 1,
+    )
+    .await;
+}
+
+/// Dead letters written as the relay writes them, one millisecond apart.
+async fn seed_outbox(db: &earn::Db) {
+    db.install_outbox().await.unwrap();
+    db.execute_unprepared("DELETE FROM earn_outbox")
+        .await
+        .unwrap();
+    db.execute_unprepared("DELETE FROM earn_outbox_dead")
+        .await
+        .unwrap();
+    let base = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 1000;
+    for (i, name) in NAMES.iter().enumerate() {
+        // The last one is not an event at all.
+        let stored = if i < 2 {
+            serde_json::to_string(&Event::new(*name, &i).unwrap()).unwrap()
+        } else {
+            "not json".to_owned()
+        };
+        db.execute_unprepared(&format!(
+            "INSERT INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
+             VALUES ('conf-{i}', '{name}', '{stored}', 'gave up after 3 claims', 3, {})",
+            base + i as i64
+        ))
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_keeps_the_dead_letter_promises() {
+    each_backend(|db| async move {
+        seed_outbox(&db).await;
+        let source = db.outbox_dead_letters();
+        conformance(
+            &source,
+            || {},
+            async || db.outbox_backlog().await.unwrap() == 1,
+        )
+        .await;
+        db.execute_unprepared("DELETE FROM earn_outbox")
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_redis_stream_keeps_the_dead_letter_promises() {
+    let Some(url) = common::redis_url() else {
+        return;
+    };
+    let _serial = common::serial().await;
+    let stream = format!("earn:conformance:{}", uuid::Uuid::new_v4());
+    let streams = RedisStreams::connect(&url, RedisSettings::new(stream.as_str(), "ops"))
+        .await
+        .unwrap();
+    let mut raw = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let dead = format!("{stream}:dead");
+    for (i, name) in NAMES.iter().enumerate() {
+        let event = serde_json::to_string(&Event::new(*name, &i).unwrap()).unwrap();
+        // The last one is not an event: no `v` field.
+        let mut fields = vec![("name", name.to_string())];
+        if i < 2 {
+            fields.extend([("v", "1".to_owned()), ("event", event)]);
+        } else {
+            fields.push(("event", "{oops".to_owned()));
+        }
+        fields.extend([
+            ("dead:reason", "handler billing gave up".to_owned()),
+            ("dead:deliveries", "3".to_owned()),
+            ("dead:group", "ops".to_owned()),
+            ("dead:entry", format!("{}-0", i + 1)),
+            ("dead:gave_up", "billing".to_owned()),
+            ("dead:finished", String::new()),
+        ]);
+        let _: String = raw.xadd(&dead, "*", &fields).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let source = streams.dead_letter_source();
+    assert_eq!(source.source(), format!("redis:{stream}"));
+    conformance(
+        &source,
+        || {},
+        async || {
+            let length: u64 = redis::cmd("XLEN")
+                .arg(&stream)
+                .query_async(&mut raw.clone())
+                .await
+                .unwrap();
+            length == 1
+        },
+    )
+    .await;
+    let _: () = raw
+        .del(&[
+            stream.clone(),
+            dead,
+            format!("{stream}:delayed"),
+            format!("{stream}:marks"),
+        ])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_status_counts_every_source_without_reading_the_letters() {
     let Some(redis_url) = common::redis_url() else {
         return;
     };
@@ -35,124 +310,77 @@ async fn status_list_requeue_and_purge_across_bus_outbox_and_redis() {
                 .retry(RetryPolicy::none())
                 .build()
                 .unwrap();
-            bus.subscribe("job.fail", 0, |_: Event| async {
+            bus.subscribe_sync("job.fail", 0, |_: &Event| {
                 Err::<(), _>(HandlerError::permanent(std::io::Error::other(
                     "gateway down",
                 )))
             })
             .unwrap();
-            let recorder = Recorder::attach(&bus, "job.ok").unwrap();
             let db = db.with_bus(bus.clone());
-            db.install_outbox().await.unwrap();
-            db.execute_unprepared("DELETE FROM earn_outbox")
-                .await
-                .unwrap();
-            db.purge_outbox_dead_letters().await.unwrap();
-
-            // A bus dead letter.
+            seed_outbox(&db).await;
+            db.execute_unprepared(
+                "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) \
+                 VALUES ('waiting', 'job.ok', 'x', 0, 4102444800000)",
+            )
+            .await
+            .unwrap();
             bus.publish(Event::new("job.fail", &1).unwrap())
                 .await
                 .unwrap();
             bus.wait_idle().await;
-            // An outbox row that is not an event, given up by the relay.
-            db.execute_unprepared(
-                "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until) \
-                 VALUES ('poison', 'job.ok', 'not json', 0, 0)",
-            )
-            .await
-            .unwrap();
-            OutboxRelay::new(db.clone(), bus.clone())
-                .run_once()
-                .await
-                .unwrap();
-            // A Redis entry that is not an event, dead-lettered by a consumer.
-            let stream = format!("earn:admin:{}", uuid::Uuid::new_v4());
+            let stream = format!("earn:status:{}", uuid::Uuid::new_v4());
             let streams =
                 RedisStreams::connect(&redis_url, RedisSettings::new(stream.as_str(), "ops"))
                     .await
                     .unwrap();
-            let mut raw = redis::Client::open(redis_url.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap();
-            let _: String = raw
-                .xadd(&stream, "*", &[("v", "1"), ("event", "{oops")])
-                .await
-                .unwrap();
-            let consumer = streams.consume(bus.clone()).await.unwrap();
 
             let admin = Admin::new()
                 .database(db.clone())
                 .bus(bus.clone())
                 .stream(streams.clone());
-            eventually("the redis dead letter", async || {
-                streams.dead_letter_count().await.unwrap() == 1
-            })
-            .await;
-
             let status = admin.status().await.unwrap();
-            assert_eq!(status.bus_dead_letters, Some(1));
-            assert_eq!(status.outbox_backlog, Some(0));
-            assert_eq!(status.outbox_dead_letters, Some(1));
-            assert_eq!(status.streams.len(), 1);
-            assert_eq!(status.streams[0].dead_letters, 1);
-            assert_eq!(status.streams[0].lag.pending, 0);
-            let shown = status.to_string();
-            assert!(
-                shown.contains("outbox: 0 waiting, 1 dead letters"),
-                "{shown}"
+            assert_eq!(status.bus_in_flight, Some(0));
+            let outbox = status.outbox.expect("an outbox");
+            assert_eq!(outbox.backlog, 1);
+            assert!(outbox.oldest.expect("a waiting row") > Duration::from_secs(3600));
+            let counts: Vec<(String, u64)> = status
+                .dead_letters
+                .iter()
+                .map(|s| (s.source.clone(), s.dead_letters))
+                .collect();
+            assert_eq!(
+                counts,
+                [
+                    ("outbox".to_owned(), 3),
+                    ("bus".to_owned(), 1),
+                    (format!("redis:{stream}"), 0)
+                ]
             );
+            assert_eq!(status.dead_letter_total(), 4);
+            let shown = status.to_string();
+            assert!(shown.contains("outbox: 1 waiting, oldest"), "{shown}");
+            assert!(shown.contains("dead letters in outbox: 3"), "{shown}");
             assert!(
                 shown.contains(&format!("redis {stream} (group ops)")),
                 "{shown}"
             );
 
-            let letters = admin.dead_letters(10).await.unwrap();
-            let sources: Vec<String> = letters.iter().map(|l| l.source.to_string()).collect();
-            assert_eq!(sources, ["bus", "outbox", &format!("redis:{stream}")]);
-            assert!(letters[0].reason.contains("gateway down"), "{}", letters[0]);
-            assert_eq!(letters[1].id, "poison");
+            // Sources by name, and a clear error for one that is not there.
+            let outbox = admin.source_named("outbox").unwrap();
+            assert_eq!(outbox.count(&all()).await.unwrap(), 3);
+            let letter = admin.dead_letter("outbox", "conf-1").await.unwrap();
+            assert_eq!(letter.name, "conf.order.paid");
+            let missing = admin.source_named("kafka").unwrap_err();
             assert!(
-                letters[1].to_string().starts_with("outbox poison"),
-                "{}",
-                letters[1]
+                missing
+                    .to_string()
+                    .contains("the sources are: outbox, bus, redis:"),
+                "{missing}"
             );
-            assert!(letters[2].event.is_none());
-
-            // Requeue the bus letter: the handler fails again, so it comes back.
-            admin.requeue(&letters[0]).await.unwrap();
-            bus.wait_idle().await;
-            assert_eq!(bus.dead_letters().len(), 1);
-            // A requeued letter is gone from its store: asking twice is an error.
-            let again = admin.requeue(&letters[1]).await;
-            assert!(again.is_ok(), "{again:?}");
-            let gone = admin.requeue(&letters[1]).await.unwrap_err();
-            assert!(matches!(gone, earn::Error::NoDeadLetter { .. }), "{gone}");
-            assert_eq!(
-                db.outbox_backlog().await.unwrap(),
-                1,
-                "the outbox row is back"
-            );
-
-            assert_eq!(admin.purge(&Source::Bus).await.unwrap(), 1);
-            assert_eq!(admin.purge(&letters[2].source).await.unwrap(), 1);
-            let status = admin.status().await.unwrap();
-            assert_eq!(status.bus_dead_letters, Some(0));
-            assert_eq!(status.streams[0].dead_letters, 0);
-            assert!(recorder.events().is_empty());
-
-            consumer.shutdown(Duration::from_secs(5)).await;
-            let _: () = raw
-                .del(&[
-                    stream.clone(),
-                    format!("{stream}:dead"),
-                    format!("{stream}:delayed"),
-                    format!("{stream}:marks"),
-                ])
+            db.execute_unprepared("DELETE FROM earn_outbox")
                 .await
                 .unwrap();
-            db.execute_unprepared("DELETE FROM earn_outbox")
+            db.execute_unprepared("DELETE FROM earn_outbox_dead")
                 .await
                 .unwrap();
         }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use earn::prelude::*;
-use earn::{BusError, Failure, Overflow, RetryPolicy};
+use earn::{BusError, DeadLetterFilter, DeadLetters, Failure, Overflow, PageRequest, RetryPolicy};
 
 fn bus() -> EventBus {
     EventBus::builder()
@@ -244,7 +244,15 @@ async fn publish_retries_only_the_failing_handler_until_it_succeeds() {
         1,
         "a handler that succeeded is not run again"
     );
-    assert!(bus.dead_letters().is_empty());
+    assert!(dead_letters(&bus).await.is_empty());
+}
+
+/// Every dead letter of the bus, through the one dead-letter API.
+async fn dead_letters(bus: &EventBus) -> Vec<earn::DeadLetter> {
+    bus.dead_letter_source()
+        .list(&DeadLetterFilter::default(), PageRequest::first(1000))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -267,33 +275,36 @@ async fn after_the_last_attempt_an_event_is_dead_lettered_and_can_be_requeued() 
     bus.publish(event("pay.charge")).await.unwrap();
     bus.publish(event("pay.permanent")).await.unwrap();
     bus.wait_idle().await;
-    let letters = bus.dead_letters();
+    let letters = dead_letters(&bus).await;
     assert_eq!(letters.len(), 2);
-    let charge = letters
-        .iter()
-        .find(|l| l.event.name().as_str() == "pay.charge")
-        .unwrap();
+    let charge = letters.iter().find(|l| l.name == "pay.charge").unwrap();
     assert_eq!(
-        (charge.attempts, charge.reason.to_string().as_str()),
+        (charge.attempts, charge.reason.as_str()),
         (3, "failed: gateway down")
     );
-    let permanent = letters
-        .iter()
-        .find(|l| l.event.name().as_str() == "pay.permanent")
-        .unwrap();
+    assert_eq!(charge.source, "bus");
+    assert_eq!(charge.event.as_ref().unwrap().name().as_str(), "pay.charge");
+    let permanent = letters.iter().find(|l| l.name == "pay.permanent").unwrap();
     assert_eq!(permanent.attempts, 1, "permanent errors skip retries");
-    assert!(permanent.handler.starts_with("subscription#"));
+    assert!(
+        permanent
+            .handler
+            .as_deref()
+            .unwrap()
+            .starts_with("subscription#")
+    );
 
     healthy.store(1, Ordering::SeqCst);
-    bus.requeue(charge.id).await.unwrap();
+    let source = bus.dead_letter_source();
+    source.requeue(&charge.id).await.unwrap();
     bus.wait_idle().await;
-    assert_eq!(bus.dead_letters().len(), 1);
+    assert_eq!(dead_letters(&bus).await.len(), 1);
     assert!(matches!(
-        bus.requeue(charge.id).await,
-        Err(BusError::NoDeadLetter(_))
+        source.requeue(&charge.id).await,
+        Err(earn::Error::NoDeadLetter { .. })
     ));
-    assert_eq!(bus.purge_dead_letters(), 1);
-    assert!(bus.dead_letters().is_empty());
+    assert_eq!(source.purge(&DeadLetterFilter::default()).await.unwrap(), 1);
+    assert!(dead_letters(&bus).await.is_empty());
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,10 @@ use std::time::Duration;
 use common::{each_backend, fresh};
 use earn::prelude::*;
 use earn::testing::Recorder;
-use earn::{Dialect, EventSink, Outbox, OutboxMode, OutboxRelay, SinkFuture};
+use earn::{
+    DeadLetterFilter, DeadLetters, Dialect, EventSink, Outbox, OutboxMode, OutboxRelay,
+    PageRequest, SinkFuture,
+};
 
 #[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
 #[model(table = "outbox_orders", events = "order")]
@@ -239,7 +242,22 @@ async fn insert_raw(db: &Db, id: &str, event: &str) {
 }
 
 async fn fresh_dead_letters(db: &Db) {
-    db.purge_outbox_dead_letters().await.unwrap();
+    purge(db).await;
+}
+
+/// The first `limit` outbox dead letters, through the one dead-letter API.
+async fn dead_letters(db: &Db, limit: u64) -> Vec<earn::DeadLetter> {
+    db.outbox_dead_letters()
+        .list(&DeadLetterFilter::default(), PageRequest::first(limit))
+        .await
+        .unwrap()
+}
+
+async fn purge(db: &Db) -> u64 {
+    db.outbox_dead_letters()
+        .purge(&DeadLetterFilter::default())
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -257,7 +275,7 @@ async fn rows_without_a_valid_event_move_to_the_dead_letters_and_the_others_are_
         drained(&db).await;
         assert_eq!(items(&recorder), ["good"]);
 
-        let dead = db.outbox_dead_letters(10).await.unwrap();
+        let dead = dead_letters(&db, 10).await;
         let mut ids: Vec<&str> = dead.iter().map(|letter| letter.id.as_str()).collect();
         ids.sort_unstable();
         assert_eq!(ids, ["not-an-event", "not-json"]);
@@ -272,15 +290,15 @@ async fn rows_without_a_valid_event_move_to_the_dead_letters_and_the_others_are_
             );
         }
         let raw = dead.iter().find(|letter| letter.id == "not-json").unwrap();
-        assert_eq!(raw.raw, "{oops");
+        assert_eq!(raw.raw.as_deref(), Some("{oops"));
         assert_eq!(
             relay.run_once().await.unwrap(),
             0,
             "dead letters are not claimed"
         );
-        assert_eq!(db.outbox_dead_letters(1).await.unwrap().len(), 1, "limit");
-        assert_eq!(db.purge_outbox_dead_letters().await.unwrap(), 2);
-        assert_eq!(db.purge_outbox_dead_letters().await.unwrap(), 0);
+        assert_eq!(dead_letters(&db, 1).await.len(), 1, "limit");
+        assert_eq!(purge(&db).await, 2);
+        assert_eq!(purge(&db).await, 0);
     })
     .await;
 }
@@ -299,7 +317,7 @@ async fn a_row_claimed_more_than_max_attempts_times_is_dead_lettered_and_can_be_
         for attempt in 1..=3 {
             tokio::time::sleep(Duration::from_millis(5)).await;
             assert_eq!(refused.run_once().await.unwrap(), 1, "claim {attempt}");
-            let dead = db.outbox_dead_letters(10).await.unwrap();
+            let dead = dead_letters(&db, 10).await;
             assert_eq!(
                 dead.len(),
                 usize::from(attempt == 3),
@@ -307,7 +325,7 @@ async fn a_row_claimed_more_than_max_attempts_times_is_dead_lettered_and_can_be_
             );
         }
         assert_eq!(db.outbox_backlog().await.unwrap(), 0);
-        let dead = db.outbox_dead_letters(10).await.unwrap();
+        let dead = dead_letters(&db, 10).await;
         let letter = &dead[0];
         assert_eq!(letter.attempts, 3);
         assert!(
@@ -318,21 +336,25 @@ async fn a_row_claimed_more_than_max_attempts_times_is_dead_lettered_and_can_be_
         let event = letter.event.as_ref().expect("a valid event");
         assert_eq!(event.name().as_str(), "order.created");
         assert_eq!(event.id().to_string(), letter.id);
-        assert!(letter.failed_at <= std::time::SystemTime::now());
+        assert!(letter.last_failed_at <= std::time::SystemTime::now());
 
         // Requeued: claimable at once, attempts reset (a relay allowing a
         // single claim still delivers it).
-        db.requeue_outbox_dead_letter(&letter.id).await.unwrap();
-        assert!(db.outbox_dead_letters(10).await.unwrap().is_empty());
+        db.outbox_dead_letters().requeue(&letter.id).await.unwrap();
+        assert!(dead_letters(&db, 10).await.is_empty());
         assert_eq!(db.outbox_backlog().await.unwrap(), 1);
         let relay = OutboxRelay::new(db.clone(), bus.clone()).max_attempts(1);
         assert_eq!(relay.run_once().await.unwrap(), 1);
         bus.wait_idle().await;
         drained(&db).await;
         assert_eq!(items(&recorder), ["stuck"]);
-        assert!(db.outbox_dead_letters(10).await.unwrap().is_empty());
+        assert!(dead_letters(&db, 10).await.is_empty());
 
-        let missing = db.requeue_outbox_dead_letter(&letter.id).await.unwrap_err();
+        let missing = db
+            .outbox_dead_letters()
+            .requeue(&letter.id)
+            .await
+            .unwrap_err();
         assert!(
             matches!(&missing, earn::Error::NoDeadLetter { id, .. } if *id == letter.id),
             "{missing}"

@@ -416,6 +416,22 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// An operator named a dead-letter source that is not configured.
+    #[error("no dead-letter source `{name}`; the sources are: {}", known.join(", "))]
+    NoDeadLetterSource {
+        /// The name asked for.
+        name: String,
+        /// The sources there are.
+        known: Vec<String>,
+    },
+
+    /// A dead-letter filter a store cannot apply (see `DeadLetterFilter`).
+    #[error("invalid dead-letter filter: {reason}")]
+    InvalidFilter {
+        /// What is wrong and what to write instead.
+        reason: Cow<'static, str>,
+    },
+
     /// An operator asked for a dead letter that is not there: it never
     /// was, or it was requeued or purged already.
     #[error(

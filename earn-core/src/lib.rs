@@ -7,6 +7,7 @@
 
 mod backoff;
 mod bus;
+mod dead_letter;
 mod error;
 mod event;
 mod field_errors;
@@ -23,8 +24,11 @@ pub mod testing;
 
 pub use backoff::{Backoff, Failures};
 pub use bus::{
-    BusError, DeadLetter, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
+    BusDeadLetters, BusError, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
     Finished, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
+};
+pub use dead_letter::{
+    DeadLetter, DeadLetterFilter, DeadLetterFuture, DeadLetters, EventMatch, PageRequest,
 };
 pub use error::{BoxError, Error, HookError, HookFailure};
 pub use event::{Event, EventData, EventError, PayloadError};

@@ -100,7 +100,7 @@ async fn a_requeue_dropped_while_waiting_for_room_keeps_the_dead_letter() {
         .await
         .unwrap();
     bus.wait_idle().await;
-    let letter = bus.dead_letters().pop().expect("a dead letter");
+    let letter = dead_letters(&bus).await.pop().expect("a dead letter");
     // Fill the queue again, then requeue and give up waiting.
     bus.publish(Event::new("hold.worker", &()).unwrap())
         .await
@@ -109,11 +109,20 @@ async fn a_requeue_dropped_while_waiting_for_room_keeps_the_dead_letter() {
     bus.publish(Event::new("hold.queue", &()).unwrap())
         .await
         .unwrap();
-    let requeued = tokio::time::timeout(Duration::from_secs(1), bus.requeue(letter.id)).await;
+    let source = bus.dead_letter_source();
+    let requeued = tokio::time::timeout(
+        Duration::from_secs(1),
+        earn_core::DeadLetters::requeue(&source, &letter.id),
+    )
+    .await;
     assert!(requeued.is_err(), "the queue was full: requeue waited");
     assert_eq!(
-        bus.dead_letters().iter().map(|l| l.id).collect::<Vec<_>>(),
-        [letter.id],
+        dead_letters(&bus)
+            .await
+            .iter()
+            .map(|l| l.id.clone())
+            .collect::<Vec<_>>(),
+        std::slice::from_ref(&letter.id),
         "a dropped requeue must not lose the dead letter"
     );
     assert_eq!(bus.in_flight(), 2);
@@ -168,4 +177,16 @@ async fn shutdown_and_wait_idle_dropped_mid_wait_leave_nothing_behind() {
     gate.add_permits(2);
     bus.wait_idle().await;
     assert_eq!(bus.in_flight(), 0);
+}
+
+/// Every dead letter of the bus, through the one dead-letter API.
+async fn dead_letters(bus: &EventBus) -> Vec<earn_core::DeadLetter> {
+    use earn_core::DeadLetters as _;
+    bus.dead_letter_source()
+        .list(
+            &earn_core::DeadLetterFilter::default(),
+            earn_core::PageRequest::first(1000),
+        )
+        .await
+        .unwrap()
 }

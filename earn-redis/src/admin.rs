@@ -1,28 +1,24 @@
 //! Operator access: dead letters, requeue, purge, lag, trim.
 
-use earn_core::{Error, Event};
+use std::time::{Duration, UNIX_EPOCH};
+
+use earn_core::{
+    DeadLetter, DeadLetterFilter, DeadLetterFuture, DeadLetters, Error, Event, PageRequest,
+};
 use redis::Value;
 
 use crate::entry::{self, Content};
 use crate::streams::{RedisStreams, transport};
 
-/// An entry that was moved to the dead-letter stream `{stream}:dead`,
-/// acknowledged in its group at the same time.
-///
-/// ```no_run
-/// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
-/// for letter in streams.dead_letters(100).await? {
-///     println!("{} ({} deliveries in {}): {}", letter.id, letter.deliveries, letter.group, letter.reason);
-///     if let Some(event) = &letter.event {
-///         println!("  event {} {}", event.name(), event.id());
-///     }
-/// }
-/// # Ok(()) }
-/// ```
+/// An entry of the dead-letter stream `{stream}:dead` as stored, with
+/// what only Redis records: the group, the handlers that gave up and those
+/// that had finished, the original entry. For inspection and tests;
+/// operators use [`RedisStreams::dead_letter_source`], whose records are
+/// those of every other source.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RedisDeadLetter {
-    /// Its id in the dead-letter stream (for [`RedisStreams::requeue`]).
+    /// Its id in the dead-letter stream.
     pub id: String,
     /// The event, if the entry held a valid one.
     pub event: Option<Event>,
@@ -39,8 +35,8 @@ pub struct RedisDeadLetter {
     /// The handlers of that group that gave up on it (none when no
     /// handler ran: not an event, or found past `max_deliveries`).
     pub gave_up: Vec<String>,
-    /// The handlers of that group that had finished with it: a
-    /// [`requeue`](RedisStreams::requeue) skips them.
+    /// The handlers of that group that had finished with it: a requeue
+    /// skips them.
     pub finished: Vec<String>,
     /// The entry's id in the stream when it was dead-lettered.
     pub entry: String,
@@ -70,21 +66,52 @@ pub struct StreamLag {
 }
 
 impl RedisStreams {
-    /// The oldest `limit` dead letters of the stream, all groups together.
+    /// The stream's dead letters, `{stream}:dead`, as a
+    /// [`DeadLetters`] source, all groups together: list, count, requeue,
+    /// delete, purge.
+    ///
+    /// A requeue puts the dead letter back into the stream as a new entry
+    /// and removes it from the dead letters, in one atomic step. The entry
+    /// is marked for the group that gave up on it: that group handles it
+    /// again (delivery count 1), the other groups of the stream, which
+    /// handled it already, acknowledge it unread. In that group only the
+    /// handlers that had not finished with it run (those that gave up).
+    ///
+    /// Counting or listing with a filter reads the whole dead-letter stream
+    /// (Redis cannot filter it); without one, a count is `XLEN` and a page
+    /// reads only up to its end.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
-    /// let letters = streams.dead_letters(10).await?;
-    /// println!("{} dead letters", letters.len());
+    /// use earn::{DeadLetterFilter, DeadLetters, PageRequest};
+    ///
+    /// let dead = streams.dead_letter_source();
+    /// for letter in dead.list(&DeadLetterFilter::default(), PageRequest::first(100)).await? {
+    ///     println!("{letter}");
+    ///     dead.requeue(&letter.id).await?;
+    /// }
     /// # Ok(()) }
     /// ```
-    pub async fn dead_letters(&self, limit: usize) -> Result<Vec<RedisDeadLetter>, Error> {
+    pub fn dead_letter_source(&self) -> RedisDeadLetters {
+        RedisDeadLetters {
+            streams: self.clone(),
+        }
+    }
+
+    /// Up to `count` dead letters after the id `after` (exclusive; from
+    /// the start with `None`).
+    async fn dead_range(
+        &self,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<RedisDeadLetter>, Error> {
+        let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
         let reply: Value = redis::cmd("XRANGE")
             .arg(&*self.inner.dead)
-            .arg("-")
+            .arg(start)
             .arg("+")
             .arg("COUNT")
-            .arg(limit)
+            .arg(count)
             .query_async(&mut self.conn())
             .await
             .map_err(transport("dead_letters"))?;
@@ -94,75 +121,60 @@ impl RedisStreams {
         Ok(entries.into_iter().filter_map(dead_letter).collect())
     }
 
-    /// Puts a dead letter back into the stream as a new entry and removes
-    /// it from the dead letters, in one atomic step. The entry is marked for
-    /// the group that gave up on it: that group handles it again (delivery
-    /// count 1), the other groups of the stream, which handled it already,
-    /// acknowledge it unread. In that group only the handlers that had not
-    /// finished with it run (those that gave up); the
-    /// [`finished`](RedisDeadLetter::finished) ones are skipped.
-    ///
-    /// ```no_run
-    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
-    /// for letter in streams.dead_letters(100).await? {
-    ///     streams.requeue(&letter.id).await?;
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn requeue(&self, dead_letter_id: &str) -> Result<(), Error> {
-        let id: Option<String> = self
-            .inner
-            .scripts
-            .requeue
-            .key(&*self.inner.dead)
-            .key(&**self.stream_key())
-            .arg(dead_letter_id)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(transport("requeue"))?;
-        match id {
-            Some(entry) => {
-                tracing::info!(dead_letter = dead_letter_id, entry, "dead letter requeued");
-                Ok(())
+    /// The dead letters `filter` matches, oldest first, from the
+    /// `offset`th, at most `limit`: read in batches, up to the last one
+    /// needed.
+    async fn dead_matching(
+        &self,
+        filter: &DeadLetterFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<DeadLetter>, Error> {
+        const BATCH: usize = 1000;
+        let source = self.dead_source();
+        let mut skipped = 0;
+        let mut found = Vec::new();
+        let mut after: Option<String> = None;
+        while (found.len() as u64) < limit {
+            let batch = self.dead_range(after.as_deref(), BATCH).await?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            after = Some(last.id.clone());
+            let full = batch.len() == BATCH;
+            for letter in batch {
+                let letter = letter.into_dead_letter(&source);
+                if !filter.matches(&letter) {
+                    continue;
+                }
+                if skipped < offset {
+                    skipped += 1;
+                } else if (found.len() as u64) < limit {
+                    found.push(letter);
+                }
             }
-            None => Err(Error::NoDeadLetter {
-                store: self.inner.dead.to_string().into(),
-                id: dead_letter_id.to_owned(),
-            }),
+            if !full {
+                break;
+            }
         }
+        Ok(found)
     }
 
-    /// Deletes every dead letter of the stream; returns how many there were.
-    ///
-    /// ```no_run
-    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
-    /// let purged = streams.purge_dead_letters().await?;
-    /// println!("purged {purged} dead letters");
-    /// # Ok(()) }
-    /// ```
-    pub async fn purge_dead_letters(&self) -> Result<u64, Error> {
-        self.inner
-            .scripts
-            .purge
-            .key(&*self.inner.dead)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(transport("purge_dead_letters"))
+    /// The oldest `limit` entries of the dead-letter stream as stored, all
+    /// groups together (see [`RedisDeadLetter`]).
+    pub async fn dead_letter_entries(&self, limit: usize) -> Result<Vec<RedisDeadLetter>, Error> {
+        self.dead_range(None, limit).await
     }
 
-    /// How many dead letters the stream has (`XLEN {stream}:dead`).
-    ///
-    /// ```no_run
-    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
-    /// println!("{} dead letters", streams.dead_letter_count().await?);
-    /// # Ok(()) }
-    /// ```
-    pub async fn dead_letter_count(&self) -> Result<u64, Error> {
-        redis::cmd("XLEN")
-            .arg(&*self.inner.dead)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(transport("dead_letter_count"))
+    fn dead_source(&self) -> String {
+        format!("redis:{}", self.inner.settings.get_stream())
+    }
+
+    fn no_dead_letter(&self, id: &str) -> Error {
+        Error::NoDeadLetter {
+            store: self.inner.dead.to_string().into(),
+            id: id.to_owned(),
+        }
     }
 
     /// This group's backlog: entries pending, entries not yet read, the
@@ -305,4 +317,200 @@ fn dead_letter(value: Value) -> Option<RedisDeadLetter> {
         letter.event = Some(Event::from_data(data));
     }
     Some(letter)
+}
+
+impl RedisDeadLetter {
+    /// The record every dead-letter source shares. The time is the dead
+    /// letter's id, in milliseconds, in the dead-letter stream.
+    fn into_dead_letter(self, source: &str) -> DeadLetter {
+        let millis = self
+            .id
+            .split('-')
+            .next()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .unwrap_or(0);
+        let at = UNIX_EPOCH + Duration::from_millis(millis);
+        let stored_name = self
+            .raw
+            .iter()
+            .find(|(key, _)| key == "name")
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+            .unwrap_or_default();
+        let mut letter = DeadLetter::new(
+            source,
+            self.id,
+            stored_name,
+            self.reason,
+            self.deliveries,
+            at,
+        );
+        if !self.gave_up.is_empty() {
+            letter = letter.with_handler(self.gave_up.join(", "));
+        }
+        match self.event {
+            Some(event) => letter.with_event(event),
+            None => {
+                let raw = self
+                    .raw
+                    .iter()
+                    .map(|(key, value)| format!("{key}={}", String::from_utf8_lossy(value)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                letter.with_raw(raw)
+            }
+        }
+    }
+}
+
+/// Whether `id` can be a stream entry id (`1700000000000-0`): Redis
+/// refuses a command naming any other, where a dead letter that is not
+/// there is what the caller needs to hear.
+fn is_entry_id(id: &str) -> bool {
+    let mut parts = id.splitn(2, '-');
+    let digits = |part: Option<&str>| {
+        part.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    digits(parts.next()) && parts.next().is_none_or(|seq| digits(Some(seq)))
+}
+
+/// A Redis stream's dead letters as a [`DeadLetters`] source: from
+/// [`RedisStreams::dead_letter_source`].
+#[derive(Debug, Clone)]
+pub struct RedisDeadLetters {
+    streams: RedisStreams,
+}
+
+impl DeadLetters for RedisDeadLetters {
+    fn source(&self) -> String {
+        self.streams.dead_source()
+    }
+
+    fn list<'a>(
+        &'a self,
+        filter: &'a DeadLetterFilter,
+        page: PageRequest,
+    ) -> DeadLetterFuture<'a, Vec<DeadLetter>> {
+        Box::pin(async move {
+            filter.validate()?;
+            self.streams
+                .dead_matching(filter, page.offset, page.limit)
+                .await
+        })
+    }
+
+    fn count<'a>(&'a self, filter: &'a DeadLetterFilter) -> DeadLetterFuture<'a, u64> {
+        Box::pin(async move {
+            filter.validate()?;
+            if *filter == DeadLetterFilter::default() {
+                return redis::cmd("XLEN")
+                    .arg(&*self.streams.inner.dead)
+                    .query_async(&mut self.streams.conn())
+                    .await
+                    .map_err(transport("dead_letter_count"));
+            }
+            let all = self.streams.dead_matching(filter, 0, u64::MAX).await?;
+            Ok(all.len() as u64)
+        })
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> DeadLetterFuture<'a, Option<DeadLetter>> {
+        Box::pin(async move {
+            if !is_entry_id(id) {
+                return Ok(None);
+            }
+            let reply: Value = redis::cmd("XRANGE")
+                .arg(&*self.streams.inner.dead)
+                .arg(id)
+                .arg(id)
+                .query_async(&mut self.streams.conn())
+                .await
+                .map_err(transport("dead_letter"))?;
+            let Value::Array(entries) = reply else {
+                return Ok(None);
+            };
+            let source = self.streams.dead_source();
+            Ok(entries
+                .into_iter()
+                .find_map(dead_letter)
+                .map(|letter| letter.into_dead_letter(&source)))
+        })
+    }
+
+    fn requeue<'a>(&'a self, id: &'a str) -> DeadLetterFuture<'a, ()> {
+        Box::pin(async move {
+            let streams = &self.streams;
+            if !is_entry_id(id) {
+                return Err(streams.no_dead_letter(id));
+            }
+            let entry: Option<String> = streams
+                .inner
+                .scripts
+                .requeue
+                .key(&*streams.inner.dead)
+                .key(&**streams.stream_key())
+                .arg(id)
+                .invoke_async(&mut streams.conn())
+                .await
+                .map_err(transport("requeue"))?;
+            match entry {
+                Some(entry) => {
+                    tracing::info!(dead_letter = id, entry, "dead letter requeued");
+                    Ok(())
+                }
+                None => Err(streams.no_dead_letter(id)),
+            }
+        })
+    }
+
+    fn delete<'a>(&'a self, id: &'a str) -> DeadLetterFuture<'a, ()> {
+        Box::pin(async move {
+            if !is_entry_id(id) {
+                return Err(self.streams.no_dead_letter(id));
+            }
+            let deleted: u64 = redis::cmd("XDEL")
+                .arg(&*self.streams.inner.dead)
+                .arg(id)
+                .query_async(&mut self.streams.conn())
+                .await
+                .map_err(transport("delete_dead_letter"))?;
+            match deleted {
+                0 => Err(self.streams.no_dead_letter(id)),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn purge<'a>(&'a self, filter: &'a DeadLetterFilter) -> DeadLetterFuture<'a, u64> {
+        Box::pin(async move {
+            filter.validate()?;
+            let streams = &self.streams;
+            if *filter == DeadLetterFilter::default() {
+                return streams
+                    .inner
+                    .scripts
+                    .purge
+                    .key(&*streams.inner.dead)
+                    .invoke_async(&mut streams.conn())
+                    .await
+                    .map_err(transport("purge_dead_letters"));
+            }
+            let ids: Vec<String> = streams
+                .dead_matching(filter, 0, u64::MAX)
+                .await?
+                .into_iter()
+                .map(|letter| letter.id)
+                .collect();
+            let mut purged = 0;
+            for chunk in ids.chunks(1000) {
+                let deleted: u64 = redis::cmd("XDEL")
+                    .arg(&*streams.inner.dead)
+                    .arg(chunk)
+                    .query_async(&mut streams.conn())
+                    .await
+                    .map_err(transport("purge_dead_letters"))?;
+                purged += deleted;
+            }
+            Ok(purged)
+        })
+    }
 }

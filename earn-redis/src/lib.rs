@@ -14,7 +14,7 @@ pub(crate) const BACKOFF: earn_core::Backoff = earn_core::Backoff::new(
     std::time::Duration::from_secs(5),
 );
 
-pub use admin::{RedisDeadLetter, StreamLag};
+pub use admin::{RedisDeadLetter, RedisDeadLetters, StreamLag};
 pub use consumer::Consumer;
 pub use settings::{RedisSettings, StartFrom};
 pub use streams::RedisStreams;

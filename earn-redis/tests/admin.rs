@@ -2,6 +2,7 @@
 
 mod common;
 
+use earn::DeadLetters as _;
 use std::time::Duration;
 
 use earn::{Event, HandlerError};
@@ -34,10 +35,10 @@ async fn dead_letters_are_listed_requeued_and_purged() {
         streams.publish(event).await.unwrap();
     }
     common::wait_until_async("3 dead letters", Duration::from_secs(5), || async {
-        streams.dead_letters(10).await.unwrap().len() == 3
+        streams.dead_letter_entries(10).await.unwrap().len() == 3
     })
     .await;
-    let letters = streams.dead_letters(10).await.unwrap();
+    let letters = streams.dead_letter_entries(10).await.unwrap();
     let ids: Vec<_> = letters
         .iter()
         .map(|l| l.event.as_ref().unwrap().id())
@@ -47,11 +48,19 @@ async fn dead_letters_are_listed_requeued_and_purged() {
         sent.iter().map(Event::id).collect::<Vec<_>>(),
         "oldest first"
     );
-    assert_eq!(streams.dead_letters(2).await.unwrap().len(), 2, "limit");
+    assert_eq!(
+        streams.dead_letter_entries(2).await.unwrap().len(),
+        2,
+        "limit"
+    );
 
     // The gateway is back: requeue one; it is handled, and no longer a dead letter.
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-    streams.requeue(&letters[1].id).await.unwrap();
+    streams
+        .dead_letter_source()
+        .requeue(&letters[1].id)
+        .await
+        .unwrap();
     common::wait_until("the requeued event", Duration::from_secs(5), || {
         seen.len() >= 4
     })
@@ -60,7 +69,7 @@ async fn dead_letters_are_listed_requeued_and_purged() {
     assert_eq!(again.id(), sent[1].id(), "same event id");
     assert_eq!(again.attempt(), 1, "a new entry starts again at delivery 1");
     let left: Vec<String> = streams
-        .dead_letters(10)
+        .dead_letter_entries(10)
         .await
         .unwrap()
         .into_iter()
@@ -68,16 +77,34 @@ async fn dead_letters_are_listed_requeued_and_purged() {
         .collect();
     assert_eq!(left, [letters[0].id.clone(), letters[2].id.clone()]);
 
-    let missing = streams.requeue(&letters[1].id).await.unwrap_err();
+    let missing = streams
+        .dead_letter_source()
+        .requeue(&letters[1].id)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&missing, earn::Error::NoDeadLetter { id, .. } if *id == letters[1].id),
         "{missing}"
     );
     assert!(missing.to_string().contains("no dead letter"), "{missing}");
 
-    assert_eq!(streams.purge_dead_letters().await.unwrap(), 2);
-    assert!(streams.dead_letters(10).await.unwrap().is_empty());
-    assert_eq!(streams.purge_dead_letters().await.unwrap(), 0);
+    assert_eq!(
+        streams
+            .dead_letter_source()
+            .purge(&earn::DeadLetterFilter::default())
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(streams.dead_letter_entries(10).await.unwrap().is_empty());
+    assert_eq!(
+        streams
+            .dead_letter_source()
+            .purge(&earn::DeadLetterFilter::default())
+            .await
+            .unwrap(),
+        0
+    );
     assert!(consumer.shutdown(Duration::from_secs(5)).await.drained);
 }
 
@@ -162,7 +189,7 @@ async fn a_requeued_dead_letter_goes_back_to_the_group_that_gave_up_only() {
     let invoice = Event::new("invoice.sent", &7).unwrap();
     billing.publish(&invoice).await.unwrap();
     common::wait_until_async("billing's dead letter", Duration::from_secs(5), || async {
-        billing.dead_letters(10).await.unwrap().len() == 1
+        billing.dead_letter_entries(10).await.unwrap().len() == 1
     })
     .await;
     common::wait_until("mail handled it", Duration::from_secs(5), || {
@@ -171,9 +198,13 @@ async fn a_requeued_dead_letter_goes_back_to_the_group_that_gave_up_only() {
     .await;
 
     healthy.store(true, std::sync::atomic::Ordering::SeqCst);
-    let letter = &billing.dead_letters(10).await.unwrap()[0];
+    let letter = &billing.dead_letter_entries(10).await.unwrap()[0];
     assert_eq!(letter.group, "workers");
-    billing.requeue(&letter.id).await.unwrap();
+    billing
+        .dead_letter_source()
+        .requeue(&letter.id)
+        .await
+        .unwrap();
     common::wait_until("billing handled it again", Duration::from_secs(5), || {
         billing_seen.len() == 2
     })

@@ -89,10 +89,10 @@ async fn an_entry_whose_consumers_keep_crashing_is_dead_lettered_without_running
     .await
     .unwrap();
     common::wait_until_async("a dead letter", Duration::from_secs(5), || async {
-        !streams.dead_letters(10).await.unwrap().is_empty()
+        !streams.dead_letter_entries(10).await.unwrap().is_empty()
     })
     .await;
-    let letter = &streams.dead_letters(10).await.unwrap()[0];
+    let letter = &streams.dead_letter_entries(10).await.unwrap()[0];
     assert_eq!(letter.deliveries, 3);
     assert!(
         letter.reason.contains("without being acknowledged"),

@@ -47,10 +47,10 @@ async fn invalid_entries_are_dead_lettered_with_their_reason_and_the_consumer_ca
     }
 
     common::wait_until_async("5 dead letters", Duration::from_secs(5), || async {
-        streams.dead_letters(10).await.unwrap().len() == 5
+        streams.dead_letter_entries(10).await.unwrap().len() == 5
     })
     .await;
-    let letters = streams.dead_letters(10).await.unwrap();
+    let letters = streams.dead_letter_entries(10).await.unwrap();
     let reasons: Vec<&str> = letters.iter().map(|l| l.reason.as_str()).collect();
     assert!(reasons[0].contains("not a valid event"), "{reasons:?}");
     assert!(reasons[1].contains("no `event` field"), "{reasons:?}");

@@ -4,6 +4,7 @@
 
 mod common;
 
+use earn::DeadLetters as _;
 use std::time::{Duration, Instant};
 
 use earn::{Event, HandlerError};
@@ -32,7 +33,7 @@ async fn a_failing_entry_is_redelivered_after_claim_idle_then_dead_lettered() {
     streams.publish(&event).await.unwrap();
 
     common::wait_until_async("a dead letter", Duration::from_secs(10), || async {
-        !streams.dead_letters(10).await.unwrap().is_empty()
+        !streams.dead_letter_entries(10).await.unwrap().is_empty()
     })
     .await;
     let attempts: Vec<u32> = seen.events().iter().map(Event::attempt).collect();
@@ -53,7 +54,7 @@ async fn a_failing_entry_is_redelivered_after_claim_idle_then_dead_lettered() {
         );
     }
 
-    let letters = streams.dead_letters(10).await.unwrap();
+    let letters = streams.dead_letter_entries(10).await.unwrap();
     assert_eq!(letters.len(), 1);
     let letter = &letters[0];
     assert!(letter.reason.contains("card declined"), "{}", letter.reason);
@@ -107,7 +108,7 @@ async fn an_entry_that_fails_once_is_handled_on_its_second_delivery() {
         streams.lag().await.unwrap().pending == 0
     })
     .await;
-    assert!(streams.dead_letters(10).await.unwrap().is_empty());
+    assert!(streams.dead_letter_entries(10).await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(seen.len(), 2, "no third delivery once handled");
     assert!(consumer.shutdown(Duration::from_secs(5)).await.drained);
@@ -134,10 +135,10 @@ async fn a_permanent_failure_is_dead_lettered_at_once() {
         .await
         .unwrap();
     common::wait_until_async("a dead letter", Duration::from_secs(5), || async {
-        !streams.dead_letters(10).await.unwrap().is_empty()
+        !streams.dead_letter_entries(10).await.unwrap().is_empty()
     })
     .await;
-    let letter = &streams.dead_letters(10).await.unwrap()[0];
+    let letter = &streams.dead_letter_entries(10).await.unwrap()[0];
     assert!(
         letter.reason.contains("row 3 is malformed"),
         "{}",
@@ -227,7 +228,7 @@ async fn a_redelivery_runs_only_the_handlers_that_have_not_finished() {
         [1],
         "the receipt succeeded on the first delivery and must not run again"
     );
-    assert!(streams.dead_letters(10).await.unwrap().is_empty());
+    assert!(streams.dead_letter_entries(10).await.unwrap().is_empty());
     assert!(consumer.shutdown(Duration::from_secs(5)).await.drained);
     assert_eq!(
         done_sets(&stream).await,
@@ -274,12 +275,12 @@ async fn a_requeued_dead_letter_runs_only_the_handlers_that_gave_up() {
         .await
         .unwrap();
     common::wait_until_async("a dead letter", Duration::from_secs(20), || async {
-        !streams.dead_letters(10).await.unwrap().is_empty()
+        !streams.dead_letter_entries(10).await.unwrap().is_empty()
     })
     .await;
     assert_eq!(ledger.len(), 2);
     assert_eq!(receipts.len(), 1);
-    let letter = streams.dead_letters(10).await.unwrap().remove(0);
+    let letter = streams.dead_letter_entries(10).await.unwrap().remove(0);
     assert_eq!(letter.gave_up, [ledger_name], "{letter:?}");
     assert_eq!(letter.finished, [receipt_name], "{letter:?}");
     assert_eq!(
@@ -289,7 +290,11 @@ async fn a_requeued_dead_letter_runs_only_the_handlers_that_gave_up() {
     );
 
     broken.store(false, std::sync::atomic::Ordering::SeqCst);
-    streams.requeue(&letter.id).await.unwrap();
+    streams
+        .dead_letter_source()
+        .requeue(&letter.id)
+        .await
+        .unwrap();
     common::wait_until("the requeued delivery", Duration::from_secs(20), || {
         ledger.len() >= 3
     })
@@ -336,7 +341,7 @@ async fn max_deliveries_is_the_one_budget_whatever_the_bus_retry_policy() {
         .await
         .unwrap();
     common::wait_until_async("a dead letter", Duration::from_secs(20), || async {
-        !streams.dead_letters(10).await.unwrap().is_empty()
+        !streams.dead_letter_entries(10).await.unwrap().is_empty()
     })
     .await;
     tokio::time::sleep(Duration::from_millis(700)).await;

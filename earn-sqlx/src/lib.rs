@@ -51,7 +51,7 @@ pub use model::{
 };
 pub use model_event::CHANGES_KEY;
 pub use outbox::{
-    OUTBOX_DEAD_TABLE, OUTBOX_TABLE, Outbox, OutboxDeadLetter, OutboxMode, OutboxRelay,
+    OUTBOX_DEAD_TABLE, OUTBOX_TABLE, Outbox, OutboxDeadLetters, OutboxMode, OutboxRelay,
 };
 pub use query::{Page, Query, RowStream};
 pub use raw::{IntoParam, RawQuery};

@@ -43,9 +43,6 @@ pub enum BusError {
         /// How long it waited.
         timeout: Duration,
     },
-    /// No dead letter with that id.
-    #[error("no dead letter with id {0}")]
-    NoDeadLetter(u64),
     /// A requeued dead letter's handler is no longer subscribed.
     #[error("handler `{0}` of the dead letter is not subscribed to this bus")]
     NoHandler(String),

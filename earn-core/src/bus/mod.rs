@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
+use crate::dead_letter::DeadLetter;
 pub use builder::EventBusBuilder;
 pub use completion::{Delivery, Finished};
-pub use dead_letter::{DeadLetter, DeadLetterStore, MemoryDeadLetters};
+pub use dead_letter::{BusDeadLetters, DeadLetterStore, MemoryDeadLetters};
 pub use dispatch::EmitReport;
 pub use error::{BusError, Overflow, ShutdownReport};
 pub use retry::RetryPolicy;
@@ -88,7 +89,7 @@ struct Inner {
 /// leaving a count, a subscription or a task behind:
 ///
 /// - [`publish`](Self::publish), [`publish_then`](Self::publish_then),
-///   [`deliver_then`](Self::deliver_then) and [`requeue`](Self::requeue):
+///   [`deliver_then`](Self::deliver_then) and a requeue of a dead letter ([`dead_letter_source`](Self::dead_letter_source)):
 ///   dropped while waiting for room in the queue, the event is not queued
 ///   (a requeued dead letter stays in the store). Once queued it is the
 ///   bus's and runs whatever happens to the future.
@@ -566,22 +567,40 @@ impl EventBus {
         self.shared().in_flight.count()
     }
 
-    /// The dead letters, oldest first.
-    pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.shared().dead_letters.list()
+    /// The bus's dead letters as a [`DeadLetters`](crate::DeadLetters)
+    /// source: list, count, requeue (to the handler that gave up only,
+    /// from attempt 1), delete, purge.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), earn::Error> {
+    /// use earn::{DeadLetterFilter, DeadLetters, EventBus, PageRequest};
+    ///
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// let dead = bus.dead_letter_source();
+    /// let all = DeadLetterFilter::default();
+    /// for letter in dead.list(&all, PageRequest::first(50)).await? {
+    ///     println!("{letter}");
+    ///     dead.requeue(&letter.id).await?;
+    /// }
+    /// assert_eq!(dead.count(&all).await?, 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn dead_letter_source(&self) -> BusDeadLetters {
+        BusDeadLetters { bus: self.clone() }
     }
 
-    /// Publishes a dead letter again, to the handler that gave up on it
-    /// only, starting again at attempt 1, under the overflow policy.
+    /// Publishes the dead letter `id` again, to the handler that gave up on
+    /// it only, starting again at attempt 1, under the overflow policy;
+    /// `false` if there is no such dead letter.
     ///
     /// Cancel-safe: refused, or dropped before the event is queued, the
     /// dead letter stays in the store.
-    pub async fn requeue(&self, id: u64) -> Result<(), BusError> {
+    pub(crate) async fn requeue(&self, id: &str) -> Result<bool, BusError> {
         let shared = self.shared();
-        let letter = shared
-            .dead_letters
-            .take(id)
-            .ok_or(BusError::NoDeadLetter(id))?;
+        let Some(letter) = shared.dead_letters.take(id) else {
+            return Ok(false);
+        };
         let restore = Restore {
             store: &*shared.dead_letters,
             letter: Some(letter),
@@ -590,8 +609,8 @@ impl EventBus {
             .letter
             .as_ref()
             .map(|l| (l.handler.clone(), l.event.clone()));
-        let Some((handler, event)) = letter else {
-            return Err(BusError::NoDeadLetter(id));
+        let Some((Some(handler), Some(event))) = letter else {
+            return Ok(false);
         };
         let Some(sub) = read(&shared.registry).find_by_name(&handler) else {
             return Err(BusError::NoHandler(handler));
@@ -603,12 +622,14 @@ impl EventBus {
         };
         self.enqueue(job, shared.config.overflow).await?;
         restore.disarm();
-        Ok(())
+        Ok(true)
     }
+}
 
-    /// Removes every dead letter; returns how many there were.
-    pub fn purge_dead_letters(&self) -> usize {
-        self.shared().dead_letters.purge()
+impl EventBus {
+    /// The store of the bus's dead letters.
+    pub(crate) fn dead_letter_store(&self) -> &dyn DeadLetterStore {
+        &*self.shared().dead_letters
     }
 }
 

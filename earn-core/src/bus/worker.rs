@@ -9,10 +9,11 @@ use tracing::Instrument;
 
 use super::Shared;
 use super::completion::{Completion, FinishOnDrop, Owner};
-use super::dead_letter::{DeadLetter, next_id};
+use super::dead_letter::next_id;
 use super::dispatch::call;
 use super::subscriptions::{Resolved, Subscription};
 use super::timer::TimerHandle;
+use crate::dead_letter::DeadLetter;
 use crate::event::Event;
 use crate::handler::{Failure, Propagation};
 
@@ -278,14 +279,19 @@ impl Shared {
             "event dead-lettered: handler {} {failure} after {attempt} attempt(s)",
             sub.name,
         );
-        self.dead_letters.push(DeadLetter {
-            id: next_id(),
-            event,
-            handler: sub.name.to_string(),
-            reason: failure,
-            attempts: attempt,
-            at: std::time::SystemTime::now(),
-        });
+        let name = event.name().to_string();
+        self.dead_letters.push(
+            DeadLetter::new(
+                super::dead_letter::SOURCE,
+                next_id(),
+                name,
+                failure.to_string(),
+                attempt,
+                std::time::SystemTime::now(),
+            )
+            .with_event(event)
+            .with_handler(sub.name.to_string()),
+        );
     }
 
     /// A job accepted by the bus that it can no longer run (see `reason`):

@@ -57,66 +57,40 @@ impl Db {
         super::backlog(self.pool()).await
     }
 
-    /// How many outbox rows the relays gave up on (what
-    /// [`outbox_dead_letters`](Db::outbox_dead_letters) lists).
+    /// How old the oldest event waiting in the outbox is (`None` when it
+    /// is empty): with the backlog, whether relays keep up.
     ///
     /// ```no_run
     /// # async fn run(db: earn::Db) -> Result<(), earn::Error> {
-    /// if db.outbox_dead_letter_count().await? > 0 {
-    ///     eprintln!("some events could not be delivered: see db.outbox_dead_letters(..)");
+    /// if let Some(age) = db.outbox_oldest_age().await? {
+    ///     println!("the oldest event has waited {age:?}");
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn outbox_dead_letter_count(&self) -> Result<u64, Error> {
-        super::dead_count(self.pool()).await
+    pub async fn outbox_oldest_age(&self) -> Result<Option<std::time::Duration>, Error> {
+        super::oldest_age(self.pool()).await
     }
 
-    /// The outbox rows a relay gave up on (see
-    /// [`OutboxRelay::max_attempts`](crate::OutboxRelay::max_attempts)),
-    /// oldest first, at most `limit`.
+    /// The rows the relays gave up on (see
+    /// [`OutboxRelay::max_attempts`](crate::OutboxRelay::max_attempts)), as a
+    /// [`DeadLetters`](earn_core::DeadLetters) source: list, count, requeue
+    /// (back into the outbox, claimable at once with its attempts reset, in
+    /// one transaction; on PostgreSQL running relays wake for it), delete,
+    /// purge.
     ///
     /// ```no_run
     /// # async fn run(db: earn::Db) -> Result<(), earn::Error> {
-    /// for letter in db.outbox_dead_letters(100).await? {
-    ///     println!("{} {} after {} claims: {}", letter.id, letter.name, letter.attempts, letter.reason);
+    /// use earn::{DeadLetterFilter, DeadLetters};
+    ///
+    /// let dead = db.outbox_dead_letters();
+    /// if dead.count(&DeadLetterFilter::default()).await? > 0 {
+    ///     eprintln!("some events could not be delivered: run `earn dead-letters list`");
     /// }
     /// # Ok(()) }
     /// ```
-    pub async fn outbox_dead_letters(
-        &self,
-        limit: usize,
-    ) -> Result<Vec<crate::OutboxDeadLetter>, Error> {
-        super::dead_letters(self.pool(), limit).await
-    }
-
-    /// Moves the dead letter `id` back into the outbox, claimable at once
-    /// with its attempts reset, in one transaction (on PostgreSQL running
-    /// relays wake for it). [`Error::NoDeadLetter`] if there is none with
-    /// that id.
-    ///
-    /// ```no_run
-    /// # async fn run(db: earn::Db) -> Result<(), earn::Error> {
-    /// // After fixing what made the handlers fail:
-    /// for letter in db.outbox_dead_letters(100).await? {
-    ///     if letter.event.is_some() {
-    ///         db.requeue_outbox_dead_letter(&letter.id).await?;
-    ///     }
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn requeue_outbox_dead_letter(&self, id: &str) -> Result<(), Error> {
-        super::requeue_dead_letter(self.pool(), id).await
-    }
-
-    /// Deletes every outbox dead letter; returns how many there were.
-    ///
-    /// ```no_run
-    /// # async fn run(db: earn::Db) -> Result<(), earn::Error> {
-    /// let purged = db.purge_outbox_dead_letters().await?;
-    /// println!("purged {purged} dead letters");
-    /// # Ok(()) }
-    /// ```
-    pub async fn purge_outbox_dead_letters(&self) -> Result<u64, Error> {
-        super::purge_dead_letters(self.pool()).await
+    pub fn outbox_dead_letters(&self) -> crate::OutboxDeadLetters {
+        crate::OutboxDeadLetters {
+            pool: self.pool().clone(),
+        }
     }
 }

@@ -17,8 +17,7 @@ use earn_core::{Error, Event, EventSink};
 
 use crate::connection::{Pool, with_backend};
 use crate::db::Db;
-pub use dead::{OUTBOX_DEAD_TABLE, OutboxDeadLetter};
-use dead::{dead_letters, purge_dead_letters, requeue_dead_letter};
+pub use dead::{OUTBOX_DEAD_TABLE, OutboxDeadLetters};
 pub(crate) use deleter::Deleter;
 pub use relay::OutboxRelay;
 use sql::sql;
@@ -98,9 +97,24 @@ pub(crate) async fn backlog(pool: &Pool) -> Result<u64, Error> {
     count(pool, sql(pool.dialect()).count).await
 }
 
-/// How many rows the relays gave up on.
-pub(crate) async fn dead_count(pool: &Pool) -> Result<u64, Error> {
-    count(pool, "SELECT COUNT(*) FROM earn_outbox_dead").await
+/// How long the oldest waiting event has waited.
+pub(crate) async fn oldest_age(pool: &Pool) -> Result<Option<std::time::Duration>, Error> {
+    let mut conn = pool.acquire().await?;
+    let oldest: Option<i64> = with_backend!(&mut conn, |c, DB| {
+        sqlx::query_scalar::<DB, Option<i64>>("SELECT MIN(created_at) FROM earn_outbox")
+            .fetch_one(&mut *c)
+            .await
+    })
+    .map_err(|source| Error::Database {
+        table: OUTBOX_TABLE.into(),
+        operation: "select",
+        source: Box::new(source),
+    })?;
+    Ok(oldest.map(|created| {
+        std::time::Duration::from_millis(
+            u64::try_from(now_ms().saturating_sub(created)).unwrap_or(0),
+        )
+    }))
 }
 
 async fn count(pool: &Pool, statement: &'static str) -> Result<u64, Error> {

@@ -42,13 +42,11 @@ pub(super) struct Sql {
     pub(super) bury: &'static str,
     /// Deletes a row if it is still under this claim.
     pub(super) delete_claimed: &'static str,
-    /// Dead letters, oldest first, at most a bound number.
-    pub(super) dead_list: &'static str,
     /// Copies a dead letter back into the outbox, claimable at once (and
     /// on PostgreSQL wakes the relays once committed).
     pub(super) requeue: &'static str,
+    /// Deletes a dead letter.
     pub(super) dead_delete: &'static str,
-    pub(super) dead_purge: &'static str,
 }
 
 const SQL: [Sql; 3] = [
@@ -66,12 +64,9 @@ const SQL: [Sql; 3] = [
         bury: "INSERT OR REPLACE INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
                SELECT id, name, event, ?, attempts, ? FROM earn_outbox WHERE id = ? AND claimed_until = ?",
         delete_claimed: "DELETE FROM earn_outbox WHERE id = ? AND claimed_until = ?",
-        dead_list: "SELECT id, name, event, reason, attempts, failed_at FROM earn_outbox_dead \
-                    ORDER BY failed_at, id LIMIT ?",
         requeue: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until, attempts) \
                   SELECT id, name, event, ?, 0, 0 FROM earn_outbox_dead WHERE id = ?",
         dead_delete: "DELETE FROM earn_outbox_dead WHERE id = ?",
-        dead_purge: "DELETE FROM earn_outbox_dead",
     },
     Sql {
         migration: include_str!("../../migrations/outbox_postgres.sql"),
@@ -95,13 +90,10 @@ const SQL: [Sql; 3] = [
                ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, event = EXCLUDED.event, \
                reason = EXCLUDED.reason, attempts = EXCLUDED.attempts, failed_at = EXCLUDED.failed_at",
         delete_claimed: "DELETE FROM earn_outbox WHERE id = $1 AND claimed_until = $2",
-        dead_list: "SELECT id, name, event, reason, attempts, failed_at FROM earn_outbox_dead \
-                    ORDER BY failed_at, id LIMIT $1",
         requeue: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until, attempts) \
                   SELECT id, name, event, $1, 0, 0 FROM earn_outbox_dead, \
                   (SELECT pg_notify('earn_outbox', '')) AS wake WHERE id = $2",
         dead_delete: "DELETE FROM earn_outbox_dead WHERE id = $1",
-        dead_purge: "DELETE FROM earn_outbox_dead",
     },
     Sql {
         migration: include_str!("../../migrations/outbox_mysql.sql"),
@@ -117,12 +109,9 @@ const SQL: [Sql; 3] = [
         bury: "REPLACE INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
                SELECT id, name, event, ?, attempts, ? FROM earn_outbox WHERE id = ? AND claimed_until = ?",
         delete_claimed: "DELETE FROM earn_outbox WHERE id = ? AND claimed_until = ?",
-        dead_list: "SELECT id, name, event, reason, attempts, failed_at FROM earn_outbox_dead \
-                    ORDER BY failed_at, id LIMIT ?",
         requeue: "INSERT INTO earn_outbox (id, name, event, created_at, claimed_until, attempts) \
                   SELECT id, name, event, ?, 0, 0 FROM earn_outbox_dead WHERE id = ?",
         dead_delete: "DELETE FROM earn_outbox_dead WHERE id = ?",
-        dead_purge: "DELETE FROM earn_outbox_dead",
     },
 ];
 
