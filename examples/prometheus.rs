@@ -5,7 +5,7 @@
 //! saves run hooks and publish model events, one handler fails once and is
 //! retried, and the scrape text is printed. A server returns
 //! `handle.render()` from its `/metrics` route (or enables the exporter's
-//! `http-listener` feature).
+//! `http-listener` feature). Every metric is described in `docs/metrics.md`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
