@@ -81,6 +81,12 @@ pub use earn_sqlx::{
 
 pub mod admin;
 
+// A page only: earn records through the `metrics` facade, and the
+// application installs the exporter.
+pub mod metrics {
+    #![doc = include_str!("../docs/metrics.md")]
+}
+
 /// Redis Streams transport: [`RedisStreams`](redis::RedisStreams) publishes
 /// events to a stream and consumes them into an [`EventBus`] with a
 /// consumer group (feature `redis`).

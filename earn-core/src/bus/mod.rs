@@ -338,7 +338,7 @@ impl EventBus {
     /// discarded.
     ///
     /// ```
-    /// use earn::{Event, EventBus, HandlerError};
+    /// use earn::{DeadLetterFilter, DeadLetters, Event, EventBus, HandlerError};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -348,7 +348,8 @@ impl EventBus {
     /// let delivery = bus.deliver(Event::new("job.run", &1)?).await?;
     /// assert_eq!(delivery.failures().len(), 1); // one attempt, no local retry
     /// assert_eq!(delivery.finished().len(), 1);
-    /// assert!(bus.dead_letters().is_empty()); // the caller owns the failure
+    /// let dead = bus.dead_letter_source().count(&DeadLetterFilter::default()).await?;
+    /// assert_eq!(dead, 0); // the caller owns the failure
     /// # Ok(()) }
     /// ```
     pub async fn deliver(&self, event: Event) -> Result<Delivery, BusError> {
