@@ -20,6 +20,10 @@ pub(super) struct Ctx {
 impl Ctx {
     /// An absolute link to `path` (`/dead-letters`) of the console.
     pub(super) fn url(&self, path: &str) -> String {
+        // `nest("/ops", ..)` answers `/ops`, not `/ops/`.
+        if path == "/" && !self.base.is_empty() {
+            return self.base.clone();
+        }
         format!("{}{path}", self.base)
     }
 
@@ -133,17 +137,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// How long ago, roughly: `42 s`, `7 min`, `3 h`, `2 d`.
+/// How long ago, roughly: `42 s ago`, `7 min ago`.
 pub(super) fn ago(at: SystemTime) -> String {
     let age = SystemTime::now().duration_since(at).unwrap_or_default();
     format!("{} ago", span(age))
 }
 
-/// A duration, roughly: `42 s`, `7 min`, `3 h`, `2 d`.
+/// A duration, roughly: `500 ms`, `42 s`, `7 min`, `3 h`, `2 d`.
 pub(super) fn span(age: Duration) -> String {
     let s = age.as_secs();
     match s {
-        0..60 => format!("{s} s"),
+        0 => format!("{} ms", age.as_millis()),
+        1..60 => format!("{s} s"),
         60..3600 => format!("{} min", s / 60),
         3600..86_400 => format!("{} h", s / 3600),
         _ => format!("{} d", s / 86_400),

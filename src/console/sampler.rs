@@ -104,46 +104,59 @@ pub(super) fn start(console: &Arc<Console>) {
     });
 }
 
-/// The series drawn: label, colour, value.
-const SERIES: [(&str, &str, fn(&Sample) -> u64); 3] = [
-    ("dead letters", "#c4320a", |s| s.dead_letters),
-    ("outbox backlog", "#2457c5", |s| s.backlog),
-    ("stream pending + unread", "#067647", |s| s.stream_lag),
+/// One line of the graph.
+struct Series {
+    label: &'static str,
+    colour: &'static str,
+    value: fn(&Sample) -> u64,
+}
+
+const SERIES: [Series; 3] = [
+    Series {
+        label: "dead letters",
+        colour: "#c4320a",
+        value: |s| s.dead_letters,
+    },
+    Series {
+        label: "outbox backlog",
+        colour: "#2457c5",
+        value: |s| s.backlog,
+    },
+    Series {
+        label: "stream pending + unread",
+        colour: "#067647",
+        value: |s| s.stream_lag,
+    },
 ];
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 160.0;
+/// The margin around the plot, for the labels.
 const PAD: f64 = 24.0;
+/// The plot inside the margins.
+const PLOT_WIDTH: f64 = 672.0;
+const PLOT_HEIGHT: f64 = 112.0;
 
 /// The samples as an inline SVG line graph, one line per series, on one
 /// scale from 0 to the highest value.
 pub(super) fn graph(samples: &[Sample]) -> Markup {
-    let Some(first) = samples.first() else {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
         return html! { p.muted { "No samples yet: the graph fills in as the console samples the status." } };
     };
-    let last = samples[samples.len() - 1];
-    let span = last
-        .at
-        .duration_since(first.at)
-        .unwrap_or_default()
-        .as_secs_f64()
-        .max(1.0);
+    let since = |s: &Sample| {
+        s.at.duration_since(first.at)
+            .unwrap_or_default()
+            .as_secs_f64()
+    };
+    let span = since(last).max(1.0);
     let top = samples
         .iter()
-        .flat_map(|s| SERIES.iter().map(move |(_, _, value)| value(s)))
+        .flat_map(|s| SERIES.iter().map(move |series| (series.value)(s)))
         .max()
         .unwrap_or(0)
         .max(1);
-    let x = |s: &Sample| {
-        PAD + s
-            .at
-            .duration_since(first.at)
-            .unwrap_or_default()
-            .as_secs_f64()
-            / span
-            * (WIDTH - 2.0 * PAD)
-    };
-    let y = |v: u64| HEIGHT - PAD - v as f64 / top as f64 * (HEIGHT - 2.0 * PAD);
+    let x = |s: &Sample| (since(s) / span).mul_add(PLOT_WIDTH, PAD);
+    let y = |v: u64| (v as f64 / top as f64).mul_add(-PLOT_HEIGHT, HEIGHT - PAD);
     html! {
         svg.graph viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img"
             aria-label="dead letters, outbox backlog and stream lag over the last minutes" {
@@ -155,14 +168,14 @@ pub(super) fn graph(samples: &[Sample]) -> Markup {
                 (super::layout::span(std::time::Duration::from_secs_f64(span))) " ago"
             }
             text x=(WIDTH - PAD) y=(HEIGHT - 6.0) font-size="10" fill="#667085" text-anchor="end" { "now" }
-            @for (label, colour, value) in SERIES {
-                polyline fill="none" stroke=(colour) stroke-width="2" data-series=(label)
-                    points=(samples.iter().map(|s| format!("{:.1},{:.1}", x(s), y(value(s)))).collect::<Vec<_>>().join(" ")) {}
+            @for series in &SERIES {
+                polyline fill="none" stroke=(series.colour) stroke-width="2" data-series=(series.label)
+                    points=(samples.iter().map(|s| format!("{:.1},{:.1}", x(s), y((series.value)(s)))).collect::<Vec<_>>().join(" ")) {}
             }
         }
         p.legend {
-            @for (label, colour, value) in SERIES {
-                span { i style=(format!("background:{colour}")) {} (label) " " strong { (value(&last)) } }
+            @for series in &SERIES {
+                span { i style=(format!("background:{}", series.colour)) {} (series.label) " " strong { ((series.value)(last)) } }
             }
         }
     }
