@@ -11,9 +11,14 @@ use crate::admin::Status;
 /// How often the page asks for a fresh [`live`] fragment.
 const REFRESH_MS: u64 = 3000;
 
-pub(super) async fn page(ctx: Ctx) -> Result<Markup, ConsoleError> {
-    let body = live_body(&ctx).await?;
-    Ok(layout::page(
+/// The page keeps refreshing when a store fails: it shows the error where
+/// the counts go until the store answers again.
+pub(super) async fn page(ctx: Ctx) -> Markup {
+    let body = match live_body(&ctx).await {
+        Ok(body) => body,
+        Err(error) => html! { p.error { "The status could not be read: " (error.to_string()) } },
+    };
+    layout::page(
         &ctx,
         "Dashboard",
         "/",
@@ -21,7 +26,7 @@ pub(super) async fn page(ctx: Ctx) -> Result<Markup, ConsoleError> {
             h1 { "Dashboard" }
             div #live data-live=(ctx.url("/live")) data-every=(REFRESH_MS) { (body) }
         },
-    ))
+    )
 }
 
 /// The part of the dashboard the page refreshes.

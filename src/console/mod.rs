@@ -70,6 +70,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::middleware;
 use axum::routing::{get, post};
 
 use crate::admin::Admin;
@@ -187,19 +188,25 @@ pub fn router(admin: Admin, options: ConsoleOptions) -> Router {
         options,
     });
     sampler::start(&console);
+    let actions = Router::new()
+        .route("/dead-letter/retry", post(dead_letters::retry))
+        .route("/dead-letter/delete", post(dead_letters::delete))
+        .route("/dead-letters/retry", post(dead_letters::retry_all))
+        .route("/dead-letters/delete", post(dead_letters::delete_all))
+        .route_layer(middleware::from_fn_with_state(
+            console.clone(),
+            dead_letters::refuse_when_read_only,
+        ));
     Router::new()
         .route("/", get(dashboard::page))
         .route("/live", get(dashboard::live))
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letter", get(dead_letters::detail))
-        .route("/dead-letter/retry", post(dead_letters::retry))
-        .route("/dead-letter/delete", post(dead_letters::delete))
         .route("/dead-letters/confirm", get(dead_letters::confirm))
-        .route("/dead-letters/retry", post(dead_letters::retry_all))
-        .route("/dead-letters/delete", post(dead_letters::delete_all))
         .route("/streams", get(streams::streams))
         .route("/delayed", get(streams::delayed))
         .route("/registry", get(registry::page))
+        .merge(actions)
         .fallback(error::not_found)
         .with_state(console)
 }
