@@ -1,0 +1,134 @@
+//! The dashboard: what waits and what failed, now and over the last
+//! minutes, refreshed in place.
+
+use maud::{Markup, html};
+
+use super::error::ConsoleError;
+use super::layout::{self, Ctx};
+use super::sampler::{self, Sample};
+use crate::admin::Status;
+
+/// How often the page asks for a fresh [`live`] fragment.
+const REFRESH_MS: u64 = 3000;
+
+/// The page keeps refreshing when a store fails: it shows the error where
+/// the counts go until the store answers again.
+pub(super) async fn page(ctx: Ctx) -> Markup {
+    let body = match live_body(&ctx).await {
+        Ok(body) => body,
+        Err(error) => html! { p.error { "The status could not be read: " (error.to_string()) } },
+    };
+    layout::page(
+        &ctx,
+        "Dashboard",
+        "/",
+        html! {
+            h1 { "Dashboard" }
+            div #live data-live=(ctx.url("/live")) data-every=(REFRESH_MS) { (body) }
+        },
+    )
+}
+
+/// The part of the dashboard the page refreshes.
+pub(super) async fn live(ctx: Ctx) -> Result<Markup, ConsoleError> {
+    live_body(&ctx).await
+}
+
+async fn live_body(ctx: &Ctx) -> Result<Markup, ConsoleError> {
+    sampler::start(&ctx.console);
+    let status = ctx.console.admin.status().await?;
+    if ctx.console.samples.snapshot().is_empty() {
+        ctx.console.samples.push(Sample::of(&status));
+    }
+    let samples = ctx.console.samples.snapshot();
+    Ok(html! {
+        (cards(&status))
+        h2 { "Dead letters per source" }
+        @if status.dead_letters.is_empty() {
+            p.muted { "The console was given no dead-letter source." }
+        } @else {
+            table #dead-letter-counts {
+                thead { tr { th { "Source" } th.num { "Dead letters" } } }
+                tbody {
+                    @for source in &status.dead_letters {
+                        tr data-source=(source.source) {
+                            td { a href=(ctx.url(&format!("/dead-letters{}", layout::query(&[("source", &source.source)])))) { (source.source) } }
+                            td.num { (source.dead_letters) }
+                        }
+                    }
+                }
+            }
+        }
+        (streams_table(&status))
+        h2 { "The last minutes" }
+        p.muted {
+            "Sampled from the status every " (layout::span(ctx.console.options.sample_every))
+            " while the console runs: dead letters in every source, the outbox backlog, and the streams' pending and unread entries."
+        }
+        (sampler::graph(&samples))
+        p.muted { "Updated " (layout::utc(std::time::SystemTime::now())) "." }
+    })
+}
+
+fn cards(status: &Status) -> Markup {
+    let total = status.dead_letter_total();
+    html! {
+        div.cards {
+            div.card.bad[total > 0] #dead-letter-total {
+                div.value { (total) }
+                div.label { "dead letters" }
+            }
+            @if let Some(outbox) = status.outbox {
+                div.card #outbox-backlog {
+                    div.value { (outbox.backlog) }
+                    div.label {
+                        "outbox backlog"
+                        @if let Some(oldest) = outbox.oldest { ", oldest " (layout::span(oldest)) }
+                    }
+                }
+            }
+            @if let Some(in_flight) = status.bus_in_flight {
+                div.card #bus-in-flight {
+                    div.value { (in_flight) }
+                    div.label { "in flight on the bus" }
+                }
+            }
+        }
+    }
+}
+
+/// The lag of each stream and group, as the status reports it.
+pub(super) fn streams_table(status: &Status) -> Markup {
+    #[cfg(feature = "redis")]
+    {
+        if status.streams.is_empty() {
+            return html! {};
+        }
+        html! {
+            h2 { "Streams" }
+            table #stream-lag {
+                thead { tr {
+                    th { "Stream" } th { "Group" } th.num { "Entries" } th.num { "Pending" }
+                    th.num { "Unread" } th.num { "Delayed" }
+                } }
+                tbody {
+                    @for stream in &status.streams {
+                        tr {
+                            td { (stream.stream) }
+                            td { (stream.group) }
+                            td.num { (stream.lag.length) }
+                            td.num { (stream.lag.pending) }
+                            td.num { @if let Some(lag) = stream.lag.lag { (lag) } @else { span.muted title="entries were deleted after the group's position" { "unknown" } } }
+                            td.num { (stream.lag.delayed) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = status;
+        html! {}
+    }
+}

@@ -1,0 +1,507 @@
+//! The web console, request by request: pages render under any prefix,
+//! filters reach the stores, actions need the CSRF token and are refused
+//! by a read-only console, retry and delete work, and user data is
+//! escaped.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use earn::admin::Admin;
+use earn::console::{self, ConsoleOptions};
+use earn::{Db, Event, EventBus};
+use tower::ServiceExt as _;
+
+/// A console over an SQLite outbox holding four dead letters (one not an
+/// event, one with a hostile payload) and a bus, mounted under `/ops`.
+async fn console(options: ConsoleOptions) -> (Router, Db) {
+    let db = Db::connect(&common::sqlite_file("console")).await.unwrap();
+    db.install_outbox().await.unwrap();
+    let base = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 10_000;
+    let rows = [
+        (
+            "conf-0",
+            "conf.order.created",
+            Some(serde_json::json!({"order": 1})),
+        ),
+        (
+            "conf-1",
+            "conf.order.paid",
+            Some(serde_json::json!({"order": 2})),
+        ),
+        (
+            "hostile",
+            "conf.user.created",
+            Some(serde_json::json!({"name": "<script>alert('pwned')</script>"})),
+        ),
+        ("broken", "<img src=x onerror=alert(1)>", None),
+    ];
+    for (i, (id, name, payload)) in rows.into_iter().enumerate() {
+        let stored = match payload {
+            Some(payload) => serde_json::to_string(&Event::new(name, &payload).unwrap()).unwrap(),
+            None => "<b>not json</b>".to_owned(),
+        };
+        let quote = |text: &str| text.replace('\'', "''");
+        db.execute_unprepared(&format!(
+            "INSERT INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
+             VALUES ('{id}', '{}', '{}', 'gave up after 3 claims', 3, {})",
+            quote(name),
+            quote(&stored),
+            base + i as i64
+        ))
+        .await
+        .unwrap();
+    }
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .unwrap();
+    let admin = Admin::new().database(db.clone()).bus(bus);
+    let app = Router::new().nest("/ops", console::router(admin, options));
+    (app, db)
+}
+
+async fn get(app: &Router, uri: &str) -> (StatusCode, String) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// Posts a form; returns the status and the `Location` or the body.
+async fn post(app: &Router, uri: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let body: Vec<String> = form
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post(uri)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(body.join("&")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    if let Some(location) = response.headers().get(header::LOCATION) {
+        return (status, location.to_str().unwrap().to_owned());
+    }
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The CSRF token the page's forms carry.
+fn token(html: &str) -> String {
+    let start = html
+        .find(r#"name="csrf" value=""#)
+        .expect("a form with a token")
+        + 19;
+    html[start..start + 64].to_owned()
+}
+
+async fn dead_letters(db: &Db) -> u64 {
+    earn::DeadLetters::count(
+        &db.outbox_dead_letters(),
+        &earn::DeadLetterFilter::default(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_page_renders_with_links_under_the_prefix() {
+    let (app, _db) = console(ConsoleOptions::default()).await;
+    for (uri, expect) in [
+        ("/ops", "Dead letters per source"),
+        ("/ops/live", "id=\"dead-letter-total\""),
+        (
+            "/ops/dead-letters",
+            "4</strong> dead letter(s) in <code>outbox</code>",
+        ),
+        (
+            "/ops/dead-letter?source=outbox&id=conf-1",
+            "conf.order.paid",
+        ),
+        ("/ops/streams", "no Redis stream"),
+        ("/ops/delayed", "Delayed events"),
+        ("/ops/registry", "Event handlers"),
+        (
+            "/ops/dead-letters/confirm?action=delete&source=bus",
+            "0</strong> dead letter(s) match",
+        ),
+    ] {
+        let (status, html) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {html}");
+        assert!(html.contains(expect), "{uri} lacks {expect}: {html}");
+        assert!(
+            !html.contains("href=\"/dead-letters"),
+            "{uri}: a link outside /ops"
+        );
+    }
+    let (_, dashboard) = get(&app, "/ops").await;
+    assert!(
+        dashboard.contains(r#"href="/ops/dead-letters?source=outbox""#),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains(r#"data-live="/ops/live""#),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("<svg"), "the graph: {dashboard}");
+    let (status, _) = get(&app, "/ops/no-such-page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A proxy that strips the prefix: the links take the one configured.
+    let admin = Admin::new();
+    let app = console::router(admin, ConsoleOptions::default().base_path("/behind/proxy/"));
+    let (_, html) = get(&app, "/").await;
+    assert!(
+        html.contains(r#"href="/behind/proxy/dead-letters""#),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn filters_are_get_parameters_and_bad_ones_are_400() {
+    let (app, _db) = console(ConsoleOptions::default()).await;
+    let (status, html) = get(&app, "/ops/dead-letters?source=outbox&event=conf.order.**").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("conf.order.created") && html.contains("conf.order.paid"));
+    assert!(!html.contains("conf.user.created"), "{html}");
+    assert!(html.contains("2</strong> dead letter(s)"), "{html}");
+    let (_, html) = get(&app, "/ops/dead-letters?source=outbox&older_than=1h").await;
+    assert!(html.contains("0</strong> dead letter(s)"), "{html}");
+    let (_, html) = get(&app, "/ops/dead-letters?source=outbox&older_than=1s").await;
+    assert!(html.contains("4</strong> dead letter(s)"), "{html}");
+    let (_, html) = get(&app, "/ops/dead-letters?source=outbox&handler=billing").await;
+    assert!(html.contains("0</strong> dead letter(s)"), "{html}");
+    let (_, html) = get(&app, "/ops/dead-letters?source=bus").await;
+    assert!(
+        html.contains("0</strong> dead letter(s) in <code>bus</code>"),
+        "{html}"
+    );
+
+    let (_, paged) = get(&app, "/ops/dead-letters?source=outbox&event=conf.**&page=1").await;
+    assert!(paged.contains("Page 1 of 1"), "{paged}");
+
+    for (uri, says) in [
+        ("/ops/dead-letters?event=*.paid", "prefix"),
+        (
+            "/ops/dead-letters?older_than=soon",
+            "`older_than` takes an age",
+        ),
+        ("/ops/dead-letters?page=0", "`page` is a number from 1"),
+        ("/ops/dead-letters?page=x", "`page` is a number from 1"),
+        ("/ops/dead-letter?source=outbox", "`source` and `id`"),
+        (
+            "/ops/dead-letters/confirm?action=explode",
+            "`retry` or `delete`",
+        ),
+    ] {
+        let (status, html) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {html}");
+        assert!(html.contains(says), "{uri}: {html}");
+    }
+    for uri in [
+        "/ops/dead-letters?source=kafka",
+        "/ops/dead-letter?source=outbox&id=nope",
+    ] {
+        let (status, html) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{uri}: {html}");
+    }
+}
+
+#[tokio::test]
+async fn actions_need_the_consoles_csrf_token() {
+    let (app, db) = console(ConsoleOptions::default()).await;
+    let (_, html) = get(&app, "/ops/dead-letters").await;
+    let good = token(&html);
+    let form = |csrf: &'static str| vec![("csrf", csrf), ("source", "outbox"), ("id", "conf-0")];
+    let (status, body) = post(&app, "/ops/dead-letter/delete", &form("")[1..]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("no CSRF token"), "{body}");
+    let (status, body) = post(&app, "/ops/dead-letter/delete", &form("0123456789")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = post(
+        &app,
+        "/ops/dead-letters/delete",
+        &[("csrf", "x"), ("confirm", "4")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another console's token is no good either.
+    let (other, _) = console(ConsoleOptions::default()).await;
+    let (_, other_html) = get(&other, "/ops/dead-letters").await;
+    assert_ne!(token(&other_html), good);
+    let form = [
+        ("csrf", token(&other_html)),
+        ("source", "outbox".into()),
+        ("id", "conf-0".into()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _) = post(&app, "/ops/dead-letter/delete", &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(dead_letters(&db).await, 4, "nothing was deleted");
+
+    // A browser's cross-site request is refused even with the token.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::post("/ops/dead-letter/delete")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header("sec-fetch-site", "cross-site")
+                .body(Body::from(format!("csrf={good}&source=outbox&id=conf-0")))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(dead_letters(&db).await, 4);
+}
+
+#[tokio::test]
+async fn retry_and_delete_one_then_all_matching_after_confirmation() {
+    let (app, db) = console(ConsoleOptions::default()).await;
+    let (_, html) = get(&app, "/ops/dead-letters").await;
+    let csrf = token(&html);
+    assert!(html.contains("Retry all matching"), "{html}");
+
+    // Retry one: back in the outbox, gone from the dead letters.
+    assert_eq!(db.outbox_backlog().await.unwrap(), 0);
+    let (status, location) = post(
+        &app,
+        "/ops/dead-letter/retry",
+        &[
+            ("csrf", &csrf),
+            ("source", "outbox"),
+            ("id", "conf-0"),
+            ("event", "conf.**"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert_eq!(
+        location,
+        "/ops/dead-letters?source=outbox&event=conf.%2A%2A&done=retried&n=1"
+    );
+    assert_eq!(db.outbox_backlog().await.unwrap(), 1);
+    assert_eq!(dead_letters(&db).await, 3);
+    let (_, html) = get(&app, &location).await;
+    assert!(
+        html.contains("Sent back for delivery: 1 dead letter(s)."),
+        "{html}"
+    );
+    assert!(!html.contains("conf.order.created"), "{html}");
+
+    // Delete one.
+    let (status, _) = post(
+        &app,
+        "/ops/dead-letter/delete",
+        &[("csrf", &csrf), ("source", "outbox"), ("id", "broken")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(dead_letters(&db).await, 2);
+    let (status, body) = post(
+        &app,
+        "/ops/dead-letter/delete",
+        &[("csrf", &csrf), ("source", "outbox"), ("id", "broken")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Retry all matching: the confirmation page counts, a wrong count is
+    // refused, the right one acts.
+    let (status, html) = get(
+        &app,
+        "/ops/dead-letters/confirm?action=retry&source=outbox&event=conf.order.**",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("1</strong> dead letter(s) match"), "{html}");
+    let bulk = |confirm: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("source", "outbox".to_owned()),
+            ("event", "conf.order.**".to_owned()),
+            ("confirm", confirm.to_owned()),
+        ]
+    };
+    for wrong in ["", "2", "all"] {
+        let form = bulk(wrong);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, html) = post(&app, "/ops/dead-letters/retry", &form).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{wrong}: {html}");
+        assert!(html.contains("id=\"problem\""), "{html}");
+    }
+    assert_eq!(dead_letters(&db).await, 2);
+    let form = bulk("1");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, location) = post(&app, "/ops/dead-letters/retry", &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert!(location.ends_with("done=retried&n=1"), "{location}");
+    assert_eq!(db.outbox_backlog().await.unwrap(), 2);
+    assert_eq!(dead_letters(&db).await, 1);
+
+    // Delete all (no filter): what is left.
+    let (status, location) = post(
+        &app,
+        "/ops/dead-letters/delete",
+        &[("csrf", &csrf), ("source", "outbox"), ("confirm", "1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert_eq!(dead_letters(&db).await, 0);
+}
+
+#[tokio::test]
+async fn a_read_only_console_shows_no_buttons_and_refuses_actions() {
+    let (app, db) = console(ConsoleOptions::default().read_only(true)).await;
+    let (status, html) = get(&app, "/ops/dead-letters").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("read-only"));
+    for button in [
+        "<form method=\"post\"",
+        "class=\"inline\"",
+        "Retry all",
+        "Delete all",
+        "name=\"csrf\"",
+    ] {
+        assert!(!html.contains(button), "{button} in {html}");
+    }
+    let (_, detail) = get(&app, "/ops/dead-letter?source=outbox&id=conf-1").await;
+    assert!(!detail.contains("method=\"post\""), "{detail}");
+    // Even with a token of a console that may act, everything is refused.
+    let (writable, _) = console(ConsoleOptions::default()).await;
+    let (_, html) = get(&writable, "/ops/dead-letters").await;
+    let csrf = token(&html);
+    for (uri, form) in [
+        (
+            "/ops/dead-letter/retry",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("source", "outbox"),
+                ("id", "conf-0"),
+            ],
+        ),
+        (
+            "/ops/dead-letter/delete",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("source", "outbox"),
+                ("id", "conf-0"),
+            ],
+        ),
+        (
+            "/ops/dead-letters/retry",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("source", "outbox"),
+                ("confirm", "4"),
+            ],
+        ),
+        (
+            "/ops/dead-letters/delete",
+            vec![
+                ("csrf", csrf.as_str()),
+                ("source", "outbox"),
+                ("confirm", "4"),
+            ],
+        ),
+    ] {
+        let (status, body) = post(&app, uri, &form).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {body}");
+        assert!(body.contains("read-only"), "{body}");
+    }
+    let (status, _) = get(
+        &app,
+        "/ops/dead-letters/confirm?action=delete&source=outbox",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(dead_letters(&db).await, 4);
+    assert_eq!(db.outbox_backlog().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn user_data_is_escaped_everywhere() {
+    let (app, _db) = console(ConsoleOptions::default()).await;
+    for uri in [
+        "/ops/dead-letters",
+        "/ops/dead-letter?source=outbox&id=hostile",
+        "/ops/dead-letter?source=outbox&id=broken",
+        "/ops/dead-letters?source=outbox&handler=%3Cscript%3Ealert(2)%3C%2Fscript%3E",
+    ] {
+        let (status, html) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {html}");
+        assert!(!html.contains("<script>alert"), "{uri}: {html}");
+        assert!(!html.contains("<img src=x"), "{uri}: {html}");
+        assert!(!html.contains("<b>not json"), "{uri}: {html}");
+    }
+    let (_, hostile) = get(&app, "/ops/dead-letter?source=outbox&id=hostile").await;
+    assert!(
+        hostile.contains("&lt;script&gt;alert('pwned')&lt;/script&gt;"),
+        "{hostile}"
+    );
+    let (_, broken) = get(&app, "/ops/dead-letter?source=outbox&id=broken").await;
+    assert!(
+        broken.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{broken}"
+    );
+    assert!(
+        broken.contains("&lt;b&gt;not json&lt;/b&gt;"),
+        "the raw stored form: {broken}"
+    );
+    // An error page echoes bad input escaped too.
+    let (status, html) = get(&app, "/ops/dead-letters?older_than=%3Cscript%3Ex").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!html.contains("<script>x"), "{html}");
+}
+
+#[tokio::test]
+async fn the_graph_samples_the_status_over_time() {
+    let (app, db) =
+        console(ConsoleOptions::default().sample_every(Duration::from_millis(100))).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let (_, html) = get(&app, "/ops/live").await;
+    assert!(html.contains("data-series=\"dead letters\""), "{html}");
+    let points = |html: &str| {
+        let at = html.find("data-series=\"dead letters\" points=\"").unwrap() + 35;
+        html[at..].split('"').next().unwrap().split(' ').count()
+    };
+    assert!(points(&html) >= 3, "{html}");
+    assert!(html.contains("dead letters <strong>4</strong>"), "{html}");
+    db.execute_unprepared("DELETE FROM earn_outbox_dead")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (_, html) = get(&app, "/ops/live").await;
+    assert!(html.contains("dead letters <strong>0</strong>"), "{html}");
+}
