@@ -81,6 +81,9 @@ pub use earn_sqlx::{
 
 pub mod admin;
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 // A page only: earn records through the `metrics` facade, and the
 // application installs the exporter.
 pub mod metrics {
