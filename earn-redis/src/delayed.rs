@@ -58,7 +58,10 @@ impl RedisStreams {
             .collect())
     }
 
-    /// The delayed event `id`, or `None` if it is not waiting.
+    /// The delayed event `id`, or `None` if it is not waiting. Found with
+    /// `ZSCAN … MATCH *{id}*` (the set is keyed by due time, not id), as
+    /// are those `run_delayed` and `delete_delayed` act on: cheap for an
+    /// operator's call, not for a hot path over a large set.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams, id: uuid::Uuid) -> Result<(), earn::Error> {
