@@ -84,6 +84,9 @@ pub mod admin;
 #[cfg(feature = "console")]
 pub mod console;
 
+#[cfg(feature = "cli")]
+pub mod cli;
+
 // A page only: earn records through the `metrics` facade, and the
 // application installs the exporter.
 pub mod metrics {

@@ -444,6 +444,19 @@ pub enum Error {
         id: String,
     },
 
+    /// An operator asked for a delayed event that is not waiting: it never
+    /// was, it fell due and was moved to its stream, or it was run or
+    /// deleted already.
+    #[error(
+        "no delayed event with id `{id}` in `{store}`: it was never there, or was already moved to the stream, run or deleted"
+    )]
+    NoDelayedEvent {
+        /// Where delayed events wait (`{stream}:delayed`).
+        store: String,
+        /// The id asked for.
+        id: String,
+    },
+
     /// An event whose serialized form is larger than the transport allows;
     /// refused at publish.
     #[error(

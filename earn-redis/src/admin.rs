@@ -65,6 +65,47 @@ pub struct StreamLag {
     pub delayed: u64,
 }
 
+/// One consumer group of a stream, as `XINFO GROUPS` and `XINFO
+/// CONSUMERS` report it ([`RedisStreams::groups`]).
+///
+/// ```no_run
+/// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
+/// for group in streams.groups().await? {
+///     println!("{}: {} pending, {:?} unread", group.name, group.pending, group.lag);
+///     for consumer in &group.consumers {
+///         println!("  {}: {} pending, idle {:?}", consumer.name, consumer.pending, consumer.idle);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupInfo {
+    /// The group's name.
+    pub name: String,
+    /// Entries its consumers read and have not acknowledged.
+    pub pending: u64,
+    /// Entries it has not read yet; `None` when Redis cannot tell
+    /// (entries were deleted with `XDEL` after its position).
+    pub lag: Option<u64>,
+    /// The id of the last entry delivered to one of its consumers.
+    pub last_delivered: String,
+    /// Its consumers, as Redis lists them.
+    pub consumers: Vec<ConsumerInfo>,
+}
+
+/// One consumer of a group ([`GroupInfo::consumers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConsumerInfo {
+    /// The consumer's name ([`RedisSettings::consumer`](crate::RedisSettings::consumer)).
+    pub name: String,
+    /// Entries it read and has not acknowledged.
+    pub pending: u64,
+    /// Since it last read or claimed an entry.
+    pub idle: Duration,
+}
+
 impl RedisStreams {
     /// The stream's dead letters, `{stream}:dead`, as a
     /// [`DeadLetters`] source, all groups together: list, count, requeue,
@@ -209,31 +250,73 @@ impl RedisStreams {
             lag.lag = Some(0);
             return Ok(lag);
         }
-        let groups: Value = redis::cmd("XINFO")
+        let ours = self
+            .group_infos()
+            .await?
+            .into_iter()
+            .find(|group| group.name == *self.inner.settings.group);
+        if let Some(group) = ours {
+            lag.pending = group.pending;
+            lag.lag = group.lag;
+        }
+        Ok(lag)
+    }
+
+    /// Every consumer group of the stream, with its consumers, each sorted
+    /// by name: pending entries, lag and idle times, for spotting a stuck
+    /// or dead consumer. Empty if the stream does not exist yet.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), earn::Error> {
+    /// use std::time::Duration;
+    /// for group in streams.groups().await? {
+    ///     for consumer in group.consumers.iter().filter(|c| c.pending > 0) {
+    ///         if consumer.idle > Duration::from_secs(600) {
+    ///             println!("{} of {} holds {} entries and is idle", consumer.name, group.name, consumer.pending);
+    ///         }
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn groups(&self) -> Result<Vec<GroupInfo>, Error> {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(&**self.stream_key())
+            .query_async(&mut self.conn())
+            .await
+            .map_err(transport("groups"))?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut groups = self.group_infos().await?;
+        for group in &mut groups {
+            let reply: Value = redis::cmd("XINFO")
+                .arg("CONSUMERS")
+                .arg(&**self.stream_key())
+                .arg(&group.name)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(transport("groups"))?;
+            if let Value::Array(consumers) = reply {
+                group.consumers = consumers.into_iter().map(consumer_info).collect();
+                group.consumers.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+        }
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(groups)
+    }
+
+    /// `XINFO GROUPS`, without the consumers.
+    async fn group_infos(&self) -> Result<Vec<GroupInfo>, Error> {
+        let reply: Value = redis::cmd("XINFO")
             .arg("GROUPS")
             .arg(&**self.stream_key())
             .query_async(&mut self.conn())
             .await
-            .map_err(transport("lag"))?;
-        let Value::Array(groups) = groups else {
-            return Ok(lag);
+            .map_err(transport("groups"))?;
+        let Value::Array(groups) = reply else {
+            return Ok(Vec::new());
         };
-        for group in groups {
-            let info = entry::pairs(group);
-            let field = |name: &str| info.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-            let is_ours = field("name")
-                .and_then(entry::bytes)
-                .is_some_and(|name| name == self.inner.settings.group.as_bytes());
-            if is_ours {
-                lag.pending = field("pending")
-                    .and_then(entry::integer)
-                    .map_or(0, |n| u64::try_from(n).unwrap_or(0));
-                lag.lag = field("lag")
-                    .and_then(entry::integer)
-                    .and_then(|n| u64::try_from(n).ok());
-            }
-        }
-        Ok(lag)
+        Ok(groups.into_iter().map(group_info).collect())
     }
 
     /// Trims the stream now, as consumers do every two seconds: towards
@@ -262,6 +345,51 @@ impl RedisStreams {
             .invoke_async(&mut self.conn())
             .await
             .map_err(transport("trim"))
+    }
+}
+
+/// A field of an `XINFO` reply, by name.
+fn field<'a>(info: &'a [(String, Value)], name: &str) -> Option<&'a Value> {
+    info.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// A non-negative count field of an `XINFO` reply (0 if absent).
+fn count_field(info: &[(String, Value)], name: &str) -> u64 {
+    field(info, name)
+        .and_then(entry::integer)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+/// A text field of an `XINFO` reply (empty if absent).
+fn text_field(info: &[(String, Value)], name: &str) -> String {
+    field(info, name)
+        .and_then(entry::bytes)
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Parses one group of `XINFO GROUPS`.
+fn group_info(value: Value) -> GroupInfo {
+    let info = entry::pairs(value);
+    GroupInfo {
+        name: text_field(&info, "name"),
+        pending: count_field(&info, "pending"),
+        lag: field(&info, "lag")
+            .and_then(entry::integer)
+            .and_then(|n| u64::try_from(n).ok()),
+        last_delivered: text_field(&info, "last-delivered-id"),
+        consumers: Vec::new(),
+    }
+}
+
+/// Parses one consumer of `XINFO CONSUMERS`.
+fn consumer_info(value: Value) -> ConsumerInfo {
+    let info = entry::pairs(value);
+    ConsumerInfo {
+        name: text_field(&info, "name"),
+        pending: count_field(&info, "pending"),
+        idle: Duration::from_millis(count_field(&info, "idle")),
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod admin;
 mod consumer;
+mod delayed;
 mod entry;
 mod publisher;
 mod scripts;
@@ -14,7 +15,8 @@ pub(crate) const BACKOFF: earn_core::Backoff = earn_core::Backoff::new(
     std::time::Duration::from_secs(5),
 );
 
-pub use admin::{RedisDeadLetter, RedisDeadLetters, StreamLag};
+pub use admin::{ConsumerInfo, GroupInfo, RedisDeadLetter, RedisDeadLetters, StreamLag};
 pub use consumer::Consumer;
+pub use delayed::DelayedEvent;
 pub use settings::{RedisSettings, StartFrom};
 pub use streams::RedisStreams;

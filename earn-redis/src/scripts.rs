@@ -87,26 +87,55 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', due), ARGV[2])
 return 1
 ";
 
+/// The Lua that appends one delayed member (`name\njson`, or a bare json
+/// of an older version) to the stream as an entry, the one place that
+/// format is read: shared by [`MOVE_DUE`] and [`RUN_DELAYED`].
+macro_rules! append_delayed_lua {
+    () => {
+        r"
+local function append(stream, member)
+  local cut = string.find(member, '\n', 1, true)
+  if cut then
+    return redis.call('XADD', stream, '*', 'v', '1', 'name', string.sub(member, 1, cut - 1),
+                      'event', string.sub(member, cut + 1))
+  end
+  return redis.call('XADD', stream, '*', 'v', '1', 'event', member)
+end
+"
+    };
+}
+
 /// Moves due delayed events into the stream, oldest first, each `XADD`
 /// and `ZREM` together. Returns how many moved.
 ///
 /// KEYS: delayed, stream. ARGV: limit.
-const MOVE_DUE: &str = r"
+const MOVE_DUE: &str = concat!(
+    append_delayed_lua!(),
+    r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now), 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
-  local cut = string.find(member, '\n', 1, true)
-  if cut then
-    redis.call('XADD', KEYS[2], '*', 'v', '1', 'name', string.sub(member, 1, cut - 1),
-               'event', string.sub(member, cut + 1))
-  else
-    redis.call('XADD', KEYS[2], '*', 'v', '1', 'event', member)
-  end
+  append(KEYS[2], member)
   redis.call('ZREM', KEYS[1], member)
 end
 return #due
-";
+"
+);
+
+/// Moves one delayed event into the stream now, whatever its due time:
+/// `ZREM` and `XADD` together, so a consumer moving it at the same time
+/// cannot append it twice. Returns the new entry id, or false if the
+/// member is no longer waiting.
+///
+/// KEYS: delayed, stream. ARGV: member.
+const RUN_DELAYED: &str = concat!(
+    append_delayed_lua!(),
+    r"
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return false end
+return append(KEYS[2], ARGV[1])
+"
+);
 
 /// Trims the stream towards `max_len` entries with `XTRIM MINID`, never
 /// past an entry that any group has pending or has not read yet. Returns
@@ -178,6 +207,7 @@ pub(crate) struct Scripts {
     pub(crate) purge: Script,
     pub(crate) schedule: Script,
     pub(crate) move_due: Script,
+    pub(crate) run_delayed: Script,
     pub(crate) trim: Script,
 }
 
@@ -189,6 +219,7 @@ impl Scripts {
             purge: Script::new(PURGE),
             schedule: Script::new(SCHEDULE),
             move_due: Script::new(MOVE_DUE),
+            run_delayed: Script::new(RUN_DELAYED),
             trim: Script::new(TRIM),
         }
     }
