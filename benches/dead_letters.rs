@@ -1,7 +1,7 @@
 //! Operators' reads over 100,000 dead letters in one source: the status
-//! (a count per source, the outbox backlog and its oldest row) and the
-//! first page of dead letters with its total, as the console's page and
-//! `earn status` run them. On the outbox of `EARN_POSTGRES_URL` (SQLite in
+//! (a count per source, the outbox backlog and its oldest row), the first
+//! page of dead letters with its total, and the web console's dead-letter
+//! page rendered whole (the HTML of the router, through `oneshot`). On the outbox of `EARN_POSTGRES_URL` (SQLite in
 //! a file otherwise) and, with `EARN_REDIS_URL`, a Redis stream.
 //!
 //! `cargo bench --bench dead_letters`
