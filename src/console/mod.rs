@@ -60,6 +60,7 @@ mod csrf;
 mod dashboard;
 mod dead_letters;
 mod error;
+mod guard;
 mod layout;
 mod registry;
 mod sampler;
@@ -195,7 +196,7 @@ pub fn router(admin: Admin, options: ConsoleOptions) -> Router {
         .route("/dead-letters/delete", post(dead_letters::delete_all))
         .route_layer(middleware::from_fn_with_state(
             console.clone(),
-            dead_letters::refuse_when_read_only,
+            guard::refuse_when_read_only,
         ));
     Router::new()
         .route("/", get(dashboard::page))

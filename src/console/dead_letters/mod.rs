@@ -9,7 +9,7 @@ use axum::extract::Query;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-pub(super) use actions::{confirm, delete, delete_all, refuse_when_read_only, retry, retry_all};
+pub(super) use actions::{confirm, delete, delete_all, retry, retry_all};
 use filters::Filters;
 
 use super::error::ConsoleError;
