@@ -59,6 +59,7 @@
 mod csrf;
 mod dashboard;
 mod dead_letters;
+mod delayed;
 mod error;
 mod guard;
 mod layout;
@@ -204,8 +205,8 @@ pub fn router(admin: Admin, options: ConsoleOptions) -> Router {
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letter", get(dead_letters::detail))
         .route("/dead-letters/confirm", get(dead_letters::confirm))
-        .route("/streams", get(streams::streams))
-        .route("/delayed", get(streams::delayed))
+        .route("/streams", get(streams::page))
+        .route("/delayed", get(delayed::page))
         .route("/registry", get(registry::page))
         .merge(actions)
         .fallback(error::not_found)
