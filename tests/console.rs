@@ -505,3 +505,285 @@ async fn the_graph_samples_the_status_over_time() {
     let (_, html) = get(&app, "/ops/live").await;
     assert!(html.contains("dead letters <strong>0</strong>"), "{html}");
 }
+
+/// A console over one fresh Redis stream, `earn:console:{uuid}` with the
+/// group `ops`, and a raw connection to look behind it; `None` (the test
+/// skips) without Redis.
+struct RedisConsole {
+    stream: String,
+    streams: earn::redis::RedisStreams,
+    raw: redis::aio::MultiplexedConnection,
+}
+
+impl RedisConsole {
+    async fn new(
+        before: impl AsyncFnOnce(&str, &mut redis::aio::MultiplexedConnection),
+    ) -> Option<Self> {
+        let url = common::redis_url()?;
+        let stream = format!("earn:console:{}", uuid::Uuid::new_v4());
+        let mut raw = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        before(&stream, &mut raw).await;
+        let streams = earn::redis::RedisStreams::connect(
+            &url,
+            earn::redis::RedisSettings::new(stream.as_str(), "ops"),
+        )
+        .await
+        .unwrap();
+        Some(RedisConsole {
+            stream,
+            streams,
+            raw,
+        })
+    }
+
+    fn app(&self, options: ConsoleOptions) -> Router {
+        let admin = Admin::new().stream(self.streams.clone());
+        Router::new().nest("/ops", console::router(admin, options))
+    }
+
+    async fn length(&mut self) -> u64 {
+        redis::AsyncCommands::xlen(&mut self.raw, &self.stream)
+            .await
+            .unwrap()
+    }
+
+    async fn delayed(&self) -> u64 {
+        self.streams.lag().await.unwrap().delayed
+    }
+
+    async fn clean_up(mut self) {
+        let s = &self.stream;
+        let keys = [
+            s.clone(),
+            format!("{s}:dead"),
+            format!("{s}:delayed"),
+            format!("{s}:marks"),
+        ];
+        let _: () = redis::AsyncCommands::del(&mut self.raw, &keys[..])
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_streams_page_lists_groups_and_their_consumers() {
+    // The group `ops`, whose consumer `worker-1` read one of two entries
+    // and `<b>x</b>` (a hostile name) the other.
+    let Some(redis) = RedisConsole::new(async |stream, raw| {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(stream)
+            .arg("ops")
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(raw)
+            .await
+            .unwrap();
+        for i in 0..2 {
+            let _: String = redis::AsyncCommands::xadd(&mut *raw, stream, "*", &[("n", i)])
+                .await
+                .unwrap();
+        }
+        for consumer in ["worker-1", "<b>x</b>"] {
+            let _: redis::Value = redis::cmd("XREADGROUP")
+                .arg("GROUP")
+                .arg("ops")
+                .arg(consumer)
+                .arg("COUNT")
+                .arg(1)
+                .arg("STREAMS")
+                .arg(stream)
+                .arg(">")
+                .query_async(raw)
+                .await
+                .unwrap();
+        }
+    })
+    .await
+    else {
+        return;
+    };
+    let app = redis.app(ConsoleOptions::default());
+    let (status, html) = get(&app, "/ops/streams").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    let stream = &redis.stream;
+    assert!(
+        html.contains(&format!(r#"data-stream="{stream}""#)),
+        "{html}"
+    );
+    assert!(html.contains("2 entries"), "{html}");
+    // The group: two pending, none unread, two consumers.
+    let group = &html[html
+        .find(r#"<tr class="group" data-group="ops">"#)
+        .expect("the group's row")..];
+    let group = &group[..group.find("</tr>").unwrap()];
+    assert!(group.contains("2 consumer(s)"), "{group}");
+    assert!(
+        group.contains(r#"<td class="num">2</td><td class="num">0</td>"#),
+        "{group}"
+    );
+    // Each consumer: one pending, idle for less than a minute.
+    let row = |name: &str| {
+        let start = html
+            .find(&format!(r#"data-consumer="{name}""#))
+            .unwrap_or_else(|| panic!("no row for {name}: {html}"));
+        html[start..start + html[start..].find("</tr>").unwrap()].to_owned()
+    };
+    let worker = row("worker-1");
+    assert!(worker.contains(r#"<td class="num">1</td>"#), "{worker}");
+    assert!(
+        worker.contains(" ms</td>") || worker.contains(" s</td>"),
+        "idle: {worker}"
+    );
+    let hostile = row("&lt;b&gt;x&lt;/b&gt;");
+    assert!(
+        hostile.contains("<code>&lt;b&gt;x&lt;/b&gt;</code>"),
+        "{hostile}"
+    );
+    assert!(!html.contains("<b>x</b>"), "{html}");
+    // The delayed count links to the stream's delayed events.
+    assert!(
+        html.contains(&format!(
+            r#"href="/ops/delayed?stream={}">0 delayed"#,
+            stream.replace(':', "%3A")
+        )),
+        "{html}"
+    );
+    redis.clean_up().await;
+}
+
+#[tokio::test]
+async fn delayed_events_are_listed_run_now_and_deleted() {
+    let Some(mut redis) = RedisConsole::new(async |_, _| {}).await else {
+        return;
+    };
+    let soon = Event::new("cart.reminder", &1).unwrap();
+    let later = Event::new("cart.expired", &2).unwrap();
+    redis
+        .streams
+        .publish_delayed(&soon, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    redis
+        .streams
+        .publish_delayed(&later, Duration::from_secs(7200))
+        .await
+        .unwrap();
+    let app = redis.app(ConsoleOptions::default());
+    let stream = redis.stream.clone();
+    let page = format!("/ops/delayed?stream={}", stream.replace(':', "%3A"));
+    let (status, html) = get(&app, &page).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("2</strong> delayed event(s)"), "{html}");
+    for event in [&soon, &later] {
+        assert!(html.contains(&event.id().to_string()), "{html}");
+    }
+    assert!(
+        html.contains("cart.reminder") && html.contains("(in 59 min)"),
+        "{html}"
+    );
+    assert!(
+        html.find("cart.reminder").unwrap() < html.find(&later.id().to_string()).unwrap(),
+        "soonest first: {html}"
+    );
+    assert!(
+        html.contains("Run now") && html.contains("Page 1 of 1"),
+        "{html}"
+    );
+    let csrf = token(&html);
+    let soon_id = soon.id().to_string();
+    let later_id = later.id().to_string();
+
+    // Without the token, or with a wrong one: refused, nothing moved.
+    for bad in ["", "0123456789"] {
+        for uri in ["/ops/delayed/run", "/ops/delayed/delete"] {
+            let (status, body) = post(
+                &app,
+                uri,
+                &[("csrf", bad), ("stream", &stream), ("id", &soon_id)],
+            )
+            .await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{uri} {bad:?}: {body}");
+        }
+    }
+    assert_eq!((redis.length().await, redis.delayed().await), (0, 2));
+
+    // Run now: into the stream, out of the delayed set.
+    let (status, location) = post(
+        &app,
+        "/ops/delayed/run",
+        &[
+            ("csrf", &csrf),
+            ("stream", &stream),
+            ("page", "1"),
+            ("id", &soon_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert!(
+        location.starts_with(&format!("{page}&page=1&done=ran&entry=")),
+        "{location}"
+    );
+    assert_eq!((redis.length().await, redis.delayed().await), (1, 1));
+    let (_, html) = get(&app, &location).await;
+    assert!(html.contains("Moved into the stream as entry"), "{html}");
+    assert!(!html.contains(&soon_id), "{html}");
+    // Gone now: 404; not an id: 400.
+    let (status, _) = post(
+        &app,
+        "/ops/delayed/run",
+        &[("csrf", &csrf), ("stream", &stream), ("id", &soon_id)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = post(
+        &app,
+        "/ops/delayed/run",
+        &[("csrf", &csrf), ("stream", &stream), ("id", "nope")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = get(&app, "/ops/delayed?stream=no-such-stream").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A read-only console shows the events, no button, and refuses both
+    // actions even with a token that works elsewhere.
+    let read_only = redis.app(ConsoleOptions::default().read_only(true));
+    let (_, html) = get(&read_only, &page).await;
+    assert!(html.contains(&later_id), "{html}");
+    for button in ["method=\"post\"", "name=\"csrf\"", "Run now"] {
+        assert!(!html.contains(button), "{button} in {html}");
+    }
+    for uri in ["/ops/delayed/run", "/ops/delayed/delete"] {
+        let (status, body) = post(
+            &read_only,
+            uri,
+            &[("csrf", &csrf), ("stream", &stream), ("id", &later_id)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}: {body}");
+        assert!(body.contains("read-only"), "{body}");
+    }
+    assert_eq!((redis.length().await, redis.delayed().await), (1, 1));
+
+    // Delete: gone without running.
+    let (status, location) = post(
+        &app,
+        "/ops/delayed/delete",
+        &[("csrf", &csrf), ("stream", &stream), ("id", &later_id)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert_eq!((redis.length().await, redis.delayed().await), (1, 0));
+    let (_, html) = get(&app, &location).await;
+    assert!(
+        html.contains("Deleted the delayed event") && html.contains("None."),
+        "{html}"
+    );
+    redis.clean_up().await;
+}

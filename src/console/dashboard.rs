@@ -98,7 +98,7 @@ fn cards(status: &Status) -> Markup {
 }
 
 /// The lag of each stream and group, as the status reports it.
-pub(super) fn streams_table(status: &Status) -> Markup {
+fn streams_table(status: &Status) -> Markup {
     #[cfg(feature = "redis")]
     {
         if status.streams.is_empty() {

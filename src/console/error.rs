@@ -13,15 +13,16 @@ pub enum ConsoleError {
     /// A query or form the console cannot use (`400`).
     #[error("{0}")]
     BadRequest(String),
-    /// A page, source or dead letter that is not there (`404`).
+    /// A page, source, stream, dead letter or delayed event that is not
+    /// there (`404`).
     #[error("{0}")]
     NotFound(String),
     /// An action the console refuses: read-only, or no valid CSRF token
     /// (`403`).
     #[error("{0}")]
     Forbidden(String),
-    /// A store failed (`500`; `404` or `400` for a missing dead letter or
-    /// source and a bad filter).
+    /// A store failed (`500`; `404` for a missing dead letter, source or
+    /// delayed event, `400` for a bad filter).
     #[error(transparent)]
     Earn(#[from] Error),
     /// A "retry all" or "delete all" stopped at a failing store (`500`).
@@ -42,9 +43,11 @@ impl ConsoleError {
             ConsoleError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ConsoleError::NotFound(_) => StatusCode::NOT_FOUND,
             ConsoleError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ConsoleError::Earn(Error::NoDeadLetter { .. } | Error::NoDeadLetterSource { .. }) => {
-                StatusCode::NOT_FOUND
-            }
+            ConsoleError::Earn(
+                Error::NoDeadLetter { .. }
+                | Error::NoDeadLetterSource { .. }
+                | Error::NoDelayedEvent { .. },
+            ) => StatusCode::NOT_FOUND,
             ConsoleError::Earn(Error::InvalidFilter { .. }) => StatusCode::BAD_REQUEST,
             ConsoleError::Earn(_) | ConsoleError::Interrupted { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR

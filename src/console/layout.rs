@@ -7,6 +7,7 @@ use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
+use super::error::ConsoleError;
 use super::{Shared, csrf};
 
 /// What a view needs of the request: the path the console is mounted
@@ -152,6 +153,16 @@ pub(super) fn span(age: Duration) -> String {
         60..3600 => format!("{} min", s / 60),
         3600..86_400 => format!("{} h", s / 3600),
         _ => format!("{} d", s / 86_400),
+    }
+}
+
+/// The `page` parameter of a paged list: a number from 1, `1` when empty.
+pub(super) fn page_number(text: &str) -> Result<u64, ConsoleError> {
+    match text.trim() {
+        "" => Ok(1),
+        text => text.parse::<u64>().ok().filter(|&p| p >= 1).ok_or_else(|| {
+            ConsoleError::BadRequest(format!("`page` is a number from 1, not `{text}`"))
+        }),
     }
 }
 

@@ -1,7 +1,8 @@
 //! A web console over an [`Admin`]: the dashboard (backlog, stream lag,
 //! dead letters per source, a graph of the last minutes), the dead letters
-//! (filtered, paged, inspected, retried, deleted), the streams, the delayed
-//! events and the registry (feature `console`).
+//! (filtered, paged, inspected, retried, deleted), the streams with their
+//! consumer groups and consumers, the delayed events (listed by due time,
+//! run now, deleted) and the registry (feature `console`).
 //!
 //! [`router`] gives an [`axum::Router`] to mount under any path of your
 //! application; its links follow that path. [`serve`] runs it on its own
@@ -10,10 +11,11 @@
 //!
 //! # Safe by default
 //!
-//! - Every action (retry, delete, retry or delete all matching) is a
-//!   `POST` carrying the console's CSRF token, a random secret drawn when
-//!   the router is built and embedded in its forms: a page of another site
-//!   cannot read it, so it cannot forge the request. A `POST` without it,
+//! - Every action (retry, delete, retry or delete all matching; run a
+//!   delayed event now, delete it) is a `POST` carrying the console's CSRF
+//!   token, a random secret drawn when the router is built and embedded in
+//!   its forms: a page of another site cannot read it, so it cannot forge
+//!   the request. A `POST` without it,
 //!   with a wrong one, or sent by a browser as cross-site
 //!   (`Sec-Fetch-Site: cross-site`) is refused with `403`.
 //! - "Retry all" and "delete all" go through a confirmation page where the
@@ -59,7 +61,9 @@
 mod csrf;
 mod dashboard;
 mod dead_letters;
+mod delayed;
 mod error;
+mod guard;
 mod layout;
 mod registry;
 mod sampler;
@@ -192,19 +196,23 @@ pub fn router(admin: Admin, options: ConsoleOptions) -> Router {
         .route("/dead-letter/retry", post(dead_letters::retry))
         .route("/dead-letter/delete", post(dead_letters::delete))
         .route("/dead-letters/retry", post(dead_letters::retry_all))
-        .route("/dead-letters/delete", post(dead_letters::delete_all))
-        .route_layer(middleware::from_fn_with_state(
-            console.clone(),
-            dead_letters::refuse_when_read_only,
-        ));
+        .route("/dead-letters/delete", post(dead_letters::delete_all));
+    #[cfg(feature = "redis")]
+    let actions = actions
+        .route("/delayed/run", post(delayed::run))
+        .route("/delayed/delete", post(delayed::delete));
+    let actions = actions.route_layer(middleware::from_fn_with_state(
+        console.clone(),
+        guard::refuse_when_read_only,
+    ));
     Router::new()
         .route("/", get(dashboard::page))
         .route("/live", get(dashboard::live))
         .route("/dead-letters", get(dead_letters::list))
         .route("/dead-letter", get(dead_letters::detail))
         .route("/dead-letters/confirm", get(dead_letters::confirm))
-        .route("/streams", get(streams::streams))
-        .route("/delayed", get(streams::delayed))
+        .route("/streams", get(streams::page))
+        .route("/delayed", get(delayed::page))
         .route("/registry", get(registry::page))
         .merge(actions)
         .fallback(error::not_found)

@@ -3,16 +3,15 @@
 //! `POST` with the console's CSRF token, refused by a read-only console.
 
 use axum::Form;
-use axum::extract::{Query, Request, State};
+use axum::extract::Query;
 use axum::http::HeaderMap;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::filters::Filters;
-use crate::console::Shared;
 use crate::console::error::ConsoleError;
+use crate::console::guard::{allowed, read_only};
 use crate::console::layout::{self, Ctx};
 use crate::{DeadLetter, DeadLetters, Error, PageRequest};
 
@@ -44,33 +43,6 @@ pub(in crate::console) struct ActionForm {
     filters: Filters,
     #[serde(default)]
     id: String,
-}
-
-/// Refuses every action of a read-only console with `403` before its body
-/// is read, whatever it carries.
-pub(in crate::console) async fn refuse_when_read_only(
-    State(console): State<Shared>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if console.options.read_only {
-        return read_only().into_response();
-    }
-    next.run(request).await
-}
-
-fn read_only() -> ConsoleError {
-    ConsoleError::Forbidden("this console is read-only".to_owned())
-}
-
-/// `403` unless the console may act and the form carries its token.
-fn allowed(ctx: &Ctx, headers: &HeaderMap, token: Option<&str>) -> Result<(), ConsoleError> {
-    if ctx.read_only() {
-        return Err(ConsoleError::Forbidden(
-            "this console is read-only".to_owned(),
-        ));
-    }
-    ctx.console.csrf.check(headers, token)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,9 +140,7 @@ pub(in crate::console) async fn confirm(
     Query(query): Query<ConfirmQuery>,
 ) -> Result<Response, ConsoleError> {
     if ctx.read_only() {
-        return Err(ConsoleError::Forbidden(
-            "this console is read-only".to_owned(),
-        ));
+        return Err(read_only());
     }
     let action = Action::parse(&query.action)?;
     confirm_page(&ctx, &query.filters, action, None).await

@@ -9,7 +9,7 @@ use axum::extract::Query;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-pub(super) use actions::{confirm, delete, delete_all, refuse_when_read_only, retry, retry_all};
+pub(super) use actions::{confirm, delete, delete_all, retry, retry_all};
 use filters::Filters;
 
 use super::error::ConsoleError;
@@ -31,16 +31,7 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list(ctx: Ctx, Query(query): Query<ListQuery>) -> Result<Markup, ConsoleError> {
     let filters = &query.filters;
-    let page = match query.page.trim() {
-        "" => 1,
-        text => text
-            .parse::<u64>()
-            .ok()
-            .filter(|&p| p >= 1)
-            .ok_or_else(|| {
-                ConsoleError::BadRequest(format!("`page` is a number from 1, not `{text}`"))
-            })?,
-    };
+    let page = layout::page_number(&query.page)?;
     let filter = filters.filter()?;
     let source = filters.source(&ctx)?;
     let name = source.source();
