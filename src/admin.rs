@@ -72,6 +72,8 @@ pub struct SourceCount {
 pub struct Status {
     /// Events published on the bus and not yet fully handled.
     pub bus_in_flight: Option<usize>,
+    /// The bus's handler calls so far, and how many failed.
+    pub bus_handlers: Option<earn_core::HandlerStats>,
     /// The outbox's backlog.
     pub outbox: Option<OutboxStatus>,
     /// Each Redis stream.
@@ -92,7 +94,16 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(in_flight) = self.bus_in_flight {
-            writeln!(f, "bus: {in_flight} in flight")?;
+            write!(f, "bus: {in_flight} in flight")?;
+            if let Some(calls) = self.bus_handlers {
+                write!(
+                    f,
+                    ", {} handler calls, {} failed",
+                    calls.succeeded + calls.failed,
+                    calls.failed
+                )?;
+            }
+            writeln!(f)?;
         }
         if let Some(outbox) = &self.outbox {
             write!(f, "outbox: {} waiting", outbox.backlog)?;
@@ -211,6 +222,7 @@ impl Admin {
     pub async fn status(&self) -> Result<Status, Error> {
         let mut status = Status {
             bus_in_flight: self.bus.as_ref().map(EventBus::in_flight),
+            bus_handlers: self.bus.as_ref().map(EventBus::handler_stats),
             ..Status::default()
         };
         if let Some(db) = &self.db {

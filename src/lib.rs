@@ -7,9 +7,10 @@ pub use earn_core::{
     AppliedHook, Attachment, BusDeadLetters, BusError, DeadLetter, DeadLetterFilter,
     DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport, Error, Event, EventBus,
     EventBusBuilder, EventData, EventError, EventMatch, EventName, EventSink, Failure, FieldErrors,
-    Finished, HandlerError, HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters,
-    NameError, Operation, Overflow, PageRequest, Pattern, PatternError, PayloadError, Propagation,
-    Registry, RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionId, registry,
+    Finished, HandlerError, HandlerStats, HookError, HookFailure, HookPhase, HookRegistration,
+    MemoryDeadLetters, NameError, Operation, Overflow, PageRequest, Pattern, PatternError,
+    PayloadError, Propagation, Registry, RetryPolicy, Service, ShutdownReport, SinkFuture,
+    SubscriptionId, registry,
 };
 
 // The macros' reference pages live here, on the re-exports, so that their

@@ -506,6 +506,50 @@ async fn the_graph_samples_the_status_over_time() {
     assert!(html.contains("dead letters <strong>0</strong>"), "{html}");
 }
 
+#[tokio::test]
+async fn the_dashboard_draws_the_bus_handler_calls_per_minute() {
+    let db = Db::connect(&common::sqlite_file("console-rates"))
+        .await
+        .unwrap();
+    db.install_outbox().await.unwrap();
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .unwrap();
+    bus.subscribe_sync("job.ok", 0, |_: &Event| ()).unwrap();
+    bus.subscribe_sync("job.bad", 0, |_: &Event| {
+        Err::<(), _>(earn::HandlerError::msg("no"))
+    })
+    .unwrap();
+    let admin = Admin::new().database(db).bus(bus.clone());
+    let options = ConsoleOptions::default().sample_every(Duration::from_millis(100));
+    let app = Router::new().nest("/ops", console::router(admin, options));
+    // The first sample is the baseline; calls between samples are a rate.
+    let (_, html) = get(&app, "/ops/live").await;
+    assert!(html.contains("Events handled"), "{html}");
+    for _ in 0..6 {
+        bus.emit(Event::new("job.ok", &1).unwrap()).await;
+    }
+    bus.emit(Event::new("job.bad", &1).unwrap()).await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (_, html) = get(&app, "/ops/live").await;
+    assert!(html.contains("data-series=\"handled / min\""), "{html}");
+    assert!(html.contains("data-series=\"failed / min\""), "{html}");
+    let rate = |label: &str| -> u64 {
+        let at = html.find(&format!("{label} <strong>")).unwrap() + label.len() + 9;
+        html[at..].split('<').next().unwrap().parse().unwrap()
+    };
+    // Nothing ran in the last interval; some interval saw 6 calls and 1
+    // failure: the highest value on the scale is their rate per minute.
+    assert_eq!(
+        (rate("handled / min"), rate("failed / min")),
+        (0, 0),
+        "{html}"
+    );
+    let stats = bus.handler_stats();
+    assert_eq!((stats.succeeded, stats.failed), (6, 1));
+}
+
 /// A console over one fresh Redis stream, `earn:console:{uuid}` with the
 /// group `ops`, and a raw connection to look behind it; `None` (the test
 /// skips) without Redis.

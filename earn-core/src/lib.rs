@@ -25,7 +25,8 @@ pub mod testing;
 pub use backoff::{Backoff, Failures};
 pub use bus::{
     BusDeadLetters, BusError, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
-    Finished, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport, SubscriptionId,
+    Finished, HandlerStats, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport,
+    SubscriptionId,
 };
 pub use dead_letter::{
     DeadLetter, DeadLetterFilter, DeadLetterFuture, DeadLetters, EventMatch, PageRequest,

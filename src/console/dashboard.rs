@@ -66,6 +66,11 @@ async fn live_body(ctx: &Ctx) -> Result<Markup, ConsoleError> {
             " while the console runs: dead letters in every source, the outbox backlog, and the streams' pending and unread entries."
         }
         (sampler::graph(&samples))
+        @if let Some(rates) = sampler::rate_graph(&samples) {
+            h2 { "Events handled" }
+            p.muted { "The bus's handler calls that succeeded and failed, per minute, between samples." }
+            (rates)
+        }
         p.muted { "Updated " (layout::utc(std::time::SystemTime::now())) "." }
     })
 }

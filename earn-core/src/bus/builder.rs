@@ -151,6 +151,7 @@ impl EventBusBuilder {
             config: self.config.clone(),
             dead_letters: self.dead_letters,
             in_flight: in_flight::InFlight::default(),
+            stats: super::stats::Stats::default(),
             closed: AtomicBool::new(false),
         });
         let (queue, receiver) = async_channel::bounded(self.config.capacity);

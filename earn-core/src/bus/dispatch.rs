@@ -78,6 +78,7 @@ pub(crate) async fn call(
     sub: &Subscription,
     event: &Event,
     default_timeout: Option<Duration>,
+    stats: &super::stats::Stats,
 ) -> Result<Propagation, Failure> {
     let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _scope = SyncScope::enter(event);
@@ -111,6 +112,7 @@ pub(crate) async fn call(
         }
     };
     record(sub, &result);
+    stats.record(result.is_ok());
     result
 }
 
@@ -268,6 +270,7 @@ pub(crate) async fn emit(
     handlers: Resolved,
     event: &Event,
     default_timeout: Option<Duration>,
+    stats: &super::stats::Stats,
 ) -> EmitReport {
     let mut report = EmitReport::new(event.id(), handlers.names.clone());
     for (index, sub) in handlers.subs.iter().enumerate() {
@@ -275,7 +278,7 @@ pub(crate) async fn emit(
             report.set(index, State::Filtered);
             continue;
         }
-        match call(sub, event, default_timeout).await {
+        match call(sub, event, default_timeout, stats).await {
             Ok(flow) => {
                 report.set(index, State::Succeeded);
                 if flow == Propagation::Stop {

@@ -8,6 +8,7 @@ mod dispatch;
 mod error;
 mod in_flight;
 mod retry;
+mod stats;
 mod subscriptions;
 mod timer;
 mod worker;
@@ -24,6 +25,7 @@ pub use dead_letter::{BusDeadLetters, DeadLetterStore, MemoryDeadLetters};
 pub use dispatch::EmitReport;
 pub use error::{BusError, Overflow, ShutdownReport};
 pub use retry::RetryPolicy;
+pub use stats::HandlerStats;
 pub use subscriptions::SubscriptionId;
 
 use tracing::Instrument;
@@ -43,6 +45,8 @@ struct Shared {
     dead_letters: Arc<dyn DeadLetterStore>,
     /// Published events not yet fully handled (queued, retrying, delayed).
     in_flight: in_flight::InFlight,
+    /// Handler calls made and failed.
+    stats: stats::Stats,
     closed: AtomicBool,
 }
 
@@ -281,9 +285,9 @@ impl EventBus {
         // Entering a span that no subscriber wants still costs a few
         // nanoseconds per poll: skip it then.
         if span.is_disabled() {
-            dispatch::emit(handlers, &event, timeout).await
+            dispatch::emit(handlers, &event, timeout, &self.shared().stats).await
         } else {
-            dispatch::emit(handlers, &event, timeout)
+            dispatch::emit(handlers, &event, timeout, &self.shared().stats)
                 .instrument(span)
                 .await
         }
@@ -554,6 +558,27 @@ impl EventBus {
     /// or delayed. Cancel-safe.
     pub async fn wait_idle(&self) {
         self.shared().in_flight.wait_idle().await;
+    }
+
+    /// How many handler calls this bus made, and how many failed, since it
+    /// was built (each attempt counts).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use earn::{Event, EventBus, HandlerError};
+    ///
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// bus.subscribe_sync("job.ok", 0, |_: &Event| ())?;
+    /// bus.subscribe_sync("job.bad", 0, |_: &Event| Err::<(), _>(HandlerError::msg("no")))?;
+    /// bus.emit(Event::new("job.ok", &1)?).await;
+    /// bus.emit(Event::new("job.bad", &1)?).await;
+    /// let stats = bus.handler_stats();
+    /// assert_eq!((stats.succeeded, stats.failed), (1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn handler_stats(&self) -> HandlerStats {
+        self.shared().stats.snapshot()
     }
 
     /// Events published and not yet fully handled: queued, being handled,

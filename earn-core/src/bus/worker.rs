@@ -193,7 +193,7 @@ impl Shared {
         done: &Option<Arc<Completion>>,
         timer: &TimerHandle,
     ) -> Propagation {
-        match call(sub, event, self.config.handler_timeout).await {
+        match call(sub, event, self.config.handler_timeout, &self.stats).await {
             Ok(flow) => {
                 if let Some(done) = done {
                     done.finished(&sub.name);
