@@ -87,6 +87,23 @@ fn dead_letters(c: &mut Criterion) {
                 .unwrap()
         });
     });
+    // The console's page: list, total and HTML.
+    let console = rt.block_on(async {
+        earn::console::router(admin.clone(), earn::console::ConsoleOptions::default())
+    });
+    group.bench_function("console_dead_letter_page_100k", |b| {
+        b.to_async(&rt).iter(|| async {
+            use tower::ServiceExt as _;
+            let request = axum::http::Request::get("/dead-letters?source=outbox")
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let response = console.clone().oneshot(request).await.unwrap();
+            assert!(response.status().is_success());
+            axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap()
+        });
+    });
     group.finish();
 
     if let Ok(redis_url) = std::env::var("EARN_REDIS_URL") {
