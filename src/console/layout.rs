@@ -1,7 +1,7 @@
 //! The page around every view: the header and navigation, the style sheet,
 //! the refresh script; and the small formatting helpers the views share.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
@@ -110,32 +110,9 @@ pub(super) fn page(ctx: &Ctx, title: &str, active: &str, body: Markup) -> Markup
     }
 }
 
-/// An instant as UTC, to the second: `2026-11-27 10:11:12Z`.
+/// An instant as UTC, to the second: `2026-11-27T10:11:12Z`.
 pub(super) fn utc(at: SystemTime) -> String {
-    let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 as a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// How long ago, roughly: `42 s ago`, `7 min ago`.
@@ -262,13 +239,15 @@ svg.graph { background: #fff; border: 1px solid var(--line); width: 100%; max-wi
 
 #[cfg(test)]
 mod tests {
+    use std::time::UNIX_EPOCH;
+
     use super::*;
 
     #[test]
     fn utc_dates() {
-        assert_eq!(utc(UNIX_EPOCH), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_825_600 + 3661);
-        assert_eq!(utc(leap), "2000-02-29 13:01:01Z");
+        assert_eq!(utc(leap), "2000-02-29T13:01:01Z");
     }
 
     #[test]
