@@ -186,35 +186,27 @@ async fn the_bus_keeps_the_dead_letter_promises() {
     .await;
 }
 
-/// Dead letters written as the relay writes them, one millisecond apart.
+/// Dead letters written as the relay writes them, one millisecond apart;
+/// the last one is not an event at all.
 async fn seed_outbox(db: &earn::Db) {
-    db.install_outbox().await.unwrap();
-    db.execute_unprepared("DELETE FROM earn_outbox")
-        .await
-        .unwrap();
-    db.execute_unprepared("DELETE FROM earn_outbox_dead")
-        .await
-        .unwrap();
-    let base = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        - 1000;
-    for (i, name) in NAMES.iter().enumerate() {
-        // The last one is not an event at all.
-        let stored = if i < 2 {
-            serde_json::to_string(&Event::new(*name, &i).unwrap()).unwrap()
-        } else {
-            "not json".to_owned()
-        };
-        db.execute_unprepared(&format!(
-            "INSERT INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
-             VALUES ('conf-{i}', '{name}', '{stored}', 'gave up after 3 claims', 3, {})",
-            base + i as i64
-        ))
-        .await
-        .unwrap();
-    }
+    let rows: Vec<(String, &str, String)> = NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let stored = if i < 2 {
+                common::stored_event(name, i)
+            } else {
+                "not json".to_owned()
+            };
+            (format!("conf-{i}"), *name, stored)
+        })
+        .collect();
+    let rows: Vec<(&str, &str, String)> = rows
+        .iter()
+        .map(|(id, name, stored)| (id.as_str(), *name, stored.clone()))
+        .collect();
+    common::seed_outbox_dead_letters(db, &rows, Duration::from_secs(1), Duration::from_millis(1))
+        .await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 mod common;
 
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use earn::redis::{RedisSettings, RedisStreams};
 use earn::{Db, Event};
@@ -88,33 +88,21 @@ fn databases() -> Vec<(&'static str, String)> {
 /// Three dead letters as the relay writes them, a second ago, the last
 /// one not an event; empty queues.
 async fn seed_outbox(db: &Db) {
-    db.install_outbox().await.unwrap();
-    db.execute_unprepared("DELETE FROM earn_outbox")
-        .await
-        .unwrap();
-    db.execute_unprepared("DELETE FROM earn_outbox_dead")
-        .await
-        .unwrap();
-    let base = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        - 1000;
-    let names = ["shop.order.created", "shop.order.paid", "shop.user.created"];
-    for (i, name) in names.iter().enumerate() {
-        let stored = if i < 2 {
-            serde_json::to_string(&Event::new(*name, &i).unwrap()).unwrap()
-        } else {
-            "not json".to_owned()
-        };
-        db.execute_unprepared(&format!(
-            "INSERT INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
-             VALUES ('dl-{i}', '{name}', '{stored}', 'gave up after 3 claims', 3, {})",
-            base + i as i64
-        ))
-        .await
-        .unwrap();
-    }
+    let rows = [
+        (
+            "dl-0",
+            "shop.order.created",
+            common::stored_event("shop.order.created", 0),
+        ),
+        (
+            "dl-1",
+            "shop.order.paid",
+            common::stored_event("shop.order.paid", 1),
+        ),
+        ("dl-2", "shop.user.created", "not json".to_owned()),
+    ];
+    common::seed_outbox_dead_letters(db, &rows, Duration::from_secs(1), Duration::from_millis(1))
+        .await;
 }
 
 #[tokio::test]

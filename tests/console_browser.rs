@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use earn::admin::Admin;
@@ -56,43 +56,28 @@ fn missing_tools(dir: &Path, chromium: &str) -> Option<String> {
 
 /// Three outbox dead letters, the last with a hostile payload.
 async fn seed_outbox(db: &earn::Db) {
-    db.install_outbox().await.unwrap();
-    db.execute_unprepared("DELETE FROM earn_outbox")
-        .await
-        .unwrap();
-    db.execute_unprepared("DELETE FROM earn_outbox_dead")
-        .await
-        .unwrap();
-    let base = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-        - 60_000;
     let rows = [
-        ("e2e-0", "order.created", serde_json::json!({"order": 1})),
+        (
+            "e2e-0",
+            "order.created",
+            common::stored_event("order.created", serde_json::json!({"order": 1})),
+        ),
         (
             "e2e-1",
             "order.paid",
-            serde_json::json!({"order": 1, "cents": 1250}),
+            common::stored_event("order.paid", serde_json::json!({"order": 1, "cents": 1250})),
         ),
         (
             "e2e-hostile",
             "user.created",
-            serde_json::json!({"name": "<script>alert('pwned')</script>"}),
+            common::stored_event(
+                "user.created",
+                serde_json::json!({"name": "<script>alert('pwned')</script>"}),
+            ),
         ),
     ];
-    for (i, (id, name, payload)) in rows.into_iter().enumerate() {
-        let stored = serde_json::to_string(&Event::new(name, &payload).unwrap())
-            .unwrap()
-            .replace('\'', "''");
-        db.execute_unprepared(&format!(
-            "INSERT INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
-             VALUES ('{id}', '{name}', '{stored}', 'gave up after 3 claims', 3, {})",
-            base + i as i64 * 1000
-        ))
-        .await
-        .unwrap();
-    }
+    common::seed_outbox_dead_letters(db, &rows, Duration::from_secs(60), Duration::from_secs(1))
+        .await;
 }
 
 /// Two dead letters in `{stream}:dead`, as the consumer writes them.

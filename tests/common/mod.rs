@@ -164,3 +164,46 @@ pub fn capture() -> Captured {
     captured.text();
     captured.clone()
 }
+
+/// Installs the outbox, empties it and its dead letters, then writes
+/// `rows` (id, event name, the stored `event` column) as the relay writes
+/// dead letters: given up after 3 claims, the first `age` ago, each
+/// `apart` later than the one before.
+pub async fn seed_outbox_dead_letters(
+    db: &Db,
+    rows: &[(&str, &str, String)],
+    age: std::time::Duration,
+    apart: std::time::Duration,
+) {
+    db.install_outbox().await.expect("install the outbox");
+    db.execute_unprepared("DELETE FROM earn_outbox")
+        .await
+        .expect("empty the outbox");
+    db.execute_unprepared("DELETE FROM earn_outbox_dead")
+        .await
+        .expect("empty its dead letters");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64;
+    let base = now - age.as_millis() as i64;
+    let quote = |text: &str| text.replace('\'', "''");
+    for (i, (id, name, stored)) in rows.iter().enumerate() {
+        db.execute_unprepared(&format!(
+            "INSERT INTO earn_outbox_dead (id, name, event, reason, attempts, failed_at) \
+             VALUES ('{}', '{}', '{}', 'gave up after 3 claims', 3, {})",
+            quote(id),
+            quote(name),
+            quote(stored),
+            base + i as i64 * apart.as_millis() as i64
+        ))
+        .await
+        .expect("write a dead letter");
+    }
+}
+
+/// The stored form of a valid event: `name` with `payload`.
+pub fn stored_event(name: &str, payload: impl serde::Serialize) -> String {
+    serde_json::to_string(&earn::Event::new(name, &payload).expect("a valid event"))
+        .expect("serializable")
+}
