@@ -199,26 +199,40 @@ impl DeadLetterFilter {
     /// Whether `letter` meets every condition (for stores that filter in
     /// memory).
     pub fn matches(&self, letter: &DeadLetter) -> bool {
-        let event = match self.event_match() {
-            Ok(None) => true,
-            Ok(Some(EventMatch::Name(name))) => letter.name == name,
-            Ok(Some(EventMatch::Prefix(prefix))) => letter.name.starts_with(prefix),
-            Err(_) => false,
-        };
-        let handler = self.handler.as_deref().is_none_or(|wanted| {
+        self.matches_parts(
+            &letter.name,
             letter
                 .handler
                 .as_deref()
-                .is_some_and(|handlers| handlers.split(", ").any(|h| h == wanted))
-        });
+                .map(|handlers| handlers.split(", ")),
+            letter.last_failed_at,
+        )
+    }
+
+    /// [`matches`](Self::matches) on the parts a condition reads: the event
+    /// name, the handlers that gave up, the time it was dead-lettered. For
+    /// stores that can read these without decoding the whole record.
+    pub fn matches_parts<'h>(
+        &self,
+        name: &str,
+        handlers: Option<impl IntoIterator<Item = &'h str>>,
+        failed_at: SystemTime,
+    ) -> bool {
+        let event = match self.event_match() {
+            Ok(None) => true,
+            Ok(Some(EventMatch::Name(wanted))) => name == wanted,
+            Ok(Some(EventMatch::Prefix(prefix))) => name.starts_with(prefix),
+            Err(_) => false,
+        };
+        let handler = match (self.handler.as_deref(), handlers) {
+            (None, _) => true,
+            (Some(wanted), Some(handlers)) => handlers.into_iter().any(|h| h == wanted),
+            (Some(_), None) => false,
+        };
         event
             && handler
-            && self
-                .failed_before
-                .is_none_or(|at| letter.last_failed_at < at)
-            && self
-                .failed_after
-                .is_none_or(|at| letter.last_failed_at >= at)
+            && self.failed_before.is_none_or(|at| failed_at < at)
+            && self.failed_after.is_none_or(|at| failed_at >= at)
     }
 }
 

@@ -141,11 +141,7 @@ impl RedisStreams {
 
     /// Up to `count` dead letters after the id `after` (exclusive; from
     /// the start with `None`).
-    async fn dead_range(
-        &self,
-        after: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<RedisDeadLetter>, Error> {
+    async fn dead_range(&self, after: Option<&str>, count: usize) -> Result<Vec<Value>, Error> {
         let start = after.map_or_else(|| "-".to_owned(), |id| format!("({id}"));
         let reply: Value = redis::cmd("XRANGE")
             .arg(&*self.inner.dead)
@@ -159,7 +155,7 @@ impl RedisStreams {
         let Value::Array(entries) = reply else {
             return Ok(Vec::new());
         };
-        Ok(entries.into_iter().filter_map(dead_letter).collect())
+        Ok(entries)
     }
 
     /// The dead letters `filter` matches, oldest first, from the
@@ -178,14 +174,28 @@ impl RedisStreams {
         let mut after: Option<String> = None;
         while (found.len() as u64) < limit {
             let batch = self.dead_range(after.as_deref(), BATCH).await?;
-            let Some(last) = batch.last() else {
+            let Some(last) = batch.last().and_then(entry_id) else {
                 break;
             };
-            after = Some(last.id.clone());
+            after = Some(last.to_owned());
             let full = batch.len() == BATCH;
-            for letter in batch {
+            for entry in batch {
+                // Decided on the id, `name` and `dead:gave_up` alone where
+                // the entry has them: only a match on the page is decoded,
+                // event and all.
+                let quick = quick_match(filter, &entry);
+                if quick == Some(false) {
+                    continue;
+                }
+                if quick == Some(true) && skipped < offset {
+                    skipped += 1;
+                    continue;
+                }
+                let Some(letter) = dead_letter(entry) else {
+                    continue;
+                };
                 let letter = letter.into_dead_letter(&source);
-                if !filter.matches(&letter) {
+                if quick.is_none() && !filter.matches(&letter) {
                     continue;
                 }
                 if skipped < offset {
@@ -201,10 +211,40 @@ impl RedisStreams {
         Ok(found)
     }
 
+    /// How many dead letters `filter` matches: the whole dead-letter stream
+    /// read in batches, an entry decoded only when its fields cannot tell.
+    async fn dead_count_matching(&self, filter: &DeadLetterFilter) -> Result<u64, Error> {
+        const BATCH: usize = 1000;
+        let source = self.dead_source();
+        let mut count = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let batch = self.dead_range(after.as_deref(), BATCH).await?;
+            let Some(last) = batch.last().and_then(entry_id) else {
+                break;
+            };
+            after = Some(last.to_owned());
+            let full = batch.len() == BATCH;
+            for entry in batch {
+                let matched = match quick_match(filter, &entry) {
+                    Some(matched) => matched,
+                    None => dead_letter(entry)
+                        .is_some_and(|letter| filter.matches(&letter.into_dead_letter(&source))),
+                };
+                count += u64::from(matched);
+            }
+            if !full {
+                break;
+            }
+        }
+        Ok(count)
+    }
+
     /// The oldest `limit` entries of the dead-letter stream as stored, all
     /// groups together (see [`RedisDeadLetter`]).
     pub async fn dead_letter_entries(&self, limit: usize) -> Result<Vec<RedisDeadLetter>, Error> {
-        self.dead_range(None, limit).await
+        let entries = self.dead_range(None, limit).await?;
+        Ok(entries.into_iter().filter_map(dead_letter).collect())
     }
 
     fn dead_source(&self) -> String {
@@ -393,6 +433,42 @@ fn consumer_info(value: Value) -> ConsumerInfo {
     }
 }
 
+/// The id of an entry of an `XRANGE` reply.
+fn entry_id(entry: &Value) -> Option<&str> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    parts
+        .first()
+        .and_then(entry::bytes)
+        .and_then(|id| std::str::from_utf8(id).ok())
+}
+
+/// Whether an entry of the dead-letter stream matches `filter`, read from
+/// its id, `name` and `dead:gave_up` fields without decoding it; `None`
+/// when it lacks a `name` (not an entry earn published: decode it).
+fn quick_match(filter: &DeadLetterFilter, entry: &Value) -> Option<bool> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let millis: u64 = entry_id(entry)?.split('-').next()?.parse().ok()?;
+    let Some(Value::Array(fields)) = parts.get(1) else {
+        return None;
+    };
+    let field = |wanted: &str| {
+        fields
+            .chunks_exact(2)
+            .find(|pair| entry::bytes(&pair[0]) == Some(wanted.as_bytes()))
+            .and_then(|pair| entry::bytes(&pair[1]))
+            .and_then(|value| std::str::from_utf8(value).ok())
+    };
+    let name = field(entry::FIELD_NAME)?;
+    let handlers = field("dead:gave_up")
+        .filter(|names| !names.is_empty())
+        .map(|names| names.lines().filter(|name| !name.is_empty()));
+    Some(filter.matches_parts(name, handlers, UNIX_EPOCH + Duration::from_millis(millis)))
+}
+
 /// Parses one entry of the dead-letter stream.
 fn dead_letter(value: Value) -> Option<RedisDeadLetter> {
     let Value::Array(parts) = value else {
@@ -536,8 +612,7 @@ impl DeadLetters for RedisDeadLetters {
                     .await
                     .map_err(transport("dead_letter_count"));
             }
-            let all = self.streams.dead_matching(filter, 0, u64::MAX).await?;
-            Ok(all.len() as u64)
+            self.streams.dead_count_matching(filter).await
         })
     }
 
