@@ -379,3 +379,42 @@ async fn the_status_counts_every_source_without_reading_the_letters() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_database_without_the_outbox_says_how_to_install_it() {
+    each_backend(|db| async move {
+        db.execute_unprepared("DROP TABLE IF EXISTS earn_outbox")
+            .await
+            .unwrap();
+        db.execute_unprepared("DROP TABLE IF EXISTS earn_outbox_dead")
+            .await
+            .unwrap();
+        let admin = Admin::new().database(db.clone());
+        let error = admin.status().await.unwrap_err();
+        assert!(
+            matches!(
+                error,
+                earn::Error::MissingTable {
+                    table: "earn_outbox",
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("install_outbox"), "{error}");
+        let dead = db.outbox_dead_letters().count(&all()).await.unwrap_err();
+        assert!(
+            matches!(
+                dead,
+                earn::Error::MissingTable {
+                    table: "earn_outbox_dead",
+                    ..
+                }
+            ),
+            "{dead:?}"
+        );
+        db.install_outbox().await.unwrap();
+        assert_eq!(admin.status().await.unwrap().dead_letter_total(), 0);
+    })
+    .await;
+}

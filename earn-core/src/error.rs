@@ -213,6 +213,16 @@ pub enum Error {
         drifts: Vec<Error>,
     },
 
+    /// A table earn needs is not in the database (the outbox's, before it
+    /// was installed): what to run or migrate.
+    #[error("table `{table}` does not exist: {fix}")]
+    MissingTable {
+        /// The table.
+        table: &'static str,
+        /// What creates it.
+        fix: &'static str,
+    },
+
     /// A connection or transaction-level failure that involves no table.
     #[error("database error during {operation}: {source}")]
     Connection {

@@ -18,11 +18,7 @@ use crate::connection::{Pool, with_backend};
 pub const OUTBOX_DEAD_TABLE: &str = "earn_outbox_dead";
 
 fn dead_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Database {
-        table: OUTBOX_DEAD_TABLE.into(),
-        operation,
-        source: Box::new(source),
-    }
+    super::table_error(OUTBOX_DEAD_TABLE, operation)
 }
 
 /// The outbox's dead letters, `earn_outbox_dead`: the rows an

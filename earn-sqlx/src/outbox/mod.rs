@@ -69,10 +69,35 @@ fn lease_ms(lease: Duration) -> i64 {
 }
 
 fn outbox_error(operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| Error::Database {
-        table: OUTBOX_TABLE.into(),
-        operation,
-        source: Box::new(source),
+    table_error(OUTBOX_TABLE, operation)
+}
+
+/// A failed statement on an outbox table; a table that is not there says
+/// how to create it (an operator running `earn status` on a database
+/// whose outbox was never installed).
+pub(super) fn table_error(
+    table: &'static str,
+    operation: &'static str,
+) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| {
+        let missing = match &source {
+            sqlx::Error::Database(error) => {
+                matches!(error.code().as_deref(), Some("42P01" | "42S02"))
+                    || error.message().starts_with("no such table")
+            }
+            _ => false,
+        };
+        if missing {
+            return Error::MissingTable {
+                table,
+                fix: "the outbox is not installed: run `Db::install_outbox`, or apply the migration its documentation gives",
+            };
+        }
+        Error::Database {
+            table: table.into(),
+            operation,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -105,11 +130,7 @@ pub(crate) async fn oldest_age(pool: &Pool) -> Result<Option<std::time::Duration
             .fetch_one(&mut *c)
             .await
     })
-    .map_err(|source| Error::Database {
-        table: OUTBOX_TABLE.into(),
-        operation: "select",
-        source: Box::new(source),
-    })?;
+    .map_err(outbox_error("select"))?;
     Ok(oldest.map(|created| {
         std::time::Duration::from_millis(
             u64::try_from(now_ms().saturating_sub(created)).unwrap_or(0),
