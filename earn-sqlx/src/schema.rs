@@ -18,10 +18,10 @@ pub struct ModelRegistration {
 
 earn_core::__private::inventory::collect!(ModelRegistration);
 
-/// `CREATE TABLE IF NOT EXISTS` of `M` in `dialect`, as
-/// [`Db::create_table`](crate::Db::create_table) runs it.
-pub(crate) fn model_sql<M: Model>(dialect: Dialect) -> Result<String, Error> {
-    let types = match dialect {
+/// The column types of `M` on `dialect`; an error for a database this
+/// build has no support for.
+fn column_types<M: Model>(dialect: Dialect) -> Result<Vec<crate::ColumnType>, Error> {
+    Ok(match dialect {
         #[cfg(feature = "sqlite")]
         Dialect::Sqlite => <M as crate::Row<sqlx::Sqlite>>::column_types(),
         #[cfg(feature = "postgres")]
@@ -39,7 +39,13 @@ pub(crate) fn model_sql<M: Model>(dialect: Dialect) -> Result<String, Error> {
                 .into(),
             });
         }
-    };
+    })
+}
+
+/// `CREATE TABLE IF NOT EXISTS` of `M` in `dialect`, as
+/// [`Db::create_table`](crate::Db::create_table) runs it.
+pub(crate) fn model_sql<M: Model>(dialect: Dialect) -> Result<String, Error> {
+    let types = column_types::<M>(dialect)?;
     Ok(create_table_sql(M::INFO, dialect, &types))
 }
 
@@ -249,16 +255,7 @@ models_tuple!(A, B, C, D, E, F, G, H, I, J, K, L, M, N, O, P);
 /// [`Db::check_schema`](crate::Db::check_schema).
 pub(crate) async fn check<M: Model>(db: &crate::Db) -> Result<(), Error> {
     let dialect = db.dialect();
-    let types = match dialect {
-        #[cfg(feature = "sqlite")]
-        Dialect::Sqlite => <M as crate::Row<sqlx::Sqlite>>::column_types(),
-        #[cfg(feature = "postgres")]
-        Dialect::Postgres => <M as crate::Row<sqlx::Postgres>>::column_types(),
-        #[cfg(feature = "mysql")]
-        Dialect::MySql => <M as crate::Row<sqlx::MySql>>::column_types(),
-        #[allow(unreachable_patterns)]
-        _ => return Ok(()),
-    };
+    let types = column_types::<M>(dialect)?;
     let found = columns_of(db, M::INFO.table).await?;
     let info = M::INFO;
     let mut problems = Vec::new();

@@ -318,18 +318,13 @@ async fn list(admin: &Admin, out: &Output, args: &FilterArgs, page: PageArgs) ->
                 truncate(&letter.reason, 60),
             ]);
         }
-        let pages = total.div_ceil(page.per_page).max(1);
-        let mut text = if table.is_empty() {
-            String::new()
-        } else {
-            table.render()
-        };
-        text.push_str(&format!(
-            "{} of {total} dead letter(s) matching, page {} of {pages}\n",
+        table.render_page(
             letters.len(),
-            page.page
-        ));
-        text
+            total,
+            "dead letter(s) matching",
+            page.page,
+            page.per_page,
+        )
     })
 }
 

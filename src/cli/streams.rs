@@ -262,19 +262,13 @@ pub(super) async fn delayed(command: DelayedCommand, admin: &Admin, out: &Output
                             .unwrap_or_else(|| "(not a valid event)".to_owned()),
                     ]);
                 }
-                let pages = total.div_ceil(page.per_page).max(1);
-                let mut text = if table.is_empty() {
-                    String::new()
-                } else {
-                    table.render()
-                };
-                text.push_str(&format!(
-                    "{} of {total} delayed event(s) in {}, page {} of {pages}\n",
+                table.render_page(
                     found.len(),
-                    view.stream,
-                    page.page
-                ));
-                text
+                    total,
+                    &format!("delayed event(s) in {}", view.stream),
+                    page.page,
+                    page.per_page,
+                )
             })
         }
         DelayedCommand::Run { id, stream: name } => {

@@ -26,6 +26,28 @@ impl Table {
     }
 
     /// The table, two spaces between columns, no trailing spaces.
+    /// The rows (nothing when there are none), then `shown of {total}
+    /// {what}, page {page} of {pages}`.
+    pub(super) fn render_page(
+        &self,
+        shown: usize,
+        total: u64,
+        what: &str,
+        page: u64,
+        per_page: u64,
+    ) -> String {
+        let pages = total.div_ceil(per_page).max(1);
+        let mut text = if self.is_empty() {
+            String::new()
+        } else {
+            self.render()
+        };
+        text.push_str(&format!(
+            "{shown} of {total} {what}, page {page} of {pages}\n"
+        ));
+        text
+    }
+
     pub(super) fn render(&self) -> String {
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
