@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use common::each_backend;
 use earn::admin::Admin;
+use earn::nats::{NatsSettings, NatsStreams};
 use earn::redis::{RedisSettings, RedisStreams};
 use earn::{
     DeadLetter, DeadLetterFilter, DeadLetters, Event, EventBus, HandlerError, PageRequest,
@@ -225,6 +226,56 @@ async fn the_outbox_keeps_the_dead_letter_promises() {
             .unwrap();
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_nats_stream_keeps_the_dead_letter_promises() {
+    let Some(url) = common::nats_url() else {
+        return;
+    };
+    let stream = format!("earn-conformance-{}", uuid::Uuid::new_v4().simple());
+    let streams = NatsStreams::connect(&url, NatsSettings::new(stream.as_str(), "ops"))
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(streams.client().clone());
+    for (i, name) in NAMES.iter().enumerate() {
+        let event = serde_json::to_vec(&Event::new(*name, &i).unwrap()).unwrap();
+        let mut headers = async_nats::HeaderMap::new();
+        // The last one is not an event: no version header.
+        let payload = if i < 2 {
+            headers.insert("Earn-Version", "1");
+            event
+        } else {
+            b"{oops".to_vec()
+        };
+        headers.insert("Earn-Name", *name);
+        headers.insert("Earn-Reason", "handler billing gave up");
+        headers.insert("Earn-Deliveries", "3");
+        headers.insert("Earn-Group", "ops");
+        headers.insert("Earn-Gave-Up", "billing");
+        let at = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        headers.insert("Earn-Failed-At", at.as_millis().to_string().as_str());
+        js.publish_with_headers(format!("{stream}_dead.ops"), headers, payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let source = streams.dead_letter_source();
+    assert_eq!(source.source(), format!("nats:{stream}"));
+    conformance(
+        &source,
+        || {},
+        async || {
+            let mut events = js.get_stream(&stream).await.unwrap();
+            events.info().await.unwrap().state.messages == 1
+        },
+    )
+    .await;
+    common::delete_nats_streams(&url, &stream).await;
 }
 
 #[tokio::test]

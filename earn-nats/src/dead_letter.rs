@@ -6,12 +6,14 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{RawMessageErrorKind, Stream};
 use bytes::Bytes;
 use earn_core::{
     DeadLetter, DeadLetterFilter, DeadLetterFuture, DeadLetters, Error, Event, PageRequest,
 };
+use futures_util::StreamExt as _;
 
 use crate::consumer::Handled;
 use crate::streams::{NatsStreams, transport};
@@ -205,22 +207,6 @@ impl NatsDeadLetters {
         }
     }
 
-    /// The dead letter at `sequence` or the next one after it.
-    async fn next(&self, stream: &Stream, sequence: u64) -> Result<Option<Stored>, Error> {
-        let subjects = format!("{}_dead.>", self.streams.settings().prefix);
-        match stream
-            .raw_message_builder()
-            .sequence(sequence)
-            .next_by_subject(subjects)
-            .send()
-            .await
-        {
-            Ok(message) => Ok(Some(Stored { message })),
-            Err(error) if error.kind() == RawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(error) => Err(transport("read the dead letters")(error)),
-        }
-    }
-
     /// The dead letter `id` exactly.
     async fn exact(&self, stream: &Stream, id: &str) -> Result<Option<Stored>, Error> {
         let Ok(sequence) = id.parse::<u64>() else {
@@ -234,7 +220,8 @@ impl NatsDeadLetters {
     }
 
     /// Calls `each` on every dead letter `filter` matches, oldest first,
-    /// until it returns `false`.
+    /// until it returns `false`: one ordered consumer reads the stream
+    /// from its first message to the last one there was at the start.
     async fn scan(
         &self,
         filter: &DeadLetterFilter,
@@ -242,14 +229,62 @@ impl NatsDeadLetters {
     ) -> Result<(), Error> {
         filter.validate()?;
         let stream = self.stream().await?;
-        let mut sequence = 1;
-        while let Some(stored) = self.next(&stream, sequence).await? {
-            sequence = stored.message.sequence + 1;
-            if stored.matches(filter) && !each(stored) {
+        let state = &stream.cached_info().state;
+        if state.messages == 0 {
+            return Ok(());
+        }
+        let last = state.last_sequence;
+        let reader = stream
+            .create_consumer(pull::OrderedConfig {
+                deliver_policy: DeliverPolicy::All,
+                ..Default::default()
+            })
+            .await
+            .map_err(transport("read the dead letters"))?;
+        let mut messages = reader
+            .messages()
+            .await
+            .map_err(transport("read the dead letters"))?;
+        loop {
+            let next = tokio::time::timeout(SCAN_IDLE, messages.next()).await;
+            let message = match next {
+                // Nothing more within the wait: the last ones were deleted.
+                Err(_) | Ok(None) => break,
+                Ok(Some(message)) => message.map_err(transport("read the dead letters"))?,
+            };
+            let info = message
+                .info()
+                .map_err(|error| transport_box("read the dead letters", error))?;
+            let sequence = info.stream_sequence;
+            let stored = Stored {
+                message: StreamMessage {
+                    subject: message.subject.clone(),
+                    sequence,
+                    headers: message.headers.clone().unwrap_or_default(),
+                    payload: message.payload.clone(),
+                    time: info.published,
+                },
+            };
+            // Nothing left for this reader, or past the end there was.
+            let done = info.pending == 0 || sequence >= last;
+            if (stored.matches(filter) && !each(stored)) || done {
                 break;
             }
         }
         Ok(())
+    }
+}
+
+/// How long a scan waits for the next dead letter before it takes the
+/// ones it was waiting for as deleted.
+const SCAN_IDLE: Duration = Duration::from_secs(2);
+
+/// A boxed client error as a transport error.
+fn transport_box(operation: &'static str, source: async_nats::Error) -> Error {
+    Error::Transport {
+        transport: "nats",
+        operation: operation.into(),
+        source,
     }
 }
 

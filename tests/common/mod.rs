@@ -119,6 +119,31 @@ pub fn redis_url() -> Option<String> {
     }
 }
 
+pub fn nats_url() -> Option<String> {
+    match std::env::var("EARN_NATS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if required() => {
+            panic!(
+                "EARN_NATS_URL is not set and EARN_REQUIRE_SERVICES=1: NATS tests cannot be skipped"
+            )
+        }
+        _ => {
+            eprintln!("skipped on nats: EARN_NATS_URL is not set");
+            None
+        }
+    }
+}
+
+/// Deletes the JetStream streams of an earn stream (`name` and its dead,
+/// delayed and done streams).
+pub async fn delete_nats_streams(url: &str, name: &str) {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for suffix in ["", "_dead", "_delayed", "_done"] {
+        let _ = js.delete_stream(format!("{name}{suffix}")).await;
+    }
+}
+
 /// What a `tracing` subscriber wrote, for tests of what is reported.
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);

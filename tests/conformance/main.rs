@@ -1,7 +1,8 @@
 //! One conformance suite, written once and run against every transport:
 //! the in-memory bus, the transactional outbox on SQLite, PostgreSQL and
-//! MariaDB, and Redis Streams (a consumer group per handler group, a
-//! consumer per process). Every assertion checks that no event id is
+//! MariaDB, Redis Streams (a consumer group per handler group, a
+//! consumer per process) and NATS JetStream (a durable consumer per
+//! handler group). Every assertion checks that no event id is
 //! missing; duplicates are counted and reported, and allowed only where
 //! the transport says it is at-least-once.
 
@@ -43,6 +44,9 @@ where
     }
     if let Some(url) = common::redis_url() {
         all.push(Arc::new(transports::RedisTransport::new(&url).await));
+    }
+    if let Some(url) = common::nats_url() {
+        all.push(Arc::new(transports::NatsTransport::new(&url).await));
     }
     for transport in all {
         eprintln!("--- on {}", transport.name());

@@ -1,10 +1,11 @@
 //! The transports under test: the in-memory bus, the transactional outbox
-//! on each database, Redis Streams.
+//! on each database, Redis Streams, NATS JetStream.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use earn::nats::{NatsSettings, NatsStreams};
 use earn::redis::{Consumer, RedisSettings, RedisStreams};
 use earn::{Db, Event, EventBus, Outbox, OutboxMode, OutboxRelay, RetryPolicy};
 
@@ -297,6 +298,112 @@ impl Transport for RedisTransport {
                 consumers.push((streams.consume(bus.clone()).await.unwrap(), bus));
             }
             Box::new(RedisProcess { consumers }) as Box<dyn Process>
+        })
+    }
+}
+
+// ------------------------------------------------------------------ nats
+
+/// NATS JetStream: a stream of the test's own, a durable consumer per
+/// group, a connection per process.
+pub struct NatsTransport {
+    url: String,
+    stream: String,
+    publisher: NatsStreams,
+}
+
+impl NatsTransport {
+    pub async fn new(url: &str) -> NatsTransport {
+        let stream = format!("earn-conformance-{}", uuid::Uuid::new_v4().simple());
+        let publisher = NatsStreams::connect(url, NatsSettings::new(stream.as_str(), "publisher"))
+            .await
+            .unwrap_or_else(|error| panic!("cannot reach nats at {url}: {error}"));
+        NatsTransport {
+            url: url.to_owned(),
+            stream,
+            publisher,
+        }
+    }
+
+    fn settings(&self, group: &str, process: &str, ordered: bool) -> NatsSettings {
+        NatsSettings::new(self.stream.as_str(), group)
+            .consumer(process)
+            .batch(if ordered { 1 } else { 10 })
+            .max_in_flight(if ordered { 1 } else { 100 })
+            .ack_wait(Duration::from_secs(5))
+            .retry_backoff(earn::nats::Backoff::new(
+                Duration::from_millis(10),
+                Duration::from_millis(100),
+            ))
+    }
+}
+
+impl Drop for NatsTransport {
+    fn drop(&mut self) {
+        let (url, stream) = (self.url.clone(), self.stream.clone());
+        // The test's runtime is busy dropping this: clean up on a thread.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(crate::common::delete_nats_streams(&url, &stream));
+        })
+        .join();
+    }
+}
+
+struct NatsProcess {
+    consumers: Vec<(earn::nats::Consumer, EventBus)>,
+}
+
+impl Process for NatsProcess {
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            for (consumer, bus) in self.consumers {
+                consumer.shutdown(Duration::from_secs(10)).await;
+                let report = bus.shutdown(Duration::from_secs(10)).await;
+                assert!(report.drained, "a consumer's bus did not drain: {report:?}");
+            }
+        })
+    }
+}
+
+impl Transport for NatsTransport {
+    fn name(&self) -> String {
+        "nats jetstream".into()
+    }
+
+    fn promises(&self) -> Promises {
+        Promises {
+            at_least_once: true,
+        }
+    }
+
+    fn publish(&self, event: Event) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.publisher.publish(&event).await.unwrap();
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        process: &'a str,
+        groups: Vec<(&'a str, Handler)>,
+        ordered: bool,
+    ) -> BoxFuture<'a, Box<dyn Process>> {
+        Box::pin(async move {
+            let mut consumers = Vec::new();
+            for (group, handler) in groups {
+                let bus = process_bus(ordered);
+                subscribe(&bus, handler);
+                let streams =
+                    NatsStreams::connect(&self.url, self.settings(group, process, ordered))
+                        .await
+                        .unwrap();
+                consumers.push((streams.consume(bus.clone()).await.unwrap(), bus));
+            }
+            Box::new(NatsProcess { consumers }) as Box<dyn Process>
         })
     }
 }
