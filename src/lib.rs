@@ -102,6 +102,14 @@ pub mod redis {
     pub use earn_redis::*;
 }
 
+/// NATS JetStream transport: [`NatsStreams`](nats::NatsStreams) publishes
+/// events to a JetStream stream and consumes them into an
+/// [`EventBus`] with a durable consumer per group (feature `nats`).
+#[cfg(feature = "nats")]
+pub mod nats {
+    pub use earn_nats::*;
+}
+
 /// The lower layers, for code that needs them by name.
 pub mod sqlx {
     pub use earn_sqlx::__private::sqlx::*;

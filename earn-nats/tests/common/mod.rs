@@ -1,0 +1,293 @@
+//! What every NATS test needs: the server (from `EARN_NATS_URL`, default
+//! `nats://127.0.0.1:4222`), a stream of its own deleted at the end, a bus
+//! that records what its handlers saw, and private `nats-server`s for the
+//! tests that kill one.
+//!
+//! When NATS cannot be reached the test prints a skip line and passes,
+//! unless `EARN_REQUIRE_SERVICES=1`, which turns that into a failure.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use earn::nats::{NatsSettings, NatsStreams};
+use earn::{Event, EventBus};
+
+pub fn url() -> String {
+    std::env::var("EARN_NATS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
+}
+
+pub fn required() -> bool {
+    std::env::var("EARN_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// A stream name no other test uses.
+pub fn unique_stream() -> String {
+    format!("earn-test-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Test settings: quick retries so tests take milliseconds.
+pub fn settings(stream: &str) -> NatsSettings {
+    group_settings(stream, "workers")
+}
+
+/// [`settings`] for another group.
+pub fn group_settings(stream: &str, group: &str) -> NatsSettings {
+    NatsSettings::new(stream, group)
+        .consumer("c1")
+        .ack_wait(Duration::from_secs(30))
+        .retry_backoff(earn::nats::Backoff::new(
+            Duration::from_millis(100),
+            Duration::from_millis(400),
+        ))
+}
+
+/// Deletes a test's streams when dropped, even if the test panicked.
+pub struct Cleanup {
+    url: String,
+    stream: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (url, stream) = (self.url.clone(), self.stream.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let Ok(client) = async_nats::connect(&url).await else {
+                    return;
+                };
+                let js = async_nats::jetstream::new(client);
+                for name in [
+                    stream.clone(),
+                    format!("{stream}_dead"),
+                    format!("{stream}_delayed"),
+                    format!("{stream}_done"),
+                ] {
+                    let _ = js.delete_stream(&name).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A connected `NatsStreams` on a fresh stream, and the guard deleting it;
+/// `None` (after a skip line) when NATS is unreachable.
+pub async fn connect(settings: NatsSettings) -> Option<(NatsStreams, Cleanup)> {
+    connect_to(&url(), settings).await
+}
+
+pub async fn connect_to(url: &str, settings: NatsSettings) -> Option<(NatsStreams, Cleanup)> {
+    let cleanup = Cleanup {
+        url: url.to_owned(),
+        stream: settings.get_stream().to_owned(),
+    };
+    match NatsStreams::connect(url, settings).await {
+        Ok(streams) => Some((streams, cleanup)),
+        Err(error) if required() => {
+            panic!("EARN_REQUIRE_SERVICES=1 but NATS at {url} is unreachable: {error}")
+        }
+        Err(error) => {
+            #[allow(
+                clippy::mem_forget,
+                reason = "nothing to clean on a server never reached"
+            )]
+            std::mem::forget(cleanup);
+            eprintln!("skipped: NATS at {url} is unreachable ({error}); set EARN_NATS_URL");
+            None
+        }
+    }
+}
+
+/// A bus with the test's handlers only.
+pub fn bus() -> EventBus {
+    EventBus::builder()
+        .without_registered_handlers()
+        .workers(2)
+        .build()
+        .unwrap()
+}
+
+/// Every event the handlers saw (successful or not), in order.
+#[derive(Clone, Default)]
+pub struct Seen(Arc<Mutex<Vec<Event>>>);
+
+impl Seen {
+    pub fn push(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    pub fn ids(&self) -> Vec<uuid::Uuid> {
+        self.events().iter().map(Event::id).collect()
+    }
+}
+
+/// A bus whose handler of `pattern` records each event and succeeds.
+pub fn recording_bus(pattern: &str) -> (EventBus, Seen) {
+    let bus = bus();
+    let seen = Seen::default();
+    let sink = seen.clone();
+    bus.subscribe_sync(pattern, 0, move |event: &Event| sink.push(event))
+        .unwrap();
+    (bus, seen)
+}
+
+/// Waits until `done` holds, failing the test with `what` after `timeout`.
+pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Like [`wait_until`] with an async condition.
+pub async fn wait_until_async<F, Fut>(what: &str, timeout: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !done().await {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `n` events named `name`, payload their index.
+pub fn events(name: &str, n: usize) -> Vec<Event> {
+    (0..n).map(|i| Event::new(name, &i).unwrap()).collect()
+}
+
+/// The `nats-server` binary: `EARN_NATS_SERVER`, else on the `PATH`, else
+/// Debian's `/usr/sbin/nats-server`.
+pub fn server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("EARN_NATS_SERVER") {
+        return path.into();
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("nats-server"))
+            .find(|candidate| candidate.exists())
+    });
+    on_path.unwrap_or_else(|| "/usr/sbin/nats-server".into())
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A private `nats-server` with JetStream on file storage in a directory of
+/// its own, killed (with SIGKILL) and restarted at will; its store
+/// survives restarts and is deleted on drop.
+pub struct Server {
+    pub port: u16,
+    pub dir: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Server {
+    /// Starts one; `None` (after a skip line) when there is no binary,
+    /// which fails the test under `EARN_REQUIRE_SERVICES=1`.
+    pub fn start(extra: &[&str]) -> Option<Server> {
+        let binary = server_binary();
+        if !binary.exists() {
+            assert!(
+                !required(),
+                "EARN_REQUIRE_SERVICES=1 but there is no nats-server at {} (set EARN_NATS_SERVER)",
+                binary.display()
+            );
+            eprintln!("skipped: no nats-server at {}", binary.display());
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("earn-nats-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = Server {
+            port: free_port(),
+            dir,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            child: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        let child = Command::new(server_binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 nats-server");
+            child.wait().expect("reap nats-server");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
