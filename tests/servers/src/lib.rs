@@ -5,7 +5,8 @@
 //! passwords, in a temporary directory; the process is killed and the
 //! directory removed when the guard is dropped, also when the test panics.
 //!
-//! A missing server binary makes [`RedisServer::start`] and
+//! The binaries are `EARN_REDIS_SERVER` and `EARN_NATS_SERVER` if set,
+//! else found on the `PATH`, else Debian's. A missing one makes [`RedisServer::start`] and
 //! [`NatsServer::start`] print a skip line and return `None`, unless
 //! `EARN_REQUIRE_SERVICES=1`, which turns it into a panic: CI never skips.
 //!
@@ -36,25 +37,24 @@ pub fn required() -> bool {
     std::env::var("EARN_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
 }
 
-/// The first of `candidates` that exists, or `None` after a skip line (a
-/// panic when [`required`]).
-fn find_binary(name: &str, candidates: &[&str]) -> Option<std::path::PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|path| {
+/// The server binary: the one `env` names, else `name` on the `PATH`,
+/// else `default` (Debian's place); `None` after a skip line when it does
+/// not exist (a panic when [`required`]).
+fn find_binary(name: &str, env: &str, default: &str) -> Option<std::path::PathBuf> {
+    let binary = std::env::var_os(env)
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH")?;
             std::env::split_paths(&path)
                 .map(|dir| dir.join(name))
-                .collect::<Vec<_>>()
+                .find(|candidate| candidate.is_file())
         })
-        .unwrap_or_default();
-    let found = candidates
-        .iter()
-        .map(std::path::PathBuf::from)
-        .chain(on_path)
-        .find(|path| path.is_file());
-    if found.is_none() {
-        let message = format!("no `{name}` binary (looked in {candidates:?} and $PATH)");
-        assert!(!required(), "EARN_REQUIRE_SERVICES=1 but {message}");
-        eprintln!("skipped: {message}");
+        .unwrap_or_else(|| default.into());
+    if binary.is_file() {
+        return Some(binary);
     }
-    found
+    let message = format!("no {name} at {} (set {env})", binary.display());
+    assert!(!required(), "EARN_REQUIRE_SERVICES=1 but {message}");
+    eprintln!("skipped: {message}");
+    None
 }

@@ -69,7 +69,8 @@ impl NatsServer {
     /// Starts it, or returns `None` after a skip line when there is no
     /// `nats-server` (a panic under `EARN_REQUIRE_SERVICES=1`).
     pub fn start(options: NatsTlsOptions) -> Option<NatsServer> {
-        let binary = crate::find_binary("nats-server", &["/usr/sbin/nats-server"])?;
+        let binary =
+            crate::find_binary("nats-server", "EARN_NATS_SERVER", "/usr/sbin/nats-server")?;
         let dir = TempDir::new("nats-tls");
         let certs = Certs::generate(dir.path());
         let port = free_port();

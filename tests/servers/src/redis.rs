@@ -41,7 +41,8 @@ impl RedisServer {
     /// Starts it, or returns `None` after a skip line when there is no
     /// `redis-server` (a panic under `EARN_REQUIRE_SERVICES=1`).
     pub fn start(options: RedisTlsOptions) -> Option<RedisServer> {
-        let binary = crate::find_binary("redis-server", &["/usr/bin/redis-server"])?;
+        let binary =
+            crate::find_binary("redis-server", "EARN_REDIS_SERVER", "/usr/bin/redis-server")?;
         let dir = TempDir::new("redis-tls");
         let certs = Certs::generate(dir.path());
         let port = free_port();
