@@ -9,8 +9,8 @@ pub use earn_core::{
     EventBusBuilder, EventData, EventError, EventMatch, EventName, EventSink, Failure, FieldErrors,
     Finished, HandlerError, HandlerStats, HookError, HookFailure, HookPhase, HookRegistration,
     MemoryDeadLetters, NameError, Operation, Overflow, PageRequest, Pattern, PatternError,
-    PayloadError, Propagation, Registry, RetryPolicy, Service, ShutdownReport, SinkFuture,
-    SubscriptionId, registry,
+    PayloadError, Propagation, RedactedUrl, Registry, RetryPolicy, Service, ShutdownReport,
+    SinkFuture, SubscriptionId, registry,
 };
 
 // The macros' reference pages live here, on the re-exports, so that their

@@ -17,6 +17,7 @@ mod name;
 mod panic;
 mod pattern;
 mod phase;
+mod redact;
 mod registry;
 mod service;
 mod sink;
@@ -43,6 +44,7 @@ pub use name::{EventName, NameError};
 pub use panic::catch_unwind;
 pub use pattern::{Pattern, PatternError};
 pub use phase::{HookPhase, Operation};
+pub use redact::RedactedUrl;
 pub use registry::{
     AppliedHook, BehaviourHook, BehaviourHooks, BehaviourRegistration, HookRegistration, HookTable,
     Registry, registry,

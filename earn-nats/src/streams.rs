@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use async_nats::{Client, ConnectOptions};
 use bytes::Bytes;
-use earn_core::{BoxError, Error, Event, EventBus, EventSink, SinkFuture};
+use earn_core::{BoxError, Error, Event, EventBus, EventSink, RedactedUrl, SinkFuture};
 use tracing::Instrument;
 
 use crate::consumer::Consumer;
@@ -129,7 +129,11 @@ impl NatsStreams {
             .connection_timeout(CONNECTION_TIMEOUT)
             .connect(url)
             .await
-            .map_err(transport("connect"))?;
+            .map_err(|source| Error::Transport {
+                transport: "nats",
+                operation: format!("connect to {}", RedactedUrl::new(url)).into(),
+                source: Box::new(source),
+            })?;
         let js = jetstream::ContextBuilder::new()
             .timeout(REQUEST_TIMEOUT)
             .build(client.clone());

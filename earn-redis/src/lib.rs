@@ -1,6 +1,9 @@
 #![doc = include_str!("../docs/crate.md")]
+// On docs.rs: "Available on crate feature `tls` only" on gated items.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
+mod connection;
 mod consumer;
 mod delayed;
 mod entry;
@@ -16,6 +19,7 @@ pub(crate) const BACKOFF: earn_core::Backoff = earn_core::Backoff::new(
 );
 
 pub use admin::{ConsumerInfo, GroupInfo, RedisDeadLetter, RedisDeadLetters, StreamLag};
+pub use connection::RedisConnection;
 pub use consumer::Consumer;
 pub use delayed::DelayedEvent;
 pub use settings::{RedisSettings, StartFrom};

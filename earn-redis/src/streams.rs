@@ -9,6 +9,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use crate::connection::RedisConnection;
 use crate::consumer::Consumer;
 use crate::publisher;
 use crate::scripts::Scripts;
@@ -54,6 +55,8 @@ pub(crate) fn connection_config(response_timeout: Duration) -> ConnectionManager
 
 pub(crate) struct Inner {
     pub(crate) client: redis::Client,
+    /// What `client` was made from, for messages (shown without secrets).
+    pub(crate) connection: RedisConnection,
     /// Multiplexed: concurrent commands share one socket and are pipelined.
     /// Never used for a blocking read.
     pub(crate) conn: ConnectionManager,
@@ -111,17 +114,22 @@ pub struct RedisStreams {
 impl std::fmt::Debug for RedisStreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStreams")
+            .field("connection", &self.inner.connection)
             .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStreams {
-    /// Connects to the Redis at `url` (`redis://[user:password@]host:port[/db]`,
-    /// or `rediss://` with TLS if the `redis` crate was built with it).
-    /// Fails if the server cannot be reached; once connected, a lost
-    /// connection is re-established in the background and the commands in
-    /// between fail with [`Error::Transport`].
+    /// Connects to the Redis server `connection` names: a URL
+    /// (`redis://[user:password@]host:port[/db]`, or `rediss://` for TLS
+    /// with the `redis-tls` feature), or a [`RedisConnection`] with the
+    /// user, password and TLS certificates given apart from the URL. Fails
+    /// if the server cannot be reached or refuses the credentials or the
+    /// certificates; once connected, a lost connection is re-established in
+    /// the background and the commands in between fail with
+    /// [`Error::Transport`]. No error or log line of earn shows the
+    /// password or a key.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), earn::Error> {
@@ -130,16 +138,28 @@ impl RedisStreams {
     /// assert_eq!(streams.settings().get_stream(), "orders");
     /// # Ok(()) }
     /// ```
-    pub async fn connect(url: &str, settings: RedisSettings) -> Result<RedisStreams, Error> {
-        let client = redis::Client::open(url).map_err(transport("connect"))?;
+    pub async fn connect(
+        connection: impl Into<RedisConnection>,
+        settings: RedisSettings,
+    ) -> Result<RedisStreams, Error> {
+        let connection = connection.into();
+        let client = connection.client()?;
         let conn =
             ConnectionManager::new_with_config(client.clone(), connection_config(RESPONSE_TIMEOUT))
                 .await
-                .map_err(transport("connect"))?;
+                .map_err(|error| connection.connect_error(error))?;
+        // Connecting needs no command: without this, a server that lets
+        // no one in without a password (`NOAUTH`) would fail only the
+        // first publish.
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn.clone())
+            .await
+            .map_err(|error| connection.connect_error(error))?;
         let stream: Arc<str> = settings.stream.clone();
         Ok(RedisStreams {
             inner: Arc::new(Inner {
                 client,
+                connection,
                 publisher: publisher::spawn(conn.clone(), stream),
                 conn,
                 dead: Arc::from(settings.dead_key()),

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use earn_core::{Error, EventBus};
+use earn_core::{Error, EventBus, RedactedUrl};
 
 use crate::backend::Dialect;
 use crate::connection::{Conn, Pool, Server, with_backend};
@@ -47,23 +47,9 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// Removes the password from a URL before it appears in a message.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.find(':') {
-                Some(colon) => format!("{}:***{}", &url[..scheme + 3 + colon], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 fn url_error(url: &str, reason: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     Error::Url {
-        url: redact(url),
+        url: RedactedUrl::new(url).to_string(),
         reason: reason.into(),
     }
 }
@@ -445,20 +431,5 @@ impl From<sqlx::PgPool> for Db {
 impl From<sqlx::MySqlPool> for Db {
     fn from(pool: sqlx::MySqlPool) -> Self {
         Db::from_pool(Pool::MySql(pool))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn redact_removes_only_the_password() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite::memory:"), "sqlite::memory:");
     }
 }

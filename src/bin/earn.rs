@@ -12,6 +12,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use earn::RedactedUrl;
 use earn::admin::Admin;
 use earn::cli::{Command, Options};
 use earn::redis::{RedisSettings, RedisStreams};
@@ -126,7 +127,7 @@ async fn admin(stores: &Stores, command: &Command) -> Result<Admin, Problem> {
         let db = earn::Db::connect(url).await.map_err(|error| {
             Problem::Failed(format!(
                 "cannot connect to the database {}: {error}",
-                redact(url)
+                RedactedUrl::new(url)
             ))
         })?;
         admin = admin.database(db);
@@ -139,25 +140,11 @@ async fn admin(stores: &Stores, command: &Command) -> Result<Admin, Problem> {
                 .map_err(|error| {
                     Problem::Failed(format!(
                         "cannot connect to Redis {} for stream `{stream}`: {error}",
-                        redact(url)
+                        RedactedUrl::new(url)
                     ))
                 })?;
             admin = admin.stream(streams);
         }
     }
     Ok(admin)
-}
-
-/// `url` without its password, for messages.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
 }

@@ -23,7 +23,7 @@ use tracing::Instrument;
 
 use crate::entry;
 use crate::settings::RedisSettings;
-use crate::streams::{RedisStreams, connection_config, transport};
+use crate::streams::{RedisStreams, connection_config};
 use batch::{Batch, History, InFlight};
 
 /// What the reader's connection allows beyond the `BLOCK` time before a
@@ -231,7 +231,7 @@ impl Consumer {
             connection_config(settings.block + READ_MARGIN),
         )
         .await
-        .map_err(transport("connect"))?;
+        .map_err(|error| streams.inner.connection.connect_error(error))?;
         let (finished, finished_rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = watch::channel(false);
         let stop = Arc::new(stop);
@@ -258,14 +258,15 @@ impl Consumer {
             tokio::spawn(claimer::run(shared, stop_rx.clone()).instrument(span.clone())),
             tokio::spawn(housekeeping::run(streams.clone(), stop_rx).instrument(span.clone())),
         ];
-        let acker =
-            tokio::spawn(acker::run(streams, in_flight.clone(), finished_rx).instrument(span));
         tracing::info!(
             stream = &*settings.stream,
             group = &*settings.group,
             consumer = &*settings.consumer,
+            server = %streams.inner.connection,
             "consumer started"
         );
+        let acker =
+            tokio::spawn(acker::run(streams, in_flight.clone(), finished_rx).instrument(span));
         Ok(Consumer {
             name: settings.consumer,
             stop,
