@@ -125,12 +125,12 @@ fn run_until(producer: &Running, acked: &mut Vec<String>, more: usize) {
 
 #[test]
 fn nothing_acknowledged_is_lost_when_consumer_server_and_producer_are_killed() {
-    let Some(mut server) = common::Server::start(&[]) else {
+    let Some(mut server) = earn_test_servers::NatsServer::start_plain() else {
         return;
     };
-    let url = server.url();
+    let url = format!("nats://127.0.0.1:{}", server.port());
     let stream = common::unique_stream();
-    let effects: PathBuf = server.dir.join("effects");
+    let effects: PathBuf = server.dir().join("effects");
     let mut acked = Vec::new();
 
     let mut consumer = Running::start("consumer", &url, &stream, &effects);

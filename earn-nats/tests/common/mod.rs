@@ -1,7 +1,7 @@
 //! What every NATS test needs: the server (from `EARN_NATS_URL`, default
 //! `nats://127.0.0.1:4222`), a stream of its own deleted at the end, a bus
-//! that records what its handlers saw, and private `nats-server`s for the
-//! tests that kill one.
+//! that records what its handlers saw. Private `nats-server`s come from
+//! `earn-test-servers`.
 //!
 //! When NATS cannot be reached the test prints a skip line and passes,
 //! unless `EARN_REQUIRE_SERVICES=1`, which turns that into a failure.
@@ -9,8 +9,6 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -182,112 +180,4 @@ where
 /// `n` events named `name`, payload their index.
 pub fn events(name: &str, n: usize) -> Vec<Event> {
     (0..n).map(|i| Event::new(name, &i).unwrap()).collect()
-}
-
-/// The `nats-server` binary: `EARN_NATS_SERVER`, else on the `PATH`, else
-/// Debian's `/usr/sbin/nats-server`.
-pub fn server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("EARN_NATS_SERVER") {
-        return path.into();
-    }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("nats-server"))
-            .find(|candidate| candidate.exists())
-    });
-    on_path.unwrap_or_else(|| "/usr/sbin/nats-server".into())
-}
-
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A private `nats-server` with JetStream on file storage in a directory of
-/// its own, killed (with SIGKILL) and restarted at will; its store
-/// survives restarts and is deleted on drop.
-pub struct Server {
-    pub port: u16,
-    pub dir: PathBuf,
-    extra: Vec<String>,
-    child: Option<Child>,
-}
-
-impl Server {
-    /// Starts one; `None` (after a skip line) when there is no binary,
-    /// which fails the test under `EARN_REQUIRE_SERVICES=1`.
-    pub fn start(extra: &[&str]) -> Option<Server> {
-        let binary = server_binary();
-        if !binary.exists() {
-            assert!(
-                !required(),
-                "EARN_REQUIRE_SERVICES=1 but there is no nats-server at {} (set EARN_NATS_SERVER)",
-                binary.display()
-            );
-            eprintln!("skipped: no nats-server at {}", binary.display());
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!("earn-nats-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = Server {
-            port: free_port(),
-            dir,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            child: None,
-        };
-        server.restart();
-        Some(server)
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Starts the server (again) and waits until it accepts connections.
-    pub fn restart(&mut self) {
-        let child = Command::new(server_binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.dir)
-            .args(&self.extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nats-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nats-server did not start on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGKILL, and reap it.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill -9 nats-server");
-            child.wait().expect("reap nats-server");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill9();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }

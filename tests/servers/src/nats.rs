@@ -114,6 +114,22 @@ impl NatsServer {
         })
     }
 
+    /// A plain `nats-server` with JetStream (no TLS, no users), its store
+    /// in its directory, for tests that kill and restart it
+    /// ([`Server::kill9`], [`Server::restart`]); its URL is
+    /// `nats://127.0.0.1:{port}`.
+    pub fn start_plain() -> Option<Server> {
+        let binary =
+            crate::find_binary("nats-server", "EARN_NATS_SERVER", "/usr/sbin/nats-server")?;
+        let dir = TempDir::new("nats");
+        let port = free_port();
+        let mut command = Command::new(binary);
+        command
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path().join("jetstream"));
+        Some(Server::spawn(command, port, dir))
+    }
+
     /// `tls://127.0.0.1:{port}`, with no credentials (give them in the
     /// client's options).
     pub fn url(&self) -> String {
