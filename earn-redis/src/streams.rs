@@ -170,8 +170,11 @@ impl RedisStreams {
         &self.inner.settings.stream
     }
 
-    /// Serializes `event` once, refusing one over `max_payload`.
+    /// Serializes `event` once as it leaves this process (with the current
+    /// trace context, feature `otel`), refusing one over `max_payload`.
     fn encode(&self, event: &Event) -> Result<Vec<u8>, Error> {
+        #[cfg(feature = "otel")]
+        let event = &earn_core::trace_context::inject(event.clone());
         // Sized for a typical small event: no regrowth while writing it.
         let mut json = Vec::with_capacity(256);
         serde_json::to_writer(&mut json, event.data()).map_err(|error| Error::Transport {

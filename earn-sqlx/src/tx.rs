@@ -216,6 +216,10 @@ impl Tx {
     /// # Ok(()) }
     /// ```
     pub fn raise(&mut self, event: Event) -> Result<(), Error> {
+        // The event leaves the span that raised it here (feature `otel`):
+        // its outbox row carries the trace context.
+        #[cfg(feature = "otel")]
+        let event = earn_core::trace_context::inject(event);
         let raised = self.publisher.accept(event)?;
         self.deferred.push_event(raised);
         Ok(())
