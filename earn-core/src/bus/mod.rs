@@ -424,7 +424,9 @@ impl EventBus {
                 event: event.name().to_string(),
             });
         }
-        let delivered = done.as_ref().is_some_and(|done| done.owner == Owner::Transport);
+        let delivered = done
+            .as_ref()
+            .is_some_and(|done| done.owner == Owner::Transport);
         // A transport's delivery waits: it holds the event durably and
         // must not be told "full" for work it cannot put anywhere else.
         let overflow = if delivered {
