@@ -35,6 +35,7 @@ use std::str::FromStr;
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use uuid::Uuid;
 
 use crate::event::Event;
 
@@ -215,6 +216,7 @@ pub fn inject(event: Event) -> Event {
         return event;
     };
     let name = event.name().as_str();
+    let mut id = Uuid::encode_buffer();
     let producer = tracing::info_span!(
         "earn.send",
         otel.name = %format_args!("{name} send"),
@@ -222,7 +224,7 @@ pub fn inject(event: Event) -> Event {
         "messaging.system" = SYSTEM,
         "messaging.operation.type" = "send",
         "messaging.destination.name" = name,
-        "messaging.message.id" = %event.id(),
+        "messaging.message.id" = text(event.id(), &mut id),
     );
     // Starts the producer span (under `current`) and reads its ids; the
     // span ends when it is dropped, on return.
@@ -268,6 +270,13 @@ fn write(mut event: Event, span_context: &SpanContext) -> Event {
     event
 }
 
+/// `id` as text in `buffer`: a span field recorded as a string, which the
+/// OpenTelemetry layer copies as it is, rather than formatted through
+/// `Display` (a fifth of a span's cost for three ids).
+fn text(id: Uuid, buffer: &mut [u8]) -> &str {
+    id.hyphenated().encode_lower(buffer)
+}
+
 /// The span the bus runs `event`'s handlers in when the event carries a
 /// valid `traceparent`: a consumer span `"{event} process"` whose parent is
 /// the producer's span. `None` without one, or when no subscriber records
@@ -287,6 +296,7 @@ pub(crate) fn consumer_span(event: &Event) -> Option<tracing::Span> {
         .and_then(|state| TraceState::from_str(state).ok())
         .unwrap_or_default();
     let name = event.name().as_str();
+    let (mut id, mut correlation) = (Uuid::encode_buffer(), Uuid::encode_buffer());
     let span = tracing::info_span!(
         "earn.process",
         otel.name = %format_args!("{name} process"),
@@ -294,8 +304,8 @@ pub(crate) fn consumer_span(event: &Event) -> Option<tracing::Span> {
         "messaging.system" = SYSTEM,
         "messaging.operation.type" = "process",
         "messaging.destination.name" = name,
-        "messaging.message.id" = %event.id(),
-        correlation_id = %event.correlation_id(),
+        "messaging.message.id" = text(event.id(), &mut id),
+        correlation_id = text(event.correlation_id(), &mut correlation),
         attempt = event.attempt(),
     );
     // Fails only when no OpenTelemetry layer records the span: then it
