@@ -29,7 +29,7 @@
 //! ignored (a debug log says so): the handlers still run, in a trace of
 //! their own.
 
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::str::FromStr;
 
 use opentelemetry::Context;
@@ -40,11 +40,30 @@ use uuid::Uuid;
 use crate::event::Event;
 
 /// The metadata key of the W3C `traceparent` value
-/// (`00-{trace id}-{parent span id}-{flags}`).
+/// (`00-{trace id}-{parent span id}-{flags}`), also the header name a
+/// transport with headers gives it.
+///
+/// ```
+/// use earn::trace_context::{TRACEPARENT, TraceParent};
+///
+/// let event = earn::Event::new("order.paid", &7)?
+///     .with_meta(TRACEPARENT, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// let parent = event.meta(TRACEPARENT).and_then(TraceParent::parse);
+/// assert!(parent.is_some_and(|p| p.is_sampled()));
+/// # Ok::<(), earn::EventError>(())
+/// ```
 pub const TRACEPARENT: &str = "traceparent";
 
 /// The metadata key of the W3C `tracestate` value (vendor entries), set
-/// only when the trace has some.
+/// only when the trace has some; also its header name.
+///
+/// ```
+/// use earn::trace_context::TRACESTATE;
+///
+/// let event = earn::Event::new("order.paid", &7)?;
+/// assert_eq!(event.meta(TRACESTATE), None); // no trace, no vendor entries
+/// # Ok::<(), earn::EventError>(())
+/// ```
 pub const TRACESTATE: &str = "tracestate";
 
 /// `messaging.system` of earn's spans: the bus is the messaging system the
@@ -101,40 +120,93 @@ impl TraceParent {
         })
     }
 
-    /// The parent of the span of `span_context`'s children; `None` if it is
-    /// not a valid context (no trace).
+    /// The `traceparent` that names `span_context`'s span as the parent:
+    /// what a message sent from inside that span carries. `None` if it is
+    /// not a valid context (no trace). Only the sampled flag is kept.
+    ///
+    /// ```
+    /// use earn::trace_context::TraceParent;
+    /// use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    ///
+    /// let span = SpanContext::new(
+    ///     TraceId::from_bytes([7; 16]),
+    ///     SpanId::from_bytes([9; 8]),
+    ///     TraceFlags::SAMPLED,
+    ///     false,
+    ///     TraceState::default(),
+    /// );
+    /// let parent = TraceParent::from_span_context(&span).expect("in a trace");
+    /// assert_eq!(parent.to_string(), "00-07070707070707070707070707070707-0909090909090909-01");
+    /// assert_eq!(TraceParent::from_span_context(&SpanContext::empty_context()), None);
+    /// ```
     pub fn from_span_context(span_context: &SpanContext) -> Option<TraceParent> {
         span_context.is_valid().then(|| TraceParent {
             trace_id: span_context.trace_id(),
             span_id: span_context.span_id(),
-            flags: span_context.trace_flags(),
+            flags: span_context.trace_flags() & TraceFlags::SAMPLED,
         })
     }
 
     /// The trace id.
+    ///
+    /// ```
+    /// use earn::trace_context::TraceParent;
+    ///
+    /// let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// assert_eq!(parent.trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /// ```
     pub fn trace_id(&self) -> TraceId {
         self.trace_id
     }
 
-    /// The id of the span this is the parent of (the producer's span).
+    /// The id of the parent span: the producer's span, for an event.
+    ///
+    /// ```
+    /// use earn::trace_context::TraceParent;
+    ///
+    /// let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// assert_eq!(parent.span_id().to_string(), "00f067aa0ba902b7");
+    /// ```
     pub fn span_id(&self) -> SpanId {
         self.span_id
     }
 
-    /// Whether the producer sampled the trace.
+    /// Whether the producer sampled the trace (flag `01`).
+    ///
+    /// ```
+    /// use earn::trace_context::TraceParent;
+    ///
+    /// let unsampled = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+    /// assert!(!unsampled.is_sampled());
+    /// ```
     pub fn is_sampled(&self) -> bool {
         self.flags.is_sampled()
     }
 
     /// The remote span context this names, with `state` as its
-    /// `tracestate`.
+    /// `tracestate`: the parent to give a span that continues the trace
+    /// (`OpenTelemetrySpanExt::set_parent`).
+    ///
+    /// ```
+    /// use earn::trace_context::TraceParent;
+    /// use opentelemetry::trace::TraceState;
+    ///
+    /// let parent = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    /// let state: TraceState = "vendor=value".parse()?;
+    /// let remote = parent.span_context(state);
+    /// assert!(remote.is_remote() && remote.is_sampled());
+    /// assert_eq!(remote.span_id(), parent.span_id());
+    /// assert_eq!(remote.trace_state().header(), "vendor=value");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn span_context(&self, state: TraceState) -> SpanContext {
         SpanContext::new(self.trace_id, self.span_id, self.flags, true, state)
     }
 }
 
-impl fmt::Display for TraceParent {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl TraceParent {
+    /// The header value: `00-{trace id}-{span id}-{flags}`, 55 ASCII bytes.
+    fn encode(&self) -> [u8; 55] {
         let mut out = [0u8; 55];
         out[..3].copy_from_slice(b"00-");
         write_hex(&mut out[3..35], &self.trace_id.to_bytes());
@@ -142,8 +214,14 @@ impl fmt::Display for TraceParent {
         write_hex(&mut out[36..52], &self.span_id.to_bytes());
         out[52] = b'-';
         write_hex(&mut out[53..55], &[self.flags.to_u8()]);
+        out
+    }
+}
+
+impl fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Only ASCII hex digits and dashes were written.
-        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+        f.write_str(std::str::from_utf8(&self.encode()).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -258,9 +336,11 @@ fn write(mut event: Event, span_context: &SpanContext) -> Event {
     let Some(parent) = TraceParent::from_span_context(span_context) else {
         return event;
     };
-    let mut traceparent = String::with_capacity(55);
-    // Writing to a String cannot fail.
-    let _ = write!(traceparent, "{parent}");
+    let encoded = parent.encode();
+    let Ok(traceparent) = std::str::from_utf8(&encoded) else {
+        return event;
+    };
+    let traceparent = traceparent.to_owned();
     let state = span_context.trace_state().header();
     let metadata = &mut event.data_mut().metadata;
     metadata.insert(TRACEPARENT.to_owned(), traceparent);
@@ -272,7 +352,7 @@ fn write(mut event: Event, span_context: &SpanContext) -> Event {
 
 /// `id` as text in `buffer`: a span field recorded as a string, which the
 /// OpenTelemetry layer copies as it is, rather than formatted through
-/// `Display` (a fifth of a span's cost for three ids).
+/// `Display` into a new string per field.
 fn text(id: Uuid, buffer: &mut [u8]) -> &str {
     id.hyphenated().encode_lower(buffer)
 }
