@@ -12,7 +12,14 @@
 //! - `round_trip/traced`: both, as one event pays them end to end (inject
 //!   in a request span, then the handlers under the consumer span);
 //!   `round_trip/untraced`: the same path with no span active, the
-//!   feature's work skipped.
+//!   feature's work skipped;
+//! - `context/write` and `context/read`: the trace context without the
+//!   spans, by the same public calls: the current span's context written
+//!   as the event's `traceparent`; parsed back into a remote parent;
+//! - `span/one`: the yardstick, one span of the producer's shape through
+//!   the same layer (`span/bare`: one with no fields). A traced event pays
+//!   two spans, which the messaging conventions ask for; the rest is the
+//!   trace context's.
 //!
 //! The subscriber records INFO and above, as in production: the bus's own
 //! DEBUG spans stay off, so each pair differs by the trace context alone.
@@ -24,9 +31,9 @@ use std::hint::black_box;
 mod support;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use earn::trace_context::{self, TRACEPARENT};
+use earn::trace_context::{self, TRACEPARENT, TraceParent};
 use earn::{Event, EventBus};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TraceState, TracerProvider as _};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanProcessor};
 use support::poll_ready;
@@ -100,6 +107,30 @@ fn trace_context(c: &mut Criterion) {
     });
     group.finish();
 
+    // The trace context without the spans, by the same public calls:
+    // the current span's context read and written as the event's
+    // `traceparent`, then parsed back into a remote parent.
+    let mut group = c.benchmark_group("context");
+    group.bench_function("write", |b| {
+        request.in_scope(|| {
+            b.iter(|| {
+                let current = opentelemetry::Context::current();
+                let parent = TraceParent::from_span_context(current.span().span_context());
+                let value = parent.unwrap().to_string();
+                black_box(event.clone().with_meta(TRACEPARENT, value))
+            })
+        })
+    });
+    let value = traced.meta(TRACEPARENT).unwrap().to_owned();
+    group.bench_function("read", |b| {
+        b.iter(|| {
+            let parent = TraceParent::parse(black_box(&value)).unwrap();
+            let remote = parent.span_context(TraceState::default());
+            black_box(opentelemetry::Context::new().with_remote_span_context(remote))
+        })
+    });
+    group.finish();
+
     // The yardstick: one span of the producer's shape through the same
     // layer, opened under the request, entered and closed. Two of these
     // (producer and consumer) are the spans' share of a traced event.
@@ -115,7 +146,7 @@ fn trace_context(c: &mut Criterion) {
                     "messaging.system" = "earn",
                     "messaging.operation.type" = "send",
                     "messaging.destination.name" = name,
-                    "messaging.message.id" = event.id().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()) as &str,
+                    "messaging.message.id" = &*event.id().hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()),
                 );
                 span.in_scope(|| black_box(()))
             })

@@ -457,3 +457,34 @@ async fn through_the_outbox_and_redis_streams() {
     })
     .await;
 }
+
+#[test]
+fn inject_finds_the_current_span_when_the_layer_attaches_no_context() {
+    // A layer with context activation off attaches nothing to the thread:
+    // the current span's own context is the one to read.
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("earn-tests"))
+        .with_context_activation(false);
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let event = tracing::subscriber::with_default(subscriber, || {
+        tracing::info_span!("request")
+            .in_scope(|| earn::trace_context::inject(Event::new("order.created", &1).unwrap()))
+    });
+    let spans = exporter.get_finished_spans().unwrap();
+    let way = "a layer without context activation";
+    let request = one(&spans, way, |s| s.name == "request");
+    let producer = one(&spans, way, |s| s.span_kind == SpanKind::Producer);
+    assert_eq!(producer.parent_span_id, request.span_context.span_id());
+    let parent = event.meta(TRACEPARENT).and_then(TraceParent::parse);
+    assert_eq!(
+        parent.map(|p| (p.trace_id(), p.span_id())),
+        Some((
+            request.span_context.trace_id(),
+            producer.span_context.span_id()
+        ))
+    );
+}
