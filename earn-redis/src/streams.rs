@@ -210,6 +210,10 @@ impl RedisStreams {
     /// was handed to the pipeline, the event may still be stored, as when
     /// an error is returned.
     ///
+    /// With the `otel` feature the event leaves with the current span's
+    /// W3C trace context in its metadata (`earn::trace_context::inject`),
+    /// unless it carries one already.
+    ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
     /// let event = earn::Event::new("order.paid", &serde_json::json!({"order": 7}))?;
@@ -249,6 +253,8 @@ impl RedisStreams {
     /// Redis server's clock; running consumers move due events to the
     /// stream (checking every 100 ms), each move atomic. So it is handled
     /// no earlier than `delay` from now, and later if no consumer runs.
+    /// With the `otel` feature it carries the current trace context, as in
+    /// [`publish`](Self::publish).
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {

@@ -203,6 +203,10 @@ impl Tx {
     /// An event larger than the outbox sink accepts is refused here with
     /// [`Error::PayloadTooLarge`], before anything is committed.
     ///
+    /// With the `otel` feature the event takes the current span's W3C trace
+    /// context here (`earn::trace_context::inject`), so its outbox row
+    /// carries it and the handlers, wherever they run, join the trace.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -300,6 +300,10 @@ impl EventBus {
     ///
     /// Cancel-safe: dropped while it waits for room, the event is not
     /// queued and nothing of it is left counted.
+    ///
+    /// With the `otel` feature the event takes the current span's trace
+    /// context (`earn::trace_context::inject`), and its handlers run in a
+    /// consumer span of that trace on the worker.
     pub async fn publish(&self, event: Event) -> Result<(), BusError> {
         self.publish_job(event, None).await
     }
