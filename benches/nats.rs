@@ -99,7 +99,9 @@ fn publish(c: &mut Criterion) {
                     for message in messages {
                         acks.push(js.send_publish(subject.clone(), message).await.unwrap());
                     }
-                    for ack in join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await {
+                    for ack in
+                        join_all(acks.into_iter().map(std::future::IntoFuture::into_future)).await
+                    {
                         ack.unwrap();
                     }
                     total += start.elapsed();

@@ -19,7 +19,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let url = std::env::var("EARN_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
     let stream = format!("earn-bench-latency-{}", uuid::Uuid::new_v4().simple());
-    let settings = |consumer: &str| NatsSettings::new(stream.as_str(), "latency").consumer(consumer);
+    let settings =
+        |consumer: &str| NatsSettings::new(stream.as_str(), "latency").consumer(consumer);
     let clock = latency::Clock::default();
     let consumer = NatsStreams::connect(&url, settings("worker"))
         .await?

@@ -3,6 +3,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use earn_core::testing;
+#[cfg(feature = "otel")]
+pub use earn_core::trace_context;
 pub use earn_core::{
     AppliedHook, Attachment, BusDeadLetters, BusError, DeadLetter, DeadLetterFilter,
     DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport, Error, Event, EventBus,

@@ -54,7 +54,10 @@ impl Clock {
         for n in 0..total {
             ticker.tick().await;
             let event = Event::new("tick", &n)?;
-            self.started.lock().unwrap().insert(event.id(), Instant::now());
+            self.started
+                .lock()
+                .unwrap()
+                .insert(event.id(), Instant::now());
             let mut tx = db.begin().await?;
             tx.raise(event)?;
             tx.commit().await?;

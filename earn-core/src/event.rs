@@ -130,7 +130,7 @@ impl Event {
         &self.0
     }
 
-    fn data_mut(&mut self) -> &mut EventData {
+    pub(crate) fn data_mut(&mut self) -> &mut EventData {
         Arc::make_mut(&mut self.0)
     }
 

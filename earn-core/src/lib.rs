@@ -22,6 +22,8 @@ mod registry;
 mod service;
 mod sink;
 pub mod testing;
+#[cfg(feature = "otel")]
+pub mod trace_context;
 
 pub use backoff::{Backoff, Failures};
 pub use bus::{

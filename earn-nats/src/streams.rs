@@ -206,6 +206,15 @@ impl NatsStreams {
         Ok(())
     }
 
+    /// The event as it leaves: with the current trace context in its
+    /// metadata (feature `otel`), then copied into the message's headers.
+    fn outgoing(event: &Event) -> std::borrow::Cow<'_, Event> {
+        #[cfg(feature = "otel")]
+        return std::borrow::Cow::Owned(earn_core::trace_context::inject(event.clone()));
+        #[cfg(not(feature = "otel"))]
+        std::borrow::Cow::Borrowed(event)
+    }
+
     /// Serializes `event` once, refusing one over `max_payload` or the
     /// server's limit.
     pub(crate) fn encode(&self, event: &Event) -> Result<Bytes, Error> {
@@ -244,6 +253,10 @@ impl NatsStreams {
     /// [`duplicate_window`](NatsSettings::duplicate_window) is stored once
     /// (and returns the first one's sequence).
     ///
+    /// With the `otel` feature the event leaves with the current span's W3C
+    /// trace context (`earn::trace_context::inject`), in its metadata and
+    /// in the `traceparent` / `tracestate` headers.
+    ///
     /// The event is serialized once; one larger than
     /// [`max_payload`](NatsSettings::max_payload) or the server's limit is
     /// refused with [`Error::PayloadTooLarge`]. Concurrent calls share the
@@ -258,6 +271,7 @@ impl NatsStreams {
     /// # Ok(()) }
     /// ```
     pub async fn publish(&self, event: &Event) -> Result<u64, Error> {
+        let event = &*Self::outgoing(event);
         let payload = self.encode(event)?;
         let subject = self.inner.settings.subject(event.name().as_str());
         let headers = wire::event_headers(event.data(), &event.id().to_string());
@@ -308,6 +322,7 @@ impl NatsStreams {
     /// # Ok(()) }
     /// ```
     pub async fn publish_delayed(&self, event: &Event, delay: Duration) -> Result<(), Error> {
+        let event = &*Self::outgoing(event);
         let payload = self.encode(event)?;
         let due = crate::delayed::now_ms().saturating_add(delay.as_millis() as u64);
         let id = event.id().to_string();

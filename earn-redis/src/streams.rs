@@ -190,8 +190,11 @@ impl RedisStreams {
         &self.inner.settings.stream
     }
 
-    /// Serializes `event` once, refusing one over `max_payload`.
+    /// Serializes `event` once as it leaves this process (with the current
+    /// trace context, feature `otel`), refusing one over `max_payload`.
     fn encode(&self, event: &Event) -> Result<Vec<u8>, Error> {
+        #[cfg(feature = "otel")]
+        let event = &earn_core::trace_context::inject(event.clone());
         // Sized for a typical small event: no regrowth while writing it.
         let mut json = Vec::with_capacity(256);
         serde_json::to_writer(&mut json, event.data()).map_err(|error| Error::Transport {
@@ -226,6 +229,10 @@ impl RedisStreams {
     /// Cancel-safe while it waits for its turn; dropped after its `XADD`
     /// was handed to the pipeline, the event may still be stored, as when
     /// an error is returned.
+    ///
+    /// With the `otel` feature the event leaves with the current span's
+    /// W3C trace context in its metadata (`earn::trace_context::inject`),
+    /// unless it carries one already.
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
@@ -266,6 +273,8 @@ impl RedisStreams {
     /// Redis server's clock; running consumers move due events to the
     /// stream (checking every 100 ms), each move atomic. So it is handled
     /// no earlier than `delay` from now, and later if no consumer runs.
+    /// With the `otel` feature it carries the current trace context, as in
+    /// [`publish`](Self::publish).
     ///
     /// ```no_run
     /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {

@@ -203,6 +203,10 @@ impl Tx {
     /// An event larger than the outbox sink accepts is refused here with
     /// [`Error::PayloadTooLarge`], before anything is committed.
     ///
+    /// With the `otel` feature the event takes the current span's W3C trace
+    /// context here (`earn::trace_context::inject`), so its outbox row
+    /// carries it and the handlers, wherever they run, join the trace.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -216,6 +220,10 @@ impl Tx {
     /// # Ok(()) }
     /// ```
     pub fn raise(&mut self, event: Event) -> Result<(), Error> {
+        // The event leaves the span that raised it here (feature `otel`):
+        // its outbox row carries the trace context.
+        #[cfg(feature = "otel")]
+        let event = earn_core::trace_context::inject(event);
         let raised = self.publisher.accept(event)?;
         self.deferred.push_event(raised);
         Ok(())

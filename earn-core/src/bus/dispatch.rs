@@ -53,8 +53,14 @@ pub(crate) fn inherit(event: Event) -> Event {
     }
 }
 
-/// The span of an inline dispatch, carrying the ids of the event's chain.
+/// The span of an inline dispatch, carrying the ids of the event's chain:
+/// a consumer span under the producer's if the event carries a trace
+/// context (feature `otel`).
 pub(crate) fn emit_span(event: &Event) -> tracing::Span {
+    #[cfg(feature = "otel")]
+    if let Some(span) = crate::trace_context::consumer_span(event) {
+        return span;
+    }
     if !tracing::enabled!(tracing::Level::DEBUG) {
         // Without a subscriber that wants it, a span still costs: with
         // tracing's `log` feature (which sqlx turns on) its fields are
@@ -64,8 +70,13 @@ pub(crate) fn emit_span(event: &Event) -> tracing::Span {
     tracing::debug_span!("earn.emit", event = event.name().as_str(), event_id = %event.id(), correlation_id = %event.correlation_id())
 }
 
-/// The span of a queued delivery (one attempt).
+/// The span of a queued delivery (one attempt); a consumer span as in
+/// [`emit_span`].
 pub(crate) fn deliver_span(event: &Event) -> tracing::Span {
+    #[cfg(feature = "otel")]
+    if let Some(span) = crate::trace_context::consumer_span(event) {
+        return span;
+    }
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return tracing::Span::none();
     }

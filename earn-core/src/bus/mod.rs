@@ -300,6 +300,10 @@ impl EventBus {
     ///
     /// Cancel-safe: dropped while it waits for room, the event is not
     /// queued and nothing of it is left counted.
+    ///
+    /// With the `otel` feature the event takes the current span's trace
+    /// context (`earn::trace_context::inject`), and its handlers run in a
+    /// consumer span of that trace on the worker.
     pub async fn publish(&self, event: Event) -> Result<(), BusError> {
         self.publish_job(event, None).await
     }
@@ -424,13 +428,25 @@ impl EventBus {
                 event: event.name().to_string(),
             });
         }
+        let delivered = done
+            .as_ref()
+            .is_some_and(|done| done.owner == Owner::Transport);
         // A transport's delivery waits: it holds the event durably and
         // must not be told "full" for work it cannot put anywhere else.
-        let overflow = match &done {
-            Some(done) if done.owner == Owner::Transport => Overflow::Wait,
-            _ => self.shared().config.overflow,
+        let overflow = if delivered {
+            Overflow::Wait
+        } else {
+            self.shared().config.overflow
         };
         let event = dispatch::inherit(event);
+        // An event this process publishes leaves the current span; one a
+        // transport delivers is being consumed, not produced.
+        #[cfg(feature = "otel")]
+        let event = if delivered {
+            event
+        } else {
+            crate::trace_context::inject(event)
+        };
         self.enqueue(
             Job {
                 event,
@@ -482,6 +498,8 @@ impl EventBus {
             });
         }
         let event = dispatch::inherit(event);
+        #[cfg(feature = "otel")]
+        let event = crate::trace_context::inject(event);
         let name = event.name().to_string();
         let claim = shared.in_flight.claim();
         let now = tokio::time::Instant::now();

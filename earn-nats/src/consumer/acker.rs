@@ -92,11 +92,10 @@ impl Drop for Handled {
 pub(crate) async fn run(shared: Arc<Shared>, mut handled: mpsc::UnboundedReceiver<Handled>) {
     let settings = shared.streams.settings();
     let (stream, group) = (settings.stream.clone(), settings.group.clone());
-    let acked =
-        metrics::counter!("earn_nats_acked_total", "stream" => stream.clone(), "group" => group.clone());
-    let retried =
-        metrics::counter!("earn_nats_retried_total", "stream" => stream.clone(), "group" => group.clone());
-    let dead = metrics::counter!("earn_nats_dead_letters_total", "stream" => stream, "group" => group);
+    let acked = metrics::counter!("earn_nats_acked_total", "stream" => stream.clone(), "group" => group.clone());
+    let retried = metrics::counter!("earn_nats_retried_total", "stream" => stream.clone(), "group" => group.clone());
+    let dead =
+        metrics::counter!("earn_nats_dead_letters_total", "stream" => stream, "group" => group);
     while let Some(mut one) = handled.recv().await {
         match one.verdict.take().unwrap_or(Verdict::Later) {
             Verdict::Ack => {
