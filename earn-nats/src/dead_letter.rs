@@ -39,20 +39,9 @@ pub(crate) async fn bury(
     burial: &Burial,
 ) -> Result<(), Error> {
     let settings = streams.settings();
-    let mut headers = HeaderMap::new();
-    if let Some(original) = one.message.headers.as_ref() {
-        for (name, values) in original.iter() {
-            let name: &str = name.as_ref();
-            if name != wire::HEADER_MSG_ID
-                && name != wire::HEADER_FOR
-                && name != wire::HEADER_FINISHED
-            {
-                for value in values {
-                    headers.append(name, value.as_str());
-                }
-            }
-        }
-    }
+    let mut headers = copy_headers(one.message.headers.as_ref(), |name| {
+        ![wire::HEADER_MSG_ID, wire::HEADER_FOR, wire::HEADER_FINISHED].contains(&name)
+    });
     let name = wire::name_from_subject(&one.message.subject, &settings.prefix);
     let mut reason = wire::one_line(&burial.reason).into_owned();
     if reason.len() > MAX_REASON {
@@ -86,6 +75,20 @@ pub(crate) async fn bury(
         )
         .await?;
     Ok(())
+}
+
+/// The headers of `from` whose names `keep` accepts.
+fn copy_headers(from: Option<&HeaderMap>, keep: impl Fn(&str) -> bool) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, values) in from.into_iter().flat_map(HeaderMap::iter) {
+        let name: &str = name.as_ref();
+        if keep(name) {
+            for value in values {
+                headers.append(name, value.as_str());
+            }
+        }
+    }
+    headers
 }
 
 /// The dead letters of a [`NatsStreams`] stream, every group's, as a
@@ -205,6 +208,16 @@ impl NatsDeadLetters {
             store: self.streams.settings().dead_stream().into(),
             id: id.to_owned(),
         }
+    }
+
+    /// The stream and the dead letter `id`, or [`Error::NoDeadLetter`].
+    async fn found(&self, id: &str) -> Result<(Stream, Stored), Error> {
+        let stream = self.stream().await?;
+        let stored = self
+            .exact(&stream, id)
+            .await?
+            .ok_or_else(|| self.missing(id))?;
+        Ok((stream, stored))
     }
 
     /// The dead letter `id` exactly.
@@ -353,21 +366,11 @@ impl DeadLetters for NatsDeadLetters {
 
     fn requeue<'a>(&'a self, id: &'a str) -> DeadLetterFuture<'a, ()> {
         Box::pin(async move {
-            let stream = self.stream().await?;
-            let stored = self
-                .exact(&stream, id)
-                .await?
-                .ok_or_else(|| self.missing(id))?;
+            let (stream, stored) = self.found(id).await?;
             let settings = self.streams.settings();
-            let mut headers = HeaderMap::new();
-            for (name, values) in stored.message.headers.iter() {
-                let name: &str = name.as_ref();
-                if !name.starts_with("Earn-") && name != wire::HEADER_MSG_ID {
-                    for value in values {
-                        headers.append(name, value.as_str());
-                    }
-                }
-            }
+            let mut headers = copy_headers(Some(&stored.message.headers), |name| {
+                !name.starts_with("Earn-") && name != wire::HEADER_MSG_ID
+            });
             for keep in [wire::HEADER_VERSION, wire::HEADER_FINISHED] {
                 if let Some(value) = stored.header(keep) {
                     headers.insert(keep, value);
@@ -395,11 +398,7 @@ impl DeadLetters for NatsDeadLetters {
 
     fn delete<'a>(&'a self, id: &'a str) -> DeadLetterFuture<'a, ()> {
         Box::pin(async move {
-            let stream = self.stream().await?;
-            let stored = self
-                .exact(&stream, id)
-                .await?
-                .ok_or_else(|| self.missing(id))?;
+            let (stream, stored) = self.found(id).await?;
             stream
                 .delete_message(stored.message.sequence)
                 .await

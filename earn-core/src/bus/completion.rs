@@ -93,6 +93,37 @@ impl Delivery {
     pub fn finished(&self) -> &[Arc<str>] {
         &self.finished
     }
+
+    /// Why the delivery failed, for a dead letter or a log line: each
+    /// failure as ``handler `name` failure``, joined by `; `; empty when
+    /// it did not fail.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use earn::{Event, EventBus, HandlerError};
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// bus.subscribe_sync("card.*", 0, |_: &Event| Err::<(), _>(HandlerError::msg("declined")))?;
+    /// let delivery = bus.deliver(Event::new("card.charged", &1)?).await?;
+    /// assert!(delivery.reason().contains("declined"), "{}", delivery.reason());
+    /// assert!(!delivery.is_permanent());
+    /// # Ok(()) }
+    /// ```
+    pub fn reason(&self) -> String {
+        self.failures
+            .iter()
+            .map(|(handler, failure)| format!("handler `{handler}` {failure}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Whether a handler failed in a way another delivery cannot fix
+    /// ([`Failure::is_retryable`] is false): a transport dead-letters the
+    /// event at once.
+    pub fn is_permanent(&self) -> bool {
+        self.failures
+            .iter()
+            .any(|(_, failure)| !failure.is_retryable())
+    }
 }
 
 /// What a [`Completion`] calls with the outcome.

@@ -166,13 +166,8 @@ fn verdict(delivery: &Delivery, deliveries: u32, max: u32) -> Verdict {
     if delivery.is_ok() {
         return Verdict::Ack;
     }
-    let reason = delivery
-        .failures()
-        .iter()
-        .map(|(handler, failure)| format!("handler `{handler}` {failure}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let permanent = delivery.failures().iter().any(|(_, f)| !f.is_retryable());
+    let reason = delivery.reason();
+    let permanent = delivery.is_permanent();
     let finished = delivery.finished().to_vec();
     if permanent || deliveries >= max {
         let gave_up = delivery

@@ -136,13 +136,8 @@ impl Batch {
     /// The bus finished with entry `index`.
     fn delivered(self: &Arc<Self>, index: usize, delivery: Delivery) {
         if !delivery.is_ok() {
-            let reason = delivery
-                .failures()
-                .iter()
-                .map(|(handler, failure)| format!("handler `{handler}` {failure}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            let permanent = delivery.failures().iter().any(|(_, f)| !f.is_retryable());
+            let reason = delivery.reason();
+            let permanent = delivery.is_permanent();
             let deliveries = self.slots[index].deliveries;
             let finished = delivery.finished().to_vec();
             let verdict = if permanent || deliveries >= self.max_deliveries {
