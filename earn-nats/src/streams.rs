@@ -236,12 +236,9 @@ impl NatsStreams {
     /// The largest event JSON accepted: the settings' limit, or the
     /// server's (which counts the headers too, so they are left room).
     fn payload_limit(&self) -> usize {
-        let server = self
-            .inner
-            .client
-            .server_info()
-            .max_payload
-            .saturating_sub(HEADER_ROOM);
+        // An atomic the client keeps current (not `server_info()`, which
+        // clones the server's whole INFO on every publish).
+        let server = self.inner.client.max_payload().saturating_sub(HEADER_ROOM);
         self.inner.settings.max_payload.min(server)
     }
 
