@@ -8,7 +8,10 @@
 //! - `nats_publish/earn_publish`: `NatsStreams::publish` of each event,
 //!   called concurrently (they share one connection);
 //! - `nats_end_to_end/two_consumers`: publish → handled, two consumers of
-//!   one group, each with its own connection and bus.
+//!   one group, each with its own connection and bus;
+//! - `nats_end_to_end/raw_two_consumers`: the same with async-nats alone
+//!   (raw publishes, two raw pull consumers acknowledging each message
+//!   unread): the ceiling on this machine and server.
 //!
 //! Each iteration publishes fresh events: the stream drops an event id it
 //! has seen within its duplicate window.
@@ -19,7 +22,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::{AckPolicy, pull};
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use earn::nats::{NatsSettings, NatsStreams};
 use earn::{Event, EventBus};
@@ -66,6 +71,42 @@ async fn delete(streams: &NatsStreams) {
     }
 }
 
+/// `n` events as async-nats messages, with earn's headers.
+fn raw_messages(n: usize) -> Vec<PublishMessage> {
+    events(n)
+        .iter()
+        .map(|event| {
+            let json = serde_json::to_vec(event.data()).unwrap();
+            PublishMessage::build()
+                .payload(json.into())
+                .message_id(event.id().to_string())
+                .header("Earn-Version", "1")
+        })
+        .collect()
+}
+
+/// Publishes `messages` with async-nats alone, acknowledged in a window
+/// below the context's 5,000 acknowledgements in flight (a publish past it
+/// waits for a permit).
+async fn raw_publish(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    messages: Vec<PublishMessage>,
+) {
+    let mut acks: FuturesOrdered<_> = FuturesOrdered::new();
+    for message in messages {
+        if acks.len() == WINDOW {
+            let ack: Result<_, _> = acks.next().await.unwrap();
+            ack.unwrap();
+        }
+        let ack = js.send_publish(subject.to_owned(), message).await.unwrap();
+        acks.push_back(ack.into_future());
+    }
+    while let Some(ack) = acks.next().await {
+        ack.unwrap();
+    }
+}
+
 fn publish(c: &mut Criterion) {
     let rt = runtime();
     let stream = format!("earn-bench-publish-{}", uuid::Uuid::new_v4().simple());
@@ -90,31 +131,9 @@ fn publish(c: &mut Criterion) {
             rt.block_on(async {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let messages: Vec<PublishMessage> = events(BATCH)
-                        .iter()
-                        .map(|event| {
-                            let json = serde_json::to_vec(event.data()).unwrap();
-                            PublishMessage::build()
-                                .payload(json.into())
-                                .message_id(event.id().to_string())
-                                .header("Earn-Version", "1")
-                        })
-                        .collect();
+                    let messages = raw_messages(BATCH);
                     let start = Instant::now();
-                    // A window below the context's 5,000 acknowledgements
-                    // in flight (a publish past it waits for a permit).
-                    let mut acks: FuturesOrdered<_> = FuturesOrdered::new();
-                    for message in messages {
-                        if acks.len() == WINDOW {
-                            let ack: Result<_, _> = acks.next().await.unwrap();
-                            ack.unwrap();
-                        }
-                        let ack = js.send_publish(subject.clone(), message).await.unwrap();
-                        acks.push_back(ack.into_future());
-                    }
-                    while let Some(ack) = acks.next().await {
-                        ack.unwrap();
-                    }
+                    raw_publish(&js, &subject, messages).await;
                     total += start.elapsed();
                 }
                 total
@@ -196,8 +215,84 @@ fn end_to_end(c: &mut Criterion) {
             })
         })
     });
+    // The ceiling: the same publishes with async-nats alone (built before
+    // the clock starts, acknowledged in a window), two raw pull consumers
+    // of one durable consumer acknowledging each message unread.
+    let raw_stream = format!("earn-bench-raw-{}", uuid::Uuid::new_v4().simple());
+    let raw_handled = Arc::new(AtomicU64::new(0));
+    let (raw_js, raw_tasks) = rt.block_on(async {
+        let client = async_nats::connect(url()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let stream = js
+            .create_stream(stream::Config {
+                name: raw_stream.clone(),
+                subjects: vec![format!("{raw_stream}.>")],
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        stream
+            .create_consumer(pull::Config {
+                durable_name: Some("bench".into()),
+                ack_policy: AckPolicy::Explicit,
+                max_ack_pending: -1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let client = async_nats::connect(url()).await.unwrap();
+            let js = async_nats::jetstream::new(client);
+            let consumer: pull::Stream = js
+                .get_stream(&raw_stream)
+                .await
+                .unwrap()
+                .get_consumer::<pull::Config>("bench")
+                .await
+                .unwrap()
+                .stream()
+                .max_messages_per_batch(500)
+                .messages()
+                .await
+                .unwrap();
+            let counter = raw_handled.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut messages = consumer;
+                while let Some(Ok(message)) = messages.next().await {
+                    message.ack().await.unwrap();
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        (js, tasks)
+    });
+    let raw_subject = format!("{raw_stream}.order.placed");
+    group.bench_function("raw_two_consumers", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let messages = raw_messages(BATCH);
+                    let target = raw_handled.load(Ordering::Relaxed) + BATCH as u64;
+                    let start = Instant::now();
+                    raw_publish(&raw_js, &raw_subject, messages).await;
+                    while raw_handled.load(Ordering::Relaxed) < target {
+                        tokio::time::sleep(Duration::from_micros(200)).await;
+                    }
+                    total += start.elapsed();
+                }
+                total
+            })
+        })
+    });
     group.finish();
+    for task in raw_tasks {
+        task.abort();
+    }
     rt.block_on(async {
+        let _ = raw_js.delete_stream(&raw_stream).await;
         for consumer in consumers {
             consumer.shutdown(Duration::from_secs(5)).await;
         }
