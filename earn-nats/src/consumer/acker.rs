@@ -89,7 +89,15 @@ impl Drop for Handled {
     }
 }
 
-pub(crate) async fn run(shared: Arc<Shared>, mut handled: mpsc::UnboundedReceiver<Handled>) {
+/// What the acker works with. It holds no sender of its channel, so it
+/// ends once the reader and every message in flight are gone.
+pub(crate) struct Acking {
+    pub(crate) streams: crate::NatsStreams,
+    pub(crate) done: crate::done::DoneStore,
+}
+
+pub(crate) async fn run(acking: Acking, mut handled: mpsc::UnboundedReceiver<Handled>) {
+    let shared = &acking;
     let settings = shared.streams.settings();
     let (stream, group) = (settings.stream.clone(), settings.group.clone());
     let acked = metrics::counter!("earn_nats_acked_total", "stream" => stream.clone(), "group" => group.clone());
@@ -99,7 +107,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handled: mpsc::UnboundedReceive
     while let Some(mut one) = handled.recv().await {
         match one.verdict.take().unwrap_or(Verdict::Later) {
             Verdict::Ack => {
-                ack(&shared, &one).await;
+                ack(shared, &one).await;
                 acked.increment(1);
             }
             Verdict::Retry { reason, finished } => {
@@ -113,14 +121,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handled: mpsc::UnboundedReceive
                     }
                 }
                 tracing::debug!(sequence = one.sequence, deliveries = one.deliveries, %reason, "delivery failed; retrying");
-                nak(&shared, &one).await;
+                nak(shared, &one).await;
                 retried.increment(1);
             }
-            Verdict::Later => nak(&shared, &one).await,
+            Verdict::Later => nak(shared, &one).await,
             Verdict::DeadLetter(burial) => {
                 match crate::dead_letter::bury(&shared.streams, &one, &burial).await {
                     Ok(()) => {
-                        ack(&shared, &one).await;
+                        ack(shared, &one).await;
                         dead.increment(1);
                         tracing::warn!(
                             sequence = one.sequence,
@@ -131,7 +139,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handled: mpsc::UnboundedReceive
                     }
                     Err(error) => {
                         tracing::warn!(%error, sequence = one.sequence, "cannot store a dead letter; the message is delivered again");
-                        nak(&shared, &one).await;
+                        nak(shared, &one).await;
                     }
                 }
             }
@@ -140,7 +148,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut handled: mpsc::UnboundedReceive
 }
 
 /// Acknowledges `one` and forgets its finished handlers.
-async fn ack(shared: &Shared, one: &Handled) {
+async fn ack(shared: &Acking, one: &Handled) {
     if let Err(error) = one.message.ack().await {
         tracing::warn!(%error, sequence = one.sequence, "acknowledgement not sent; the message is delivered again");
         return;
@@ -153,7 +161,7 @@ async fn ack(shared: &Shared, one: &Handled) {
 }
 
 /// Asks for `one` again after the retry backoff for its delivery count.
-async fn nak(shared: &Shared, one: &Handled) {
+async fn nak(shared: &Acking, one: &Handled) {
     let delay = shared
         .streams
         .settings()

@@ -95,7 +95,6 @@ pub struct Consumer {
     name: Arc<str>,
     streams: NatsStreams,
     stop: Arc<watch::Sender<bool>>,
-    permits: Arc<Semaphore>,
     in_flight: Arc<InFlight>,
     tasks: Vec<JoinHandle<()>>,
     acker: Option<JoinHandle<()>>,
@@ -121,11 +120,15 @@ impl Consumer {
         let stop = Arc::new(stop);
         let in_flight = Arc::new(InFlight::default());
         let permits = Arc::new(Semaphore::new(settings.max_in_flight));
+        let acking = acker::Acking {
+            streams: streams.clone(),
+            done: done.clone(),
+        };
         let shared = Arc::new(Shared {
             streams: streams.clone(),
             bus,
             done,
-            permits: permits.clone(),
+            permits,
             in_flight: in_flight.clone(),
             finished,
             stop: stop.clone(),
@@ -145,7 +148,7 @@ impl Consumer {
                 crate::delayed::run(streams.clone(), delayed, stop_rx).instrument(span.clone()),
             ),
         ];
-        let acker = tokio::spawn(acker::run(shared, finished_rx).instrument(span));
+        let acker = tokio::spawn(acker::run(acking, finished_rx).instrument(span));
         tracing::info!(
             stream = &*settings.stream,
             group = &*settings.group,
@@ -156,7 +159,6 @@ impl Consumer {
             name: settings.consumer,
             streams,
             stop,
-            permits,
             in_flight,
             tasks,
             acker: Some(acker),
@@ -180,22 +182,23 @@ impl Consumer {
     /// ```
     pub async fn shutdown(mut self, deadline: Duration) -> ShutdownReport {
         self.stop.send_replace(true);
-        let tasks = std::mem::take(&mut self.tasks);
-        let max = self.streams.settings().max_in_flight;
-        let permits = self.permits.clone();
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let mut acker = self.acker.take();
         let finish = async {
-            for task in tasks {
+            for task in &mut tasks {
                 let _ = task.await;
             }
-            // Every permit back: every message acknowledged (or left).
-            let all = u32::try_from(max).unwrap_or(u32::MAX);
-            let _ = permits.acquire_many(all).await;
+            // The acker ends once every message in flight has its verdict
+            // carried out (the reader, gone, held the last sender).
+            if let Some(acker) = &mut acker {
+                let _ = acker.await;
+            }
             // The acknowledgements are on their way to the server.
             let _ = self.streams.client().flush().await;
         };
         let drained = tokio::time::timeout(deadline, finish).await.is_ok();
-        if let Some(acker) = self.acker.take() {
-            acker.abort();
+        for task in tasks.iter().chain(&acker) {
+            task.abort();
         }
         let left = self.in_flight.len();
         tracing::info!(consumer = &*self.name, drained, left, "consumer stopped");
