@@ -45,6 +45,19 @@ pub struct StreamStatus {
     pub lag: earn_redis::StreamLag,
 }
 
+/// One NATS stream's backlog, as seen by one group.
+#[cfg(feature = "nats")]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NatsStatus {
+    /// The stream.
+    pub stream: String,
+    /// The group whose lag this is.
+    pub group: String,
+    /// Pending, unread, length, delayed.
+    pub lag: earn_nats::NatsLag,
+}
+
 /// The outbox's backlog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -59,7 +72,7 @@ pub struct OutboxStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SourceCount {
-    /// The source (`bus`, `outbox`, `redis:{stream}`).
+    /// The source (`bus`, `outbox`, `redis:{stream}`, `nats:{stream}`).
     pub source: String,
     /// Its dead letters.
     pub dead_letters: u64,
@@ -79,6 +92,9 @@ pub struct Status {
     /// Each Redis stream.
     #[cfg(feature = "redis")]
     pub streams: Vec<StreamStatus>,
+    /// Each NATS stream.
+    #[cfg(feature = "nats")]
+    pub nats: Vec<NatsStatus>,
     /// The dead letters of each source, in the order the sources were
     /// added.
     pub dead_letters: Vec<SourceCount>,
@@ -128,6 +144,22 @@ impl fmt::Display for Status {
                 stream.lag.delayed,
             )?;
         }
+        #[cfg(feature = "nats")]
+        for stream in &self.nats {
+            let unread = stream
+                .lag
+                .unread
+                .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+            writeln!(
+                f,
+                "nats {} (group {}): {} messages, {} pending, {unread} unread, {} delayed",
+                stream.stream,
+                stream.group,
+                stream.lag.length,
+                stream.lag.pending,
+                stream.lag.delayed,
+            )?;
+        }
         for source in &self.dead_letters {
             writeln!(
                 f,
@@ -146,6 +178,8 @@ pub struct Admin {
     bus: Option<EventBus>,
     #[cfg(feature = "redis")]
     streams: Vec<earn_redis::RedisStreams>,
+    #[cfg(feature = "nats")]
+    nats: Vec<earn_nats::NatsStreams>,
     sources: Vec<Arc<dyn DeadLetters>>,
 }
 
@@ -178,6 +212,22 @@ impl Admin {
         self
     }
 
+    /// A NATS stream (its lag seen through its settings' group) and its
+    /// dead letters.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::nats::NatsStreams) -> Result<(), earn::Error> {
+    /// let admin = earn::admin::Admin::new().nats(streams);
+    /// println!("{}", admin.status().await?); // nats orders (group billing): …
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "nats")]
+    pub fn nats(mut self, streams: earn_nats::NatsStreams) -> Admin {
+        self.sources.push(Arc::new(streams.dead_letter_source()));
+        self.nats.push(streams);
+        self
+    }
+
     /// Any other store of dead letters: a transport of your own.
     pub fn source(mut self, source: Arc<dyn DeadLetters>) -> Admin {
         self.sources.push(source);
@@ -189,7 +239,8 @@ impl Admin {
         &self.sources
     }
 
-    /// The source named `name` (`bus`, `outbox`, `redis:{stream}`);
+    /// The source named `name` (`bus`, `outbox`, `redis:{stream}`,
+    /// `nats:{stream}`);
     /// [`Error::NoDeadLetterSource`] naming those there are, if none is.
     pub fn source_named(&self, name: &str) -> Result<&Arc<dyn DeadLetters>, Error> {
         self.sources
@@ -234,6 +285,14 @@ impl Admin {
         #[cfg(feature = "redis")]
         for streams in &self.streams {
             status.streams.push(StreamStatus {
+                stream: streams.settings().get_stream().to_owned(),
+                group: streams.settings().get_group().to_owned(),
+                lag: streams.lag().await?,
+            });
+        }
+        #[cfg(feature = "nats")]
+        for streams in &self.nats {
+            status.nats.push(NatsStatus {
                 stream: streams.settings().get_stream().to_owned(),
                 group: streams.settings().get_group().to_owned(),
                 lag: streams.lag().await?,

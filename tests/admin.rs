@@ -278,6 +278,57 @@ async fn a_nats_stream_keeps_the_dead_letter_promises() {
     common::delete_nats_streams(&url, &stream).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_shows_a_nats_groups_lag() {
+    let Some(url) = common::nats_url() else {
+        return;
+    };
+    let stream = format!("earn-status-{}", uuid::Uuid::new_v4().simple());
+    let streams = NatsStreams::connect(&url, NatsSettings::new(stream.as_str(), "ops"))
+        .await
+        .unwrap();
+    for n in 0..2 {
+        streams
+            .publish(&Event::new("order.paid", &n).unwrap())
+            .await
+            .unwrap();
+    }
+    streams
+        .publish_delayed(
+            &Event::new("order.remind", &0).unwrap(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let admin = earn::admin::Admin::new().nats(streams.clone());
+    let shown = admin.status().await.unwrap().to_string();
+    assert!(
+        shown.contains(&format!(
+            "nats {stream} (group ops): 2 messages, 0 pending, unknown unread, 1 delayed"
+        )),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("dead letters in nats:{stream}: 0")),
+        "{shown}"
+    );
+
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .unwrap();
+    bus.subscribe_sync("order.*", 0, |_: &Event| {}).unwrap();
+    let consumer = streams.consume(bus).await.unwrap();
+    eventually("the group caught up", async || {
+        let status = admin.status().await.unwrap();
+        let lag = status.nats[0].lag;
+        lag.unread == Some(0) && lag.pending == 0
+    })
+    .await;
+    consumer.shutdown(Duration::from_secs(5)).await;
+    common::delete_nats_streams(&url, &stream).await;
+}
+
 #[tokio::test]
 async fn a_redis_stream_keeps_the_dead_letter_promises() {
     let Some(url) = common::redis_url() else {

@@ -831,3 +831,36 @@ async fn delayed_events_are_listed_run_now_and_deleted() {
     );
     redis.clean_up().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_a_nats_groups_lag_and_its_dead_letters() {
+    let Some(url) = common::nats_url() else {
+        return;
+    };
+    let stream = format!("earn-console-{}", uuid::Uuid::new_v4().simple());
+    let streams = earn::nats::NatsStreams::connect(
+        &url,
+        earn::nats::NatsSettings::new(stream.as_str(), "ops"),
+    )
+    .await
+    .unwrap();
+    for n in 0..3 {
+        streams
+            .publish(&Event::new("order.paid", &n).unwrap())
+            .await
+            .unwrap();
+    }
+    let admin = Admin::new().nats(streams);
+    let app = Router::new().nest("/ops", console::router(admin, ConsoleOptions::default()));
+    let (status, html) = get(&app, "/ops").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains(&format!(
+            r#"<td>nats</td><td>{stream}</td><td>ops</td><td class="num">3</td><td class="num">0</td>"#
+        )),
+        "{html}"
+    );
+    let (status, html) = get(&app, &format!("/ops/dead-letters?source=nats:{stream}")).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    common::delete_nats_streams(&url, &stream).await;
+}

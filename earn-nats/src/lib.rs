@@ -4,6 +4,7 @@ mod consumer;
 mod dead_letter;
 mod delayed;
 mod done;
+mod lag;
 mod settings;
 mod streams;
 mod wire;
@@ -21,5 +22,6 @@ pub use consumer::Consumer;
 pub use dead_letter::NatsDeadLetters;
 /// The waits before redeliveries, for [`NatsSettings::retry_backoff`].
 pub use earn_core::Backoff;
+pub use lag::NatsLag;
 pub use settings::{NatsSettings, StartFrom};
 pub use streams::NatsStreams;

@@ -102,38 +102,79 @@ fn cards(status: &Status) -> Markup {
     }
 }
 
+/// One broker stream as one group sees it: a row of the streams table.
+pub(super) struct LagRow<'a> {
+    broker: &'static str,
+    stream: &'a str,
+    group: &'a str,
+    length: u64,
+    pending: u64,
+    /// `None` when the broker cannot tell.
+    unread: Option<u64>,
+    delayed: u64,
+}
+
+impl LagRow<'_> {
+    /// What the group still has to finish: pending and unread.
+    pub(super) fn behind(&self) -> u64 {
+        self.pending + self.unread.unwrap_or(0)
+    }
+}
+
+/// The Redis and NATS streams of the status, in that order.
+pub(super) fn lag_rows(status: &Status) -> Vec<LagRow<'_>> {
+    #[allow(unused_mut, reason = "empty without the broker features")]
+    let mut rows = Vec::new();
+    #[cfg(feature = "redis")]
+    rows.extend(status.streams.iter().map(|s| LagRow {
+        broker: "redis",
+        stream: &s.stream,
+        group: &s.group,
+        length: s.lag.length,
+        pending: s.lag.pending,
+        unread: s.lag.lag,
+        delayed: s.lag.delayed,
+    }));
+    #[cfg(feature = "nats")]
+    rows.extend(status.nats.iter().map(|s| LagRow {
+        broker: "nats",
+        stream: &s.stream,
+        group: &s.group,
+        length: s.lag.length,
+        pending: s.lag.pending,
+        unread: s.lag.unread,
+        delayed: s.lag.delayed,
+    }));
+    let _ = status;
+    rows
+}
+
 /// The lag of each stream and group, as the status reports it.
 fn streams_table(status: &Status) -> Markup {
-    #[cfg(feature = "redis")]
-    {
-        if status.streams.is_empty() {
-            return html! {};
-        }
-        html! {
-            h2 { "Streams" }
-            table #stream-lag {
-                thead { tr {
-                    th { "Stream" } th { "Group" } th.num { "Entries" } th.num { "Pending" }
-                    th.num { "Unread" } th.num { "Delayed" }
-                } }
-                tbody {
-                    @for stream in &status.streams {
-                        tr {
-                            td { (stream.stream) }
-                            td { (stream.group) }
-                            td.num { (stream.lag.length) }
-                            td.num { (stream.lag.pending) }
-                            td.num { @if let Some(lag) = stream.lag.lag { (lag) } @else { span.muted title="entries were deleted after the group's position" { "unknown" } } }
-                            td.num { (stream.lag.delayed) }
-                        }
+    let rows = lag_rows(status);
+    if rows.is_empty() {
+        return html! {};
+    }
+    html! {
+        h2 { "Streams" }
+        table #stream-lag {
+            thead { tr {
+                th { "Broker" } th { "Stream" } th { "Group" } th.num { "Messages" }
+                th.num { "Pending" } th.num { "Unread" } th.num { "Delayed" }
+            } }
+            tbody {
+                @for row in &rows {
+                    tr {
+                        td { (row.broker) }
+                        td { (row.stream) }
+                        td { (row.group) }
+                        td.num { (row.length) }
+                        td.num { (row.pending) }
+                        td.num { @if let Some(unread) = row.unread { (unread) } @else { span.muted title="the broker cannot tell (Redis: entries deleted after the group's position; NATS: no process of the group has consumed yet)" { "unknown" } } }
+                        td.num { (row.delayed) }
                     }
                 }
             }
         }
-    }
-    #[cfg(not(feature = "redis"))]
-    {
-        let _ = status;
-        html! {}
     }
 }

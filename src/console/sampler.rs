@@ -30,14 +30,10 @@ pub(super) struct Sample {
 
 impl Sample {
     pub(super) fn of(status: &Status) -> Sample {
-        #[cfg(feature = "redis")]
-        let stream_lag = status
-            .streams
+        let stream_lag = super::dashboard::lag_rows(status)
             .iter()
-            .map(|s| s.lag.pending + s.lag.lag.unwrap_or(0))
+            .map(super::dashboard::LagRow::behind)
             .sum();
-        #[cfg(not(feature = "redis"))]
-        let stream_lag = 0;
         Sample {
             at: SystemTime::now(),
             dead_letters: status.dead_letter_total(),
