@@ -21,6 +21,7 @@ fn earn(args: &[&str]) -> Output {
         .env_remove("EARN_DATABASE_URL")
         .env_remove("EARN_REDIS_URL")
         .env_remove("EARN_REDIS_GROUP")
+        .env_remove("EARN_NATS_URL")
         .stdin(Stdio::null())
         .output()
         .expect("the earn binary runs")
@@ -690,4 +691,53 @@ async fn earn_console_serves_the_web_console() {
     assert!(list.contains("shop.order.paid"), "{list}");
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+#[test]
+fn status_reports_a_nats_stream_and_its_dead_letters() {
+    let Some(url) = common::nats_url() else {
+        return;
+    };
+    let stream = format!("earn-cli-{}", uuid::Uuid::new_v4().simple());
+    let status = json(&[
+        "status",
+        "--nats",
+        &url,
+        "--nats-stream",
+        &stream,
+        "--group",
+        "ops",
+    ]);
+    assert_eq!(status["streams"][0]["broker"], "nats", "{status}");
+    assert_eq!(status["streams"][0]["stream"], stream.as_str(), "{status}");
+    assert_eq!(status["streams"][0]["group"], "ops", "{status}");
+    assert_eq!(
+        status["dead_letters"][0]["source"],
+        format!("nats:{stream}"),
+        "{status}"
+    );
+    let text = expect(
+        0,
+        &[
+            "status",
+            "--nats",
+            &url,
+            "--nats-stream",
+            &stream,
+            "--group",
+            "ops",
+        ],
+    );
+    assert!(text.contains("BROKER") && text.contains("nats"), "{text}");
+    let usage = earn(&["status", "--nats-stream", &stream]);
+    assert_eq!(usage.status.code(), Some(2), "{usage:?}");
+    assert!(
+        stderr(&usage).contains("--nats-stream needs --nats URL"),
+        "{usage:?}"
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(common::delete_nats_streams(&url, &stream));
 }

@@ -1,5 +1,6 @@
 //! The `earn` command: operator access to an application's outbox and
-//! Redis streams from outside it. See `earn::cli` for the commands and
+//! Redis streams (and NATS streams, with the `nats` feature) from outside
+//! it. See `earn::cli` for the commands and
 //! exit codes, and for embedding them in your own binary (where
 //! `registry` can list your hooks and handlers).
 //!
@@ -58,6 +59,20 @@ struct Stores {
     /// A stream to watch (repeatable); needs --redis and --group.
     #[arg(long = "stream", global = true, value_name = "NAME")]
     streams: Vec<String>,
+    /// The NATS server of the NATS streams (needs the `nats` feature).
+    #[cfg(feature = "nats")]
+    #[arg(
+        long,
+        env = "EARN_NATS_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    nats: Option<String>,
+    /// A NATS JetStream stream to watch (repeatable); needs --nats and --group.
+    #[cfg(feature = "nats")]
+    #[arg(long = "nats-stream", global = true, value_name = "NAME")]
+    nats_streams: Vec<String>,
     /// The consumer group whose lag `status` reports for each stream.
     #[arg(long, env = "EARN_REDIS_GROUP", global = true, value_name = "NAME")]
     group: Option<String>,
@@ -115,8 +130,25 @@ async fn admin(stores: &Stores, command: &Command) -> Result<Admin, Problem> {
             ));
         }
     }
+    #[cfg(feature = "nats")]
+    if !stores.nats_streams.is_empty() {
+        if stores.nats.is_none() {
+            return Err(Problem::Usage(
+                "--nats-stream needs --nats URL (or EARN_NATS_URL)".to_owned(),
+            ));
+        }
+        if stores.group.is_none() {
+            return Err(Problem::Usage(
+                "--nats-stream needs --group NAME: the group whose lag `status` reports".to_owned(),
+            ));
+        }
+    }
+    #[cfg(feature = "nats")]
+    let no_nats = stores.nats_streams.is_empty();
+    #[cfg(not(feature = "nats"))]
+    let no_nats = true;
     let registry_only = matches!(command, Command::Registry);
-    if stores.database.is_none() && stores.streams.is_empty() && !registry_only {
+    if stores.database.is_none() && stores.streams.is_empty() && no_nats && !registry_only {
         return Err(Problem::Usage(
             "nothing to operate on: pass --database URL (or set EARN_DATABASE_URL), \
              and/or --redis URL --stream NAME --group NAME"
@@ -144,6 +176,21 @@ async fn admin(stores: &Stores, command: &Command) -> Result<Admin, Problem> {
                     ))
                 })?;
             admin = admin.stream(streams);
+        }
+    }
+    #[cfg(feature = "nats")]
+    if let (Some(url), Some(group)) = (&stores.nats, &stores.group) {
+        for stream in &stores.nats_streams {
+            let settings = earn::nats::NatsSettings::new(stream.as_str(), group.as_str());
+            let streams = earn::nats::NatsStreams::connect(url, settings)
+                .await
+                .map_err(|error| {
+                    Problem::Failed(format!(
+                        "cannot connect to NATS {} for stream `{stream}`: {error}",
+                        RedactedUrl::new(url)
+                    ))
+                })?;
+            admin = admin.nats(streams);
         }
     }
     Ok(admin)

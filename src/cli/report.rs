@@ -25,11 +25,13 @@ struct OutboxView {
 
 #[derive(Serialize)]
 struct StreamLagView {
+    /// `redis` or `nats`.
+    broker: &'static str,
     stream: String,
     group: String,
     length: u64,
     pending: u64,
-    /// `None` when Redis cannot tell.
+    /// `None` when the broker cannot tell.
     lag: Option<u64>,
     delayed: u64,
 }
@@ -50,6 +52,34 @@ fn outbox_line(outbox: &OutboxView) -> String {
     format!("outbox: {} waiting{oldest}\n", outbox.backlog)
 }
 
+/// The Redis streams, then the NATS streams, of `status`.
+fn stream_views(status: &crate::admin::Status) -> Vec<StreamLagView> {
+    #[allow(unused_mut, reason = "empty without the broker features")]
+    let mut views = Vec::new();
+    #[cfg(feature = "redis")]
+    views.extend(status.streams.iter().map(|stream| StreamLagView {
+        broker: "redis",
+        stream: stream.stream.clone(),
+        group: stream.group.clone(),
+        length: stream.lag.length,
+        pending: stream.lag.pending,
+        lag: stream.lag.lag,
+        delayed: stream.lag.delayed,
+    }));
+    #[cfg(feature = "nats")]
+    views.extend(status.nats.iter().map(|stream| StreamLagView {
+        broker: "nats",
+        stream: stream.stream.clone(),
+        group: stream.group.clone(),
+        length: stream.lag.length,
+        pending: stream.lag.pending,
+        lag: stream.lag.unread,
+        delayed: stream.lag.delayed,
+    }));
+    let _ = status;
+    views
+}
+
 pub(super) async fn status(admin: &Admin, out: &Output, fail_on_dead_letters: bool) -> Done {
     let status = admin.status().await?;
     let view = StatusView {
@@ -58,18 +88,7 @@ pub(super) async fn status(admin: &Admin, out: &Output, fail_on_dead_letters: bo
             backlog: outbox.backlog,
             oldest_age_secs: outbox.oldest.map(|age| age.as_secs_f64()),
         }),
-        streams: status
-            .streams
-            .iter()
-            .map(|stream| StreamLagView {
-                stream: stream.stream.clone(),
-                group: stream.group.clone(),
-                length: stream.lag.length,
-                pending: stream.lag.pending,
-                lag: stream.lag.lag,
-                delayed: stream.lag.delayed,
-            })
-            .collect(),
+        streams: stream_views(&status),
         dead_letters: status
             .dead_letters
             .iter()
@@ -89,10 +108,12 @@ pub(super) async fn status(admin: &Admin, out: &Output, fail_on_dead_letters: bo
             text.push_str(&outbox_line(outbox));
         }
         if !view.streams.is_empty() {
-            let mut table =
-                Table::new(&["STREAM", "GROUP", "LENGTH", "PENDING", "UNREAD", "DELAYED"]);
+            let mut table = Table::new(&[
+                "BROKER", "STREAM", "GROUP", "LENGTH", "PENDING", "UNREAD", "DELAYED",
+            ]);
             for stream in &view.streams {
                 table.row(vec![
+                    stream.broker.to_owned(),
                     stream.stream.clone(),
                     stream.group.clone(),
                     stream.length.to_string(),
