@@ -2,63 +2,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+#[path = "../../tests/support/counters.rs"]
+mod counters;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use counters::{Shared, Totals};
 use earn::{Event, HandlerError};
-use metrics::{
-    Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
-};
-
-/// Sums counters by `name{stream=…}`.
-#[derive(Default)]
-struct Totals(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
-
-struct Sum(Arc<AtomicU64>);
-
-impl CounterFn for Sum {
-    fn increment(&self, value: u64) {
-        self.0.fetch_add(value, Ordering::Relaxed);
-    }
-    fn absolute(&self, value: u64) {
-        self.0.store(value, Ordering::Relaxed);
-    }
-}
-
-struct Shared(Arc<Totals>);
-
-impl Recorder for Shared {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let labels: Vec<String> = key
-            .labels()
-            .map(|l| format!("{}={}", l.key(), l.value()))
-            .collect();
-        let name = format!("{}{{{}}}", key.name(), labels.join(","));
-        let slot = self.0.0.lock().unwrap().entry(name).or_default().clone();
-        Counter::from_arc(Arc::new(Sum(slot)))
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
-}
-
-impl Totals {
-    fn get(&self, name: &str, stream: &str) -> u64 {
-        self.0
-            .lock()
-            .unwrap()
-            .get(&format!("{name}{{stream={stream}}}"))
-            .map_or(0, |n| n.load(Ordering::Relaxed))
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_acked_dead_lettered_and_claimed_are_counted() {
@@ -92,13 +43,19 @@ async fn published_acked_dead_lettered_and_claimed_are_counted() {
         .await
         .unwrap();
     common::wait_until("the dead letter", Duration::from_secs(5), || {
-        totals.get("earn_redis_dead_letters_total", &stream) == 1
+        totals.get("earn_redis_dead_letters_total", &format!("stream={stream}")) == 1
     })
     .await;
-    assert_eq!(totals.get("earn_redis_published_total", &stream), 6);
-    assert_eq!(totals.get("earn_redis_acked_total", &stream), 5);
     assert_eq!(
-        totals.get("earn_redis_claimed_total", &stream),
+        totals.get("earn_redis_published_total", &format!("stream={stream}")),
+        6
+    );
+    assert_eq!(
+        totals.get("earn_redis_acked_total", &format!("stream={stream}")),
+        5
+    );
+    assert_eq!(
+        totals.get("earn_redis_claimed_total", &format!("stream={stream}")),
         1,
         "the failed entry, once"
     );
