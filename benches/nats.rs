@@ -62,15 +62,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Deletes the bench's streams.
-async fn delete(streams: &NatsStreams) {
-    let js = async_nats::jetstream::new(streams.client().clone());
-    let name = streams.settings().get_stream();
-    for suffix in ["", "_dead", "_delayed", "_done"] {
-        let _ = js.delete_stream(format!("{name}{suffix}")).await;
-    }
-}
-
 /// `n` events as async-nats messages, with earn's headers.
 fn raw_messages(n: usize) -> Vec<PublishMessage> {
     events(n)
@@ -157,7 +148,7 @@ fn publish(c: &mut Criterion) {
         })
     });
     group.finish();
-    rt.block_on(delete(&streams));
+    rt.block_on(streams.delete_streams()).unwrap();
 }
 
 fn end_to_end(c: &mut Criterion) {
@@ -296,7 +287,7 @@ fn end_to_end(c: &mut Criterion) {
         for consumer in consumers {
             consumer.shutdown(Duration::from_secs(5)).await;
         }
-        delete(&publisher).await;
+        publisher.delete_streams().await.unwrap();
     });
 }
 

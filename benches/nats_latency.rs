@@ -29,9 +29,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = NatsStreams::connect(&url, settings("producer")).await?;
     clock.drive("NATS JetStream", producer.clone()).await?;
     consumer.shutdown(Duration::from_secs(5)).await;
-    let js = async_nats::jetstream::new(producer.client().clone());
-    for suffix in ["", "_dead", "_delayed", "_done"] {
-        let _ = js.delete_stream(format!("{stream}{suffix}")).await;
-    }
+    producer.delete_streams().await?;
     Ok(())
 }

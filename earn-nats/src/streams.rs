@@ -170,6 +170,38 @@ impl NatsStreams {
         &self.inner.client
     }
 
+    /// Deletes the stream and its dead-letter, delayed and finished-handler
+    /// streams from the server, with everything in them and every group's
+    /// consumer: for tests and teardown. A stream already gone is not an
+    /// error.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::nats::NatsStreams) -> Result<(), earn::Error> {
+    /// streams.delete_streams().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn delete_streams(&self) -> Result<(), Error> {
+        let settings = &self.inner.settings;
+        for name in [
+            settings.stream.to_string(),
+            settings.dead_stream(),
+            settings.delayed_stream(),
+            settings.done_stream(),
+        ] {
+            if let Err(error) = self.js().delete_stream(&name).await {
+                let gone = matches!(
+                    error.kind(),
+                    jetstream::context::DeleteStreamErrorKind::JetStream(ref e)
+                        if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+                );
+                if !gone {
+                    return Err(transport("delete a stream")(error));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn js(&self) -> &jetstream::Context {
         &self.inner.js
     }

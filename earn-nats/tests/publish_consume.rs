@@ -145,3 +145,26 @@ async fn an_event_over_the_limit_is_refused_at_publish() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_streams_removes_the_stream_and_its_companions() {
+    let stream = common::unique_stream();
+    let Some((streams, _cleanup)) = common::connect(common::settings(&stream)).await else {
+        return;
+    };
+    streams
+        .publish(&Event::new("order.paid", &1).unwrap())
+        .await
+        .unwrap();
+    streams.delete_streams().await.unwrap();
+    let js = async_nats::jetstream::new(streams.client().clone());
+    for name in [
+        stream.clone(),
+        format!("{stream}_dead"),
+        format!("{stream}_delayed"),
+        format!("{stream}_done"),
+    ] {
+        assert!(js.get_stream(&name).await.is_err(), "{name} is still there");
+    }
+    streams.delete_streams().await.unwrap();
+}

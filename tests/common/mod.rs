@@ -134,14 +134,14 @@ pub fn nats_url() -> Option<String> {
     }
 }
 
-/// Deletes the JetStream streams of an earn stream (`name` and its dead,
-/// delayed and done streams).
+/// Deletes the JetStream streams of the earn stream `name`
+/// (`NatsStreams::delete_streams`).
 pub async fn delete_nats_streams(url: &str, name: &str) {
-    let client = async_nats::connect(url).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    for suffix in ["", "_dead", "_delayed", "_done"] {
-        let _ = js.delete_stream(format!("{name}{suffix}")).await;
-    }
+    let settings = earn::nats::NatsSettings::new(name, "cleanup");
+    let streams = earn::nats::NatsStreams::connect(url, settings)
+        .await
+        .unwrap();
+    streams.delete_streams().await.unwrap();
 }
 
 /// What a `tracing` subscriber wrote, for tests of what is reported.

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use earn::nats::{NatsSettings, NatsStreams};
-use earn::redis::{Consumer, RedisSettings, RedisStreams};
-use earn::{Db, Event, EventBus, Outbox, OutboxMode, OutboxRelay, RetryPolicy};
+use earn::redis::{RedisSettings, RedisStreams};
+use earn::{Db, Event, EventBus, Outbox, OutboxMode, OutboxRelay, RetryPolicy, ShutdownReport};
 
 use crate::harness::{BoxFuture, Handler, Process, Promises, Transport};
 
@@ -247,15 +247,20 @@ impl RedisTransport {
     }
 }
 
-struct RedisProcess {
-    consumers: Vec<(Consumer, EventBus)>,
+/// A process of a broker: per group, a way to shut its consumer down and
+/// the bus it feeds.
+struct BrokerProcess {
+    consumers: Vec<(Shutdown, EventBus)>,
 }
 
-impl Process for RedisProcess {
+/// Shuts a broker's consumer down (`Consumer::shutdown` of either broker).
+type Shutdown = Box<dyn FnOnce(Duration) -> BoxFuture<'static, ShutdownReport> + Send>;
+
+impl Process for BrokerProcess {
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            for (consumer, bus) in self.consumers {
-                consumer.shutdown(Duration::from_secs(10)).await;
+            for (shutdown, bus) in self.consumers {
+                shutdown(Duration::from_secs(10)).await;
                 let report = bus.shutdown(Duration::from_secs(10)).await;
                 assert!(report.drained, "a consumer's bus did not drain: {report:?}");
             }
@@ -295,9 +300,12 @@ impl Transport for RedisTransport {
                     RedisStreams::connect(&self.url, self.settings(group, process, ordered))
                         .await
                         .unwrap();
-                consumers.push((streams.consume(bus.clone()).await.unwrap(), bus));
+                let consumer = streams.consume(bus.clone()).await.unwrap();
+                let shutdown: Shutdown =
+                    Box::new(move |deadline| Box::pin(consumer.shutdown(deadline)));
+                consumers.push((shutdown, bus));
             }
-            Box::new(RedisProcess { consumers }) as Box<dyn Process>
+            Box::new(BrokerProcess { consumers }) as Box<dyn Process>
         })
     }
 }
@@ -353,22 +361,6 @@ impl Drop for NatsTransport {
     }
 }
 
-struct NatsProcess {
-    consumers: Vec<(earn::nats::Consumer, EventBus)>,
-}
-
-impl Process for NatsProcess {
-    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            for (consumer, bus) in self.consumers {
-                consumer.shutdown(Duration::from_secs(10)).await;
-                let report = bus.shutdown(Duration::from_secs(10)).await;
-                assert!(report.drained, "a consumer's bus did not drain: {report:?}");
-            }
-        })
-    }
-}
-
 impl Transport for NatsTransport {
     fn name(&self) -> String {
         "nats jetstream".into()
@@ -401,9 +393,12 @@ impl Transport for NatsTransport {
                     NatsStreams::connect(&self.url, self.settings(group, process, ordered))
                         .await
                         .unwrap();
-                consumers.push((streams.consume(bus.clone()).await.unwrap(), bus));
+                let consumer = streams.consume(bus.clone()).await.unwrap();
+                let shutdown: Shutdown =
+                    Box::new(move |deadline| Box::pin(consumer.shutdown(deadline)));
+                consumers.push((shutdown, bus));
             }
-            Box::new(NatsProcess { consumers }) as Box<dyn Process>
+            Box::new(BrokerProcess { consumers }) as Box<dyn Process>
         })
     }
 }

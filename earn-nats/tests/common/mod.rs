@@ -59,17 +59,9 @@ impl Drop for Cleanup {
                 .build()
                 .unwrap();
             runtime.block_on(async {
-                let Ok(client) = async_nats::connect(&url).await else {
-                    return;
-                };
-                let js = async_nats::jetstream::new(client);
-                for name in [
-                    stream.clone(),
-                    format!("{stream}_dead"),
-                    format!("{stream}_delayed"),
-                    format!("{stream}_done"),
-                ] {
-                    let _ = js.delete_stream(&name).await;
+                let settings = NatsSettings::new(stream.as_str(), "cleanup");
+                if let Ok(streams) = NatsStreams::connect(&url, settings).await {
+                    let _ = streams.delete_streams().await;
                 }
             });
         })
