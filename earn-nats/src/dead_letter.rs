@@ -141,13 +141,9 @@ impl Stored {
         self.header(wire::HEADER_NAME).unwrap_or("")
     }
 
-    fn gave_up(&self) -> Option<Vec<&str>> {
-        let list: Vec<&str> = self
-            .header(wire::HEADER_GAVE_UP)
-            .unwrap_or("")
-            .split(',')
-            .filter(|h| !h.is_empty())
-            .collect();
+    /// The handlers that gave up; `None` when none ran.
+    fn gave_up(&self) -> Option<Vec<String>> {
+        let list = wire::names(Some(&self.message.headers), wire::HEADER_GAVE_UP);
         (!list.is_empty()).then_some(list)
     }
 
@@ -160,7 +156,9 @@ impl Stored {
     }
 
     fn matches(&self, filter: &DeadLetterFilter) -> bool {
-        filter.matches_parts(self.name(), self.gave_up(), self.failed_at())
+        let gave_up = self.gave_up();
+        let handlers = gave_up.as_ref().map(|list| list.iter().map(String::as_str));
+        filter.matches_parts(self.name(), handlers, self.failed_at())
     }
 
     fn into_dead_letter(self, source: &str) -> DeadLetter {
