@@ -6,7 +6,7 @@ pub use earn_core::testing;
 #[cfg(feature = "otel")]
 pub use earn_core::trace_context;
 pub use earn_core::{
-    AppliedHook, Attachment, BusDeadLetters, BusError, DeadLetter, DeadLetterFilter,
+    AppliedHook, Attachment, Backoff, BusDeadLetters, BusError, DeadLetter, DeadLetterFilter,
     DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport, Error, Event, EventBus,
     EventBusBuilder, EventData, EventError, EventMatch, EventName, EventSink, Failure, FieldErrors,
     Finished, HandlerError, HandlerStats, HookError, HookFailure, HookPhase, HookRegistration,
@@ -110,6 +110,14 @@ pub mod redis {
 #[cfg(feature = "nats")]
 pub mod nats {
     pub use earn_nats::*;
+}
+
+/// The event store: streams with expected versions, a global order
+/// readers can trust, catch-up subscriptions, projections, upcasters and
+/// snapshots. See the guide's event-sourcing section.
+pub mod store {
+    pub use earn_core::Expected;
+    pub use earn_sqlx::store::*;
 }
 
 /// The lower layers, for code that needs them by name.

@@ -467,6 +467,77 @@ pub enum Error {
         id: String,
     },
 
+    /// An append to an event stream that is not at the expected version:
+    /// another writer appended first. Read the stream again, decide again,
+    /// append with the new version.
+    #[error(
+        "append to stream `{stream}` refused: expected {expected}, but {}; read the stream \
+         again and retry",
+        crate::expected::Actual(*actual)
+    )]
+    WrongExpectedVersion {
+        /// The stream.
+        stream: String,
+        /// What the append expected.
+        expected: crate::Expected,
+        /// The stream's version (`None`: no such stream).
+        actual: Option<u64>,
+    },
+
+    /// An append whose events are partly stored already (an event id is
+    /// unique in the store). An append whose events are all stored is a
+    /// retry and succeeds without writing.
+    #[error(
+        "append to stream `{stream}` refused: event {id} is already stored (in stream \
+         `{stored_in}`), and the append's other events are not; an append is a no-op only \
+         when all its events are stored"
+    )]
+    DuplicateEvent {
+        /// The stream appended to.
+        stream: String,
+        /// The event already stored.
+        id: uuid::Uuid,
+        /// The stream it is stored in.
+        stored_in: String,
+    },
+
+    /// A stream name the store cannot hold.
+    #[error("invalid stream name `{stream}`: {reason}")]
+    InvalidStream {
+        /// The name given.
+        stream: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A stored event that could not be read back: its JSON is malformed,
+    /// or an upcaster refused it.
+    #[error(
+        "stored event at position {position} (stream `{stream}`, version {version}) cannot be \
+         read: {reason}"
+    )]
+    StoredEvent {
+        /// Its global position.
+        position: u64,
+        /// Its stream.
+        stream: String,
+        /// Its version in the stream.
+        version: u64,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A projection, subscription or aggregate failed on a stored event.
+    #[error("applying the event at position {position} to {target} failed: {source}")]
+    Apply {
+        /// What it was applied to: a projection or an aggregate.
+        target: String,
+        /// The event's global position.
+        position: u64,
+        /// What went wrong.
+        source: BoxError,
+    },
+
     /// An event whose serialized form is larger than the transport allows;
     /// refused at publish.
     #[error(

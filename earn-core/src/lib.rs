@@ -10,6 +10,7 @@ mod bus;
 mod dead_letter;
 mod error;
 mod event;
+mod expected;
 mod field_errors;
 mod handler;
 mod index;
@@ -36,6 +37,7 @@ pub use dead_letter::{
 };
 pub use error::{BoxError, Error, HookError, HookFailure};
 pub use event::{Event, EventData, EventError, PayloadError};
+pub use expected::Expected;
 pub use field_errors::FieldErrors;
 pub use handler::{
     Failure, HandlerError, HandlerOptions, HandlerRegistration, HandlerResult, HandlerStep,
@@ -57,6 +59,7 @@ pub use sink::{EventSink, SinkFuture};
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;
+    pub use uuid;
 
     /// `TypeId::of` as a function pointer, usable in a `static` initializer.
     pub fn type_id<T: 'static>() -> std::any::TypeId {

@@ -13,7 +13,6 @@ use crate::db::Db;
 use crate::guard::{guarded_bulk, refuse_inside_a_write};
 use crate::hook::Hooks;
 use crate::model::{Entity, Model};
-use crate::model_event::model_event;
 use crate::query::{Lock, Query, Scope};
 use crate::soft_delete;
 use crate::sql::{MAX_PARAMS, SqlBuilder};
@@ -184,9 +183,7 @@ async fn insert_steps<M: Model>(
                 .run(&afters, tx, model, M::field_names(), None)
                 .await?;
         }
-        if let Some(event) = model_event(model, Operation::Create, None, M::field_names())? {
-            tx.raise(event)?;
-        }
+        crate::model_event::raise(tx, model, Operation::Create, None, M::field_names()).await?;
     }
     Ok(())
 }
@@ -341,14 +338,14 @@ async fn update_steps<M: Model>(
                 )
                 .await?;
         }
-        if let Some(event) = model_event(
+        crate::model_event::raise(
+            tx,
             &row.model,
             Operation::Update,
             Some(&row.previous),
             &row.fields,
-        )? {
-            tx.raise(event)?;
-        }
+        )
+        .await?;
     }
     Ok(rows.len() as u64)
 }
@@ -494,9 +491,7 @@ pub(crate) async fn delete_all<M: Model>(
             progress
                 .run(&[HookPhase::AfterDelete], tx, row, &marked, None)
                 .await?;
-            if let Some(event) = model_event(row, Operation::Delete, None, &[])? {
-                tx.raise(event)?;
-            }
+            crate::model_event::raise(tx, row, Operation::Delete, None, &[]).await?;
         }
         Ok::<_, Error>(rows.len() as u64)
     }

@@ -34,6 +34,8 @@ pub struct Db {
     publisher: Arc<dyn Publisher>,
     /// What is known of the server, shared by clones.
     server: Arc<Server>,
+    /// The store model events are also appended to.
+    streams: Option<crate::store::EventStore>,
 }
 
 impl std::fmt::Debug for Db {
@@ -43,6 +45,7 @@ impl std::fmt::Debug for Db {
             .field("bus", &self.bus)
             .field("outbox", &self.outbox)
             .field("outbox_sink", &self.sink.is_some())
+            .field("model_streams", &self.streams.is_some())
             .finish()
     }
 }
@@ -223,6 +226,58 @@ impl Db {
         self.rebuild_publisher()
     }
 
+    /// Also appends every model event (of models declared with
+    /// `#[model(events = "order")]`) to `store`, in the write's own
+    /// transaction: `order.created` / `.updated` / `.deleted` /
+    /// `.restored` of the row with key 7 go to stream `order-7`.
+    ///
+    /// A create appends with [`Expected::NoStream`](earn_core::Expected):
+    /// a stream already there for a new row's key (a key used again) is
+    /// [`Error::WrongExpectedVersion`] and the write rolls back. Later
+    /// writes append after whatever the stream holds; they are ordered by
+    /// the lock the write holds on the row. Inline projections of `store`
+    /// run in the same transaction. The events are still published as
+    /// before (bus or outbox).
+    ///
+    /// ```
+    /// use earn::prelude::*;
+    /// use earn::store::EventStore;
+    ///
+    /// #[derive(Debug, Clone, Model, serde::Serialize, serde::Deserialize)]
+    /// #[model(table = "accounts", events = "account")]
+    /// struct Account {
+    ///     #[model(primary_key, auto)]
+    ///     id: Option<i64>,
+    ///     owner: String,
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), earn::Error> {
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// let store = EventStore::new(&db);
+    /// store.install().await?;
+    /// let db = db.with_model_streams(&store);
+    /// db.create_table::<Account>().await?;
+    ///
+    /// let mut account = Account { id: None, owner: "Ada".into() };
+    /// account.save(&db).await?;
+    /// account.owner = "Ada L.".into();
+    /// account.save(&db).await?;
+    ///
+    /// use futures_util::TryStreamExt;
+    /// let names: Vec<String> = store
+    ///     .read_stream("account-1", 1)
+    ///     .map_ok(|e| e.event.name().to_string())
+    ///     .try_collect()
+    ///     .await?;
+    /// assert_eq!(names, ["account.created", "account.updated"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn with_model_streams(mut self, store: &crate::store::EventStore) -> Db {
+        self.streams = Some(store.clone());
+        self
+    }
+
     fn rebuild_publisher(mut self) -> Db {
         self.publisher = publisher(&self.pool, self.bus.clone(), self.outbox, self.sink.clone());
         self
@@ -257,6 +312,7 @@ impl Db {
             self.acquire().await?,
             self.publisher.clone(),
             self.server.clone(),
+            self.streams.clone(),
         )
         .await
     }
@@ -409,6 +465,7 @@ impl Db {
             outbox: None,
             sink: None,
             server: Arc::default(),
+            streams: None,
         }
     }
 }

@@ -33,6 +33,7 @@ mod schema;
 mod soft_delete;
 mod sql;
 mod statement;
+pub mod store;
 mod timestamp;
 mod tx;
 mod value;

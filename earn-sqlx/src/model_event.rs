@@ -4,13 +4,52 @@
 use std::collections::HashMap;
 use std::sync::{LazyLock, RwLock};
 
-use earn_core::{Error, Event, EventError, EventName, Operation};
+use earn_core::{Error, Event, EventError, EventName, Expected, Operation};
 
 use crate::model::Entity;
+use crate::tx::Tx;
 
 /// The metadata key of `*.updated` events holding the changed fields as
 /// JSON: `{"field": {"old": …, "new": …}}`.
 pub const CHANGES_KEY: &str = "changes";
+
+/// Raises the event of a successful write (none for a model without
+/// events) in `tx`, first appending it to the model's stream when the
+/// database keeps model streams ([`Db::with_model_streams`](crate::Db::with_model_streams)).
+pub(crate) async fn raise<M: Entity>(
+    tx: &mut Tx,
+    model: &M,
+    operation: Operation,
+    previous: Option<&M>,
+    changed: &[&'static str],
+) -> Result<(), Error> {
+    let Some(event) = model_event(model, operation, previous, changed)? else {
+        return Ok(());
+    };
+    if let Some(store) = tx.streams.clone() {
+        let stream = stream_of(model, &event);
+        let expected = match operation {
+            Operation::Create => Expected::NoStream,
+            Operation::Update | Operation::Delete | Operation::Restore => Expected::Any,
+        };
+        store
+            .append_in(tx, &stream, expected, vec![event.clone()])
+            .await?;
+    }
+    tx.raise(event)
+}
+
+/// `<prefix>-<key>`: the key as it appears in the event's payload (a
+/// string without quotes), or as the model formats it.
+fn stream_of<M: Entity>(model: &M, event: &Event) -> String {
+    let prefix = M::INFO.events.unwrap_or(M::INFO.table);
+    let field = M::INFO.columns[M::INFO.key_index].field;
+    match event.payload_json().get(field) {
+        Some(serde_json::Value::String(key)) => format!("{prefix}-{key}"),
+        Some(key @ serde_json::Value::Number(_)) => format!("{prefix}-{key}"),
+        _ => format!("{prefix}-{:?}", model.key()),
+    }
+}
 
 /// The event of a successful write, or `None` for a model without events.
 /// On update, `changed` are the fields that differ from `previous`.

@@ -11,7 +11,6 @@ use crate::db::Db;
 use crate::guard::{guarded, refuse_inside_a_write};
 use crate::hook::Hooks;
 use crate::model::{Entity, Model};
-use crate::model_event::model_event;
 use crate::query::{Query, Scope};
 use crate::statement::{self, find_row, not_found};
 use crate::timestamp;
@@ -211,9 +210,7 @@ async fn restore_begun<M: Model>(tx: &mut Tx, model: &mut M) -> Result<(), Error
                 Some(&previous),
             )
             .await?;
-        if let Some(event) = model_event(model, Operation::Restore, Some(&previous), &changed)? {
-            tx.raise(event)?;
-        }
+        crate::model_event::raise(tx, model, Operation::Restore, Some(&previous), &changed).await?;
         Ok(Some((previous, changed)))
     })
     .await;

@@ -114,3 +114,24 @@ impl SqlBuilder {
         DB::fetch_optional_built(c, self.text, args).await
     }
 }
+
+/// `(?, ?, …)` (`($2, $3, …)` on PostgreSQL after `offset` parameters)
+/// with `n` placeholders, to complete the `…_in` statements.
+pub(crate) fn in_list(dialect: Dialect, offset: usize, n: usize) -> String {
+    use std::fmt::Write as _;
+    let mut list = String::with_capacity(2 + 5 * n);
+    list.push('(');
+    for i in 0..n {
+        if i > 0 {
+            list.push_str(", ");
+        }
+        match dialect {
+            Dialect::Postgres => {
+                let _ = write!(list, "${}", offset + i + 1);
+            }
+            Dialect::Sqlite | Dialect::MySql => list.push('?'),
+        }
+    }
+    list.push(')');
+    list
+}

@@ -74,6 +74,8 @@ pub struct Tx {
     open: bool,
     publisher: Arc<dyn Publisher>,
     pub(crate) server: Arc<Server>,
+    /// The store model events are appended to, if any.
+    pub(crate) streams: Option<crate::store::EventStore>,
 }
 
 impl std::fmt::Debug for Tx {
@@ -91,6 +93,7 @@ impl Tx {
         mut conn: Conn,
         publisher: Arc<dyn Publisher>,
         server: Arc<Server>,
+        streams: Option<crate::store::EventStore>,
     ) -> Result<Tx, Error> {
         conn.begin().await.map_err(connection_error("begin"))?;
         Ok(Tx {
@@ -102,6 +105,7 @@ impl Tx {
             open: true,
             publisher,
             server,
+            streams,
         })
     }
 

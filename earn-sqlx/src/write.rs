@@ -9,7 +9,6 @@ use crate::db::Db;
 use crate::guard::{guarded, refuse_inside_a_write};
 use crate::hook::{HookContext, Hooks, run_in_tx};
 use crate::model::{Entity, Model};
-use crate::model_event::model_event;
 use crate::soft_delete;
 use crate::statement::{self, find_row, not_found, stale};
 use crate::timestamp;
@@ -437,9 +436,7 @@ async fn write_steps<M: Model>(
     // Built and raised before the commit: a model that cannot be
     // serialized, or an event too large for the outbox's sink, fails the
     // write instead of losing its event.
-    if let Some(event) = model_event(model, operation, previous.as_ref(), changed)? {
-        tx.raise(event)?;
-    }
+    crate::model_event::raise(tx, model, operation, previous.as_ref(), changed).await?;
     let changed = match &previous {
         Some(_) => std::borrow::Cow::Owned(changed_after),
         None => std::borrow::Cow::Borrowed(M::field_names()),
@@ -557,9 +554,7 @@ async fn delete_begun<M: Model>(
         progress
             .run(&[HookPhase::AfterDelete], tx, &mut copy, &marked, None)
             .await?;
-        if let Some(event) = model_event(&copy, Operation::Delete, None, &[])? {
-            tx.raise(event)?;
-        }
+        crate::model_event::raise(tx, &copy, Operation::Delete, None, &[]).await?;
         Ok(())
     })
     .await;

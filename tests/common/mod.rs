@@ -232,3 +232,48 @@ pub fn stored_event(name: &str, payload: impl serde::Serialize) -> String {
     serde_json::to_string(&earn::Event::new(name, &payload).expect("a valid event"))
         .expect("serializable")
 }
+
+/// [`each_backend`] with SQLite in a file of its own (several connections
+/// and a WAL, as in production) instead of `sqlite::memory:` (one
+/// connection): for bodies that need transactions side by side.
+pub async fn each_backend_on_files<F, Fut>(prefix: &str, body: F)
+where
+    F: Fn(Db) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let _serial = SERIAL.lock().await;
+    for (name, url) in backends() {
+        let url = if name == "sqlite" {
+            sqlite_file(prefix)
+        } else {
+            url
+        };
+        let db = connect(name, &url).await;
+        take_log();
+        eprintln!("--- on {name}");
+        body(db).await;
+    }
+}
+
+/// Drops the event store's tables and installs them again: an empty store.
+pub async fn fresh_store(db: &Db) -> earn::store::EventStore {
+    let drop = match db.dialect() {
+        earn::Dialect::Postgres => {
+            "DROP TABLE IF EXISTS earn_events, earn_streams, earn_checkpoints, earn_snapshots CASCADE; \
+             DROP SEQUENCE IF EXISTS earn_events_position"
+        }
+        earn::Dialect::MySql => {
+            "DROP TABLE IF EXISTS earn_events, earn_streams, earn_checkpoints, earn_snapshots, earn_event_position"
+        }
+        earn::Dialect::Sqlite => {
+            "DROP TABLE IF EXISTS earn_events; DROP TABLE IF EXISTS earn_streams; \
+             DROP TABLE IF EXISTS earn_checkpoints; DROP TABLE IF EXISTS earn_snapshots"
+        }
+    };
+    db.execute_unprepared(drop)
+        .await
+        .expect("drop the store's tables");
+    let store = earn::store::EventStore::new(db);
+    store.install().await.expect("install the store");
+    store
+}

@@ -2,6 +2,7 @@
 
 use crate::backend::Dialect;
 use crate::connection::{Conn, with_backend};
+use crate::sql::in_list;
 
 /// How handled rows are deleted.
 #[derive(Clone, Copy)]
@@ -117,27 +118,6 @@ const SQL: [Sql; 3] = [
 
 pub(super) fn sql(dialect: Dialect) -> &'static Sql {
     &SQL[dialect as usize]
-}
-
-/// `(?, ?, …)` (`($2, $3, …)` on PostgreSQL after `offset` parameters)
-/// with `n` placeholders, to complete the `…_in` statements.
-fn in_list(dialect: Dialect, offset: usize, n: usize) -> String {
-    use std::fmt::Write as _;
-    let mut list = String::with_capacity(2 + 5 * n);
-    list.push('(');
-    for i in 0..n {
-        if i > 0 {
-            list.push_str(", ");
-        }
-        match dialect {
-            Dialect::Postgres => {
-                let _ = write!(list, "${}", offset + i + 1);
-            }
-            Dialect::Sqlite | Dialect::MySql => list.push('?'),
-        }
-    }
-    list.push(')');
-    list
 }
 
 /// The longest `IN` list sent: well under SQLite's and MySQL's limits on
