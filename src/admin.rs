@@ -98,6 +98,18 @@ pub struct Status {
     /// The dead letters of each source, in the order the sources were
     /// added.
     pub dead_letters: Vec<SourceCount>,
+    /// The event store's head and its subscriptions' checkpoints
+    /// ([`Admin::store`]).
+    pub store: Option<StoreStatus>,
+}
+
+/// Where an event store and its subscriptions stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreStatus {
+    /// The highest position stored.
+    pub head: u64,
+    /// Every subscription's checkpoint (how far behind: `head - position`).
+    pub subscriptions: Vec<crate::store::Checkpoint>,
 }
 
 impl Status {
@@ -160,6 +172,18 @@ impl fmt::Display for Status {
                 stream.lag.delayed,
             )?;
         }
+        if let Some(store) = &self.store {
+            writeln!(f, "event store: head at position {}", store.head)?;
+            for subscription in &store.subscriptions {
+                writeln!(
+                    f,
+                    "subscription {}: at {}, {} behind",
+                    subscription.name,
+                    subscription.position,
+                    store.head.saturating_sub(subscription.position)
+                )?;
+            }
+        }
         for source in &self.dead_letters {
             writeln!(
                 f,
@@ -181,6 +205,7 @@ pub struct Admin {
     #[cfg(feature = "nats")]
     nats: Vec<earn_nats::NatsStreams>,
     sources: Vec<Arc<dyn DeadLetters>>,
+    store: Option<crate::store::EventStore>,
 }
 
 impl Admin {
@@ -193,6 +218,12 @@ impl Admin {
     pub fn database(mut self, db: Db) -> Admin {
         self.sources.push(Arc::new(db.outbox_dead_letters()));
         self.db = Some(db);
+        self
+    }
+
+    /// The event store whose head and subscriptions to watch.
+    pub fn store(mut self, store: crate::store::EventStore) -> Admin {
+        self.store = Some(store);
         self
     }
 
@@ -296,6 +327,12 @@ impl Admin {
                 stream: streams.settings().get_stream().to_owned(),
                 group: streams.settings().get_group().to_owned(),
                 lag: streams.lag().await?,
+            });
+        }
+        if let Some(store) = &self.store {
+            status.store = Some(StoreStatus {
+                head: store.head().await?,
+                subscriptions: store.checkpoints().await?,
             });
         }
         let all = DeadLetterFilter::default();

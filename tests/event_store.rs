@@ -65,6 +65,29 @@ async fn appends_are_read_back_by_stream_and_in_the_global_order() {
             .append("order-2", Expected::Any, vec![line(1)])
             .await
             .expect("append with any version");
+        let many = store
+            .append("order-3", Expected::Any, vec![line(1), line(2)])
+            .await
+            .unwrap();
+        let more = store
+            .append("order-3", Expected::Any, vec![line(3), line(4)])
+            .await
+            .unwrap();
+        assert_eq!((many.version, more.version), (2, 4));
+        assert!(many.positions[1] < more.positions[0]);
+        let three = stream(&store, "order-3").await;
+        assert_eq!(
+            three
+                .iter()
+                .map(|e| (e.version, e.position))
+                .collect::<Vec<_>>(),
+            [
+                (1, many.positions[0]),
+                (2, many.positions[1]),
+                (3, more.positions[0]),
+                (4, more.positions[1])
+            ]
+        );
 
         let order = stream(&store, "order-1").await;
         assert_eq!(
@@ -77,7 +100,7 @@ async fn appends_are_read_back_by_stream_and_in_the_global_order() {
         assert_eq!(from_two.len(), 2);
 
         let every = all(&store).await;
-        assert_eq!(every.len(), 4);
+        assert_eq!(every.len(), 8);
         assert!(every.windows(2).all(|w| w[0].position < w[1].position));
         assert_eq!(every[3].stream, "order-2");
         let after: Vec<Recorded> = store
@@ -89,7 +112,7 @@ async fn appends_are_read_back_by_stream_and_in_the_global_order() {
             after.iter().map(|e| e.position).collect::<Vec<_>>(),
             [every[2].position, every[3].position]
         );
-        assert_eq!(store.head().await.unwrap(), every[3].position);
+        assert_eq!(store.head().await.unwrap(), every[7].position);
         assert!(stream(&store, "order-404").await.is_empty());
     })
     .await;
@@ -175,7 +198,43 @@ async fn a_retried_append_is_stored_once() {
             }
             other => panic!("expected a duplicate, got {other:?}"),
         }
+        // The first event new, a later one stored: the unique index on
+        // event ids refuses it, whatever the expected version.
+        for expected in [Expected::Any, Expected::Exact(2)] {
+            let later = vec![line(9), events[0].clone()];
+            match store.append("retry-1", expected, later).await {
+                Err(Error::DuplicateEvent {
+                    id,
+                    stored_in,
+                    stream,
+                }) => {
+                    assert_eq!(
+                        (id, stored_in.as_str(), stream.as_str()),
+                        (events[0].id(), "retry-1", "retry-1")
+                    );
+                }
+                other => panic!("{expected:?}: expected a duplicate, got {other:?}"),
+            }
+        }
+        // In the caller's transaction the refusal leaves it unable to commit.
+        let mut tx = db.begin().await.unwrap();
+        let later = vec![line(9), events[1].clone()];
+        assert!(
+            store
+                .append_in(&mut tx, "retry-1", Expected::Exact(2), later)
+                .await
+                .is_err()
+        );
+        assert!(matches!(
+            tx.commit().await,
+            Err(Error::TransactionAborted { .. })
+        ));
         assert_eq!(all(&store).await.len(), 2);
+        let next = store
+            .append("retry-1", Expected::Exact(2), vec![line(4)])
+            .await
+            .unwrap();
+        assert_eq!(next.version, 3, "the stream did not move");
     })
     .await;
 }
@@ -525,6 +584,26 @@ async fn a_subscription_catches_up_then_follows_and_resumes_from_its_checkpoint(
         assert_eq!(checkpoints[0].name, "totals");
         assert_eq!(checkpoints[0].position, at.positions[0]);
         again.shutdown().await;
+
+        // Operators see how far behind each subscription is.
+        store
+            .append("order-2", Expected::Exact(100), vec![line(1), line(1)])
+            .await
+            .unwrap();
+        let status = earn::admin::Admin::new()
+            .store(store.clone())
+            .status()
+            .await
+            .unwrap();
+        let head = store.head().await.unwrap();
+        assert_eq!(status.store.as_ref().unwrap().head, head);
+        assert!(
+            status.to_string().contains(&format!(
+                "subscription totals: at {}, 2 behind",
+                at.positions[0]
+            )),
+            "{status}"
+        );
     })
     .await;
 }

@@ -24,3 +24,7 @@ CREATE TABLE IF NOT EXISTS earn_snapshots (
     state TEXT NOT NULL,
     saved_at BIGINT NOT NULL
 );
+CREATE TRIGGER IF NOT EXISTS earn_events_stream AFTER INSERT ON earn_events BEGIN
+    INSERT INTO earn_streams (stream, version) VALUES (NEW.stream, NEW.version)
+    ON CONFLICT (stream) DO UPDATE SET version = excluded.version;
+END;

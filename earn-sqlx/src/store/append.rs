@@ -26,6 +26,36 @@ struct Rows<'a> {
     rows: Vec<Row>,
 }
 
+/// Why an append's statements failed.
+enum Failed {
+    /// An event id is stored already (the unique index said so).
+    Duplicate(sqlx::Error),
+    Other(Error),
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed::Other(error)
+    }
+}
+
+/// An insert into `earn_events` that failed: a duplicate event id, or
+/// another error.
+fn insert_failed(source: sqlx::Error) -> Failed {
+    let duplicate_id = source.as_database_error().is_some_and(|e| {
+        e.is_unique_violation()
+            && (e.constraint() == Some("earn_events_id_key")
+                || e.constraint() == Some("earn_events_id")
+                || e.message().contains("earn_events.id")
+                || e.message().contains("earn_events_id"))
+    });
+    if duplicate_id {
+        Failed::Duplicate(source)
+    } else {
+        Failed::Other(store_error(super::EVENTS_TABLE, "append")(source))
+    }
+}
+
 /// The most events in one multi-row insert (SQLite binds at most 32,766
 /// values; eight per row).
 const MAX_ROWS: usize = 1_000;
@@ -103,9 +133,11 @@ impl EventStore {
             Expected::Exact(0) => Expected::NoStream,
             other => other,
         };
-        let written = match tx.dialect() {
-            Dialect::Postgres => append_postgres(&mut tx.conn, &rows, expected).await,
-            Dialect::Sqlite | Dialect::MySql => {
+        let statements = sql(tx.dialect());
+        let written = match (tx.dialect(), statements.append_one, &rows.rows[..]) {
+            (_, Some(one), [row]) => append_one(&mut tx.conn, one, stream, row, expected).await,
+            (Dialect::Postgres, ..) => append_postgres(&mut tx.conn, &rows, expected).await,
+            (Dialect::Sqlite | Dialect::MySql, ..) => {
                 append_in_steps(&mut tx.conn, &rows, expected).await
             }
         };
@@ -113,6 +145,10 @@ impl EventStore {
             Ok(Some(positions)) => positions,
             Ok(None) => return resolve(&mut tx.conn, &rows, expected).await,
             Err(error) => {
+                let error = match error {
+                    Failed::Duplicate(source) => self.duplicate(tx, &rows, source).await,
+                    Failed::Other(error) => error,
+                };
                 tx.poison(&error);
                 return Err(error);
             }
@@ -145,6 +181,37 @@ impl EventStore {
         })
     }
 
+    /// The error of an append that broke the unique index on event ids:
+    /// which event, stored where. The transaction's connection is asked on
+    /// SQLite and MySQL; on PostgreSQL, where the failed statement aborted
+    /// the transaction, another connection is.
+    async fn duplicate(&self, tx: &mut Tx, rows: &Rows<'_>, source: sqlx::Error) -> Error {
+        let ids: Vec<&str> = rows.rows.iter().map(|r| r.id.as_str()).collect();
+        let found = match tx.dialect() {
+            Dialect::Postgres => match self.inner.db.acquire().await {
+                Ok(mut conn) => stored(&mut conn, &ids).await,
+                Err(error) => Err(error),
+            },
+            Dialect::Sqlite | Dialect::MySql => stored(&mut tx.conn, &ids).await,
+        };
+        let first = found.ok().and_then(|found| {
+            rows.rows.iter().find_map(|row| {
+                found
+                    .get(&row.id)
+                    .map(|(stream, _, _)| (row.id.clone(), stream.clone()))
+            })
+        });
+        match first {
+            Some((id, stored_in)) => Error::DuplicateEvent {
+                stream: rows.stream.to_owned(),
+                id: Uuid::parse_str(&id).unwrap_or_default(),
+                stored_in,
+            },
+            // Stored by a transaction not yet committed.
+            None => store_error(super::EVENTS_TABLE, "append")(source),
+        }
+    }
+
     fn row(&self, event: &Event) -> Result<Row, Error> {
         let json = serde_json::to_string(event).map_err(|source| {
             Error::Event(EventError::Payload {
@@ -169,7 +236,7 @@ async fn append_postgres(
     conn: &mut Conn,
     rows: &Rows<'_>,
     expected: Expected,
-) -> Result<Option<Vec<(u64, u64)>>, Error> {
+) -> Result<Option<Vec<(u64, u64)>>, Failed> {
     #[cfg(feature = "postgres")]
     if let Conn::Postgres(c) = conn {
         let statements = sql(Dialect::Postgres);
@@ -202,7 +269,7 @@ async fn append_postgres(
             .bind(created)
             .fetch_all(&mut **c)
             .await
-            .map_err(store_error(super::EVENTS_TABLE, "append"))?;
+            .map_err(insert_failed)?;
         if written.is_empty() {
             return Ok(None);
         }
@@ -224,31 +291,20 @@ async fn append_in_steps(
     conn: &mut Conn,
     rows: &Rows<'_>,
     expected: Expected,
-) -> Result<Option<Vec<(u64, u64)>>, Error> {
+) -> Result<Option<Vec<(u64, u64)>>, Failed> {
     let statements = sql(conn.dialect());
     // `Any` never conflicts on the version, so a retry is recognized by
-    // its ids before anything is written.
-    if expected == Expected::Any && !stored(conn, rows).await?.is_empty() {
+    // its first event before anything is written (a later event stored
+    // already breaks the unique index).
+    if expected == Expected::Any && is_stored(conn, &rows.rows[0].id).await? {
         return Ok(None);
     }
     let n = rows.rows.len() as u64;
     let Some(version) = move_stream(conn, statements, rows.stream, expected, n).await? else {
         return Ok(None);
     };
+    let first_position = take_positions(conn, statements, n).await?;
     let first_version = version - n + 1;
-    let first_position = match statements.take_positions {
-        Some(take) => {
-            let last = with_backend!(&mut *conn, |c, DB| {
-                match args_of::<DB>(|a| sqlx::Arguments::add(a, to_i64(n))) {
-                    Ok(args) => <DB as crate::Backend>::run(c, take, args).await,
-                    Err(error) => Err(error),
-                }
-            })
-            .map_err(store_error("earn_event_position", "update"))?;
-            Some(last.last_insert_id.unwrap_or(0) - n + 1)
-        }
-        None => None,
-    };
     let mut written = Vec::with_capacity(rows.rows.len());
     for (chunk_index, chunk) in rows.rows.chunks(MAX_ROWS).enumerate() {
         let offset = (chunk_index * MAX_ROWS) as u64;
@@ -264,6 +320,53 @@ async fn append_in_steps(
         written.extend(positions);
     }
     Ok(Some(written))
+}
+
+/// MySQL: `n` positions from the sequencer row, locked until the
+/// transaction ends; the first of them. `None` elsewhere.
+async fn take_positions(conn: &mut Conn, statements: &Sql, n: u64) -> Result<Option<u64>, Error> {
+    let Some(take) = statements.take_positions else {
+        return Ok(None);
+    };
+    let last = with_backend!(&mut *conn, |c, DB| {
+        match args_of::<DB>(|a| sqlx::Arguments::add(a, to_i64(n))) {
+            Ok(args) => <DB as crate::Backend>::run(c, take, args).await,
+            Err(error) => Err(error),
+        }
+    })
+    .map_err(store_error("earn_event_position", "update"))?;
+    Ok(Some(last.last_insert_id.unwrap_or(0) - n + 1))
+}
+
+/// One event in one statement that checks the version (PostgreSQL, and
+/// SQLite where a trigger moves the stream); `None` when it did not match
+/// or the id is stored.
+async fn append_one(
+    conn: &mut Conn,
+    statements: [&'static str; 3],
+    stream: &str,
+    row: &Row,
+    expected: Expected,
+) -> Result<Option<Vec<(u64, u64)>>, Failed> {
+    let (statement, version) = match expected {
+        Expected::Exact(version) => (statements[0], version),
+        Expected::NoStream => (statements[1], 0),
+        Expected::Any => (statements[2], 0),
+    };
+    let written: Option<(i64, i64)> = with_backend!(conn, |c, DB| {
+        sqlx::query_as::<DB, (i64, i64)>(statement)
+            .bind(stream)
+            .bind(to_i64(version))
+            .bind(row.id.as_str())
+            .bind(row.name.as_str())
+            .bind(row.schema_version)
+            .bind(row.json.as_str())
+            .bind(row.created_at)
+            .fetch_optional(&mut *c)
+            .await
+    })
+    .map_err(insert_failed)?;
+    Ok(written.map(|(position, version)| vec![(to_u64(position), to_u64(version))]))
 }
 
 /// Builds the arguments of a statement.
@@ -341,7 +444,7 @@ async fn insert(
     rows: &[Row],
     first_version: u64,
     first_position: Option<u64>,
-) -> Result<Vec<(u64, u64)>, Error> {
+) -> Result<Vec<(u64, u64)>, Failed> {
     let statement = if rows.len() == 1 {
         std::borrow::Cow::Borrowed(statements.insert_one)
     } else {
@@ -359,7 +462,6 @@ async fn insert(
         }
         std::borrow::Cow::Owned(text)
     };
-    let error = store_error(super::EVENTS_TABLE, "append");
     let persistent = rows.len() == 1;
     with_backend!(&mut *conn, |c, DB| {
         let mut query =
@@ -379,13 +481,13 @@ async fn insert(
         }
         match first_position {
             Some(first) => {
-                query.execute(&mut *c).await.map_err(error)?;
+                query.execute(&mut *c).await.map_err(insert_failed)?;
                 Ok((0..rows.len() as u64)
                     .map(|i| (first + i, first_version + i))
                     .collect())
             }
             None => {
-                let returned = query.fetch_all(&mut *c).await.map_err(error)?;
+                let returned = query.fetch_all(&mut *c).await.map_err(insert_failed)?;
                 let mut written = returned
                     .iter()
                     .map(|row| {
@@ -406,10 +508,9 @@ async fn insert(
 /// position).
 async fn stored(
     conn: &mut Conn,
-    rows: &Rows<'_>,
+    ids: &[&str],
 ) -> Result<std::collections::HashMap<String, (String, u64, u64)>, Error> {
     let statements = sql(conn.dialect());
-    let ids: Vec<&str> = rows.rows.iter().map(|r| r.id.as_str()).collect();
     let mut found = std::collections::HashMap::new();
     let error = || store_error(super::EVENTS_TABLE, "select");
     for chunk in ids.chunks(MAX_ROWS) {
@@ -445,6 +546,19 @@ async fn stored(
     Ok(found)
 }
 
+/// Whether event `id` is stored.
+async fn is_stored(conn: &mut Conn, id: &str) -> Result<bool, Error> {
+    let statement = sql(conn.dialect()).stored_id;
+    let count: i64 = with_backend!(conn, |c, DB| {
+        sqlx::query_scalar::<DB, i64>(statement)
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await
+    })
+    .map_err(store_error(super::EVENTS_TABLE, "select"))?;
+    Ok(count > 0)
+}
+
 /// The stream's version; `None` if it does not exist.
 pub(super) async fn stream_version(conn: &mut Conn, stream: &str) -> Result<Option<u64>, Error> {
     let statement = sql(conn.dialect()).stream_version;
@@ -461,7 +575,8 @@ pub(super) async fn stream_version(conn: &mut Conn, stream: &str) -> Result<Opti
 /// Why nothing was written: a retry of a stored append (a success), a
 /// partly stored one, or a stream not at the expected version.
 async fn resolve(conn: &mut Conn, rows: &Rows<'_>, expected: Expected) -> Result<Appended, Error> {
-    let found = stored(conn, rows).await?;
+    let ids: Vec<&str> = rows.rows.iter().map(|r| r.id.as_str()).collect();
+    let found = stored(conn, &ids).await?;
     if !found.is_empty() {
         if found.len() == rows.rows.len() {
             let mut at: Vec<(u64, u64)> = rows

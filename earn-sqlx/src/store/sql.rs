@@ -13,6 +13,11 @@ pub(super) struct Sql {
     pub(super) append_no_stream: &'static str,
     /// Moves a stream by `n`, creating it if needed.
     pub(super) append_any: &'static str,
+    /// One event appended in one statement, by expected version (exact,
+    /// no stream, any): with scalar parameters on PostgreSQL; on SQLite a
+    /// trigger moves the stream. Parameters: stream, expected version (0
+    /// for no stream and any), id, name, schema version, event, time.
+    pub(super) append_one: Option<[&'static str; 3]>,
     /// MySQL: takes `n` global positions from the sequencer row, holding
     /// its lock until the transaction ends.
     pub(super) take_positions: Option<&'static str>,
@@ -23,8 +28,12 @@ pub(super) struct Sql {
     /// Placeholders of one inserted row, without the parentheses.
     pub(super) insert_row: &'static str,
     /// Stored events among some ids: completed with an `IN` list, or one
-    /// array parameter on PostgreSQL.
+    /// array parameter on PostgreSQL. Only read after an append wrote
+    /// nothing, to say why.
     pub(super) stored_ids: &'static str,
+    /// Whether one event id is stored (`Any` appends on SQLite and MySQL
+    /// check their first event before writing).
+    pub(super) stored_id: &'static str,
     pub(super) stream_version: &'static str,
     pub(super) read_all: &'static str,
     pub(super) read_stream: &'static str,
@@ -59,12 +68,24 @@ const SQL: [Sql; 3] = [
         append_no_stream: "INSERT INTO earn_streams (stream, version) VALUES (?, ?) ON CONFLICT (stream) DO NOTHING RETURNING version",
         append_any: "INSERT INTO earn_streams (stream, version) VALUES (?, ?) \
                      ON CONFLICT (stream) DO UPDATE SET version = version + excluded.version RETURNING version",
+        append_one: Some([
+            "INSERT INTO earn_events (stream, version, id, name, schema_version, event, created_at) \
+             SELECT ?1, version + 1, ?3, ?4, ?5, ?6, ?7 FROM earn_streams WHERE stream = ?1 AND version = ?2 \
+             RETURNING position, version",
+            "INSERT INTO earn_events (stream, version, id, name, schema_version, event, created_at) \
+             SELECT ?1, ?2 + 1, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM earn_streams WHERE stream = ?1) \
+             RETURNING position, version",
+            "INSERT INTO earn_events (stream, version, id, name, schema_version, event, created_at) \
+             SELECT ?1, COALESCE((SELECT version FROM earn_streams WHERE stream = ?1), ?2) + 1, ?3, ?4, ?5, ?6, ?7 \
+             WHERE NOT EXISTS (SELECT 1 FROM earn_events WHERE id = ?3) RETURNING position, version",
+        ]),
         take_positions: None,
         insert_one: "INSERT INTO earn_events (stream, version, id, name, schema_version, event, created_at) \
                      VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING position, version",
         insert_head: "INSERT INTO earn_events (stream, version, id, name, schema_version, event, created_at) VALUES ",
         insert_row: "?, ?, ?, ?, ?, ?, ?",
         stored_ids: "SELECT id, stream, version, position FROM earn_events WHERE id IN ",
+        stored_id: "SELECT COUNT(*) FROM earn_events WHERE id = ?",
         stream_version: "SELECT version FROM earn_streams WHERE stream = ?",
         read_all: read_sql!("WHERE position > ? AND position <= ? ORDER BY position LIMIT ?"),
         read_stream: read_sql!("WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?"),
@@ -87,16 +108,18 @@ const SQL: [Sql; 3] = [
         // One statement: the stream moves (or not: then nothing is
         // inserted) and the events go in, with their positions taken after
         // the stream's row lock, so a stream's versions and positions rise
-        // together.
+        // together. A retry is recognized by its first event's id (one
+        // index lookup, whatever the planner thinks of an array); a later
+        // id stored already breaks the unique index.
         append_exact: "WITH s AS (UPDATE earn_streams SET version = version + $2 WHERE stream = $1 AND version = $3 \
-                       AND NOT EXISTS (SELECT 1 FROM earn_events WHERE id = ANY($4)) RETURNING version) \
+                       AND NOT EXISTS (SELECT 1 FROM earn_events WHERE id = ($4::text[])[1]) RETURNING version) \
                        INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) \
                        SELECT nextval('earn_events_position'), $1, s.version - $2 + e.n, e.id, e.name, e.schema_version, e.event, e.created_at \
                        FROM s, unnest($4::text[], $5::text[], $6::int4[], $7::text[], $8::int8[]) \
                        WITH ORDINALITY AS e(id, name, schema_version, event, created_at, n) ORDER BY e.n \
                        RETURNING position, version",
         append_no_stream: "WITH s AS (INSERT INTO earn_streams (stream, version) SELECT $1, $2 \
-                           WHERE NOT EXISTS (SELECT 1 FROM earn_events WHERE id = ANY($3)) \
+                           WHERE NOT EXISTS (SELECT 1 FROM earn_events WHERE id = ($3::text[])[1]) \
                            ON CONFLICT (stream) DO NOTHING RETURNING version) \
                            INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) \
                            SELECT nextval('earn_events_position'), $1, s.version - $2 + e.n, e.id, e.name, e.schema_version, e.event, e.created_at \
@@ -104,18 +127,38 @@ const SQL: [Sql; 3] = [
                            WITH ORDINALITY AS e(id, name, schema_version, event, created_at, n) ORDER BY e.n \
                            RETURNING position, version",
         append_any: "WITH s AS (INSERT INTO earn_streams (stream, version) SELECT $1, $2 \
-                     WHERE NOT EXISTS (SELECT 1 FROM earn_events WHERE id = ANY($3)) \
+                     WHERE NOT EXISTS (SELECT 1 FROM earn_events WHERE id = ($3::text[])[1]) \
                      ON CONFLICT (stream) DO UPDATE SET version = earn_streams.version + EXCLUDED.version RETURNING version) \
                      INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) \
                      SELECT nextval('earn_events_position'), $1, s.version - $2 + e.n, e.id, e.name, e.schema_version, e.event, e.created_at \
                      FROM s, unnest($3::text[], $4::text[], $5::int4[], $6::text[], $7::int8[]) \
                      WITH ORDINALITY AS e(id, name, schema_version, event, created_at, n) ORDER BY e.n \
                      RETURNING position, version",
+        append_one: Some([
+            "WITH s AS (UPDATE earn_streams SET version = version + 1 WHERE stream = $1 AND version = $2 \
+             AND NOT EXISTS (SELECT 1 FROM earn_events WHERE id = $3) RETURNING version) \
+             INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) \
+             SELECT nextval('earn_events_position'), $1, s.version, $3, $4, $5, $6, $7 FROM s \
+             RETURNING position, version",
+            "WITH s AS (INSERT INTO earn_streams (stream, version) SELECT $1, $2 + 1 \
+             WHERE NOT EXISTS (SELECT 1 FROM earn_events WHERE id = $3) \
+             ON CONFLICT (stream) DO NOTHING RETURNING version) \
+             INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) \
+             SELECT nextval('earn_events_position'), $1, s.version, $3, $4, $5, $6, $7 FROM s \
+             RETURNING position, version",
+            "WITH s AS (INSERT INTO earn_streams (stream, version) SELECT $1, $2 + 1 \
+             WHERE NOT EXISTS (SELECT 1 FROM earn_events WHERE id = $3) \
+             ON CONFLICT (stream) DO UPDATE SET version = earn_streams.version + 1 RETURNING version) \
+             INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) \
+             SELECT nextval('earn_events_position'), $1, s.version, $3, $4, $5, $6, $7 FROM s \
+             RETURNING position, version",
+        ]),
         take_positions: None,
         insert_one: "",
         insert_head: "",
         insert_row: "",
         stored_ids: "SELECT id, stream, version, position FROM earn_events WHERE id = ANY($1)",
+        stored_id: "SELECT COUNT(*) FROM earn_events WHERE id = $1",
         stream_version: "SELECT version FROM earn_streams WHERE stream = $1",
         read_all: read_sql!("WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"),
         read_stream: read_sql!("WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"),
@@ -138,6 +181,7 @@ const SQL: [Sql; 3] = [
         // `LAST_INSERT_ID(expr)` hands the new version back in the reply.
         append_any: "INSERT INTO earn_streams (stream, version) VALUES (?, LAST_INSERT_ID(?)) \
                      ON DUPLICATE KEY UPDATE version = LAST_INSERT_ID(version + VALUES(version))",
+        append_one: None,
         take_positions: Some(
             "UPDATE earn_event_position SET position = LAST_INSERT_ID(position + ?) WHERE id = 1",
         ),
@@ -146,6 +190,7 @@ const SQL: [Sql; 3] = [
         insert_head: "INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) VALUES ",
         insert_row: "?, ?, ?, ?, ?, ?, ?, ?",
         stored_ids: "SELECT id, stream, version, position FROM earn_events WHERE id IN ",
+        stored_id: "SELECT COUNT(*) FROM earn_events WHERE id = ?",
         stream_version: "SELECT version FROM earn_streams WHERE stream = ?",
         read_all: read_sql!("WHERE position > ? AND position <= ? ORDER BY position LIMIT ?"),
         read_stream: read_sql!("WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?"),
