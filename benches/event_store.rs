@@ -26,6 +26,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 #[macro_use]
 mod support;
+#[path = "../tests/support/store.rs"]
+#[allow(dead_code)]
+mod store_support;
 
 use earn::prelude::*;
 use earn::sqlx;
@@ -66,27 +69,12 @@ fn hand_table(dialect: earn::Dialect) -> &'static str {
     }
 }
 
-/// Drops the store's tables and installs them again.
+/// An empty store, and the hand-written table.
 async fn fresh_store(db: &Db) -> EventStore {
-    let drop = match db.dialect() {
-        earn::Dialect::Postgres => {
-            "DROP TABLE IF EXISTS earn_events, earn_streams, earn_checkpoints, earn_snapshots CASCADE; \
-             DROP SEQUENCE IF EXISTS earn_events_position"
-        }
-        earn::Dialect::MySql => {
-            "DROP TABLE IF EXISTS earn_events, earn_streams, earn_checkpoints, earn_snapshots, earn_event_position"
-        }
-        earn::Dialect::Sqlite => {
-            "DROP TABLE IF EXISTS earn_events; DROP TABLE IF EXISTS earn_streams; \
-             DROP TABLE IF EXISTS earn_checkpoints; DROP TABLE IF EXISTS earn_snapshots"
-        }
-    };
-    db.execute_unprepared(drop).await.unwrap();
+    let store = store_support::fresh_store(db).await;
     db.execute_unprepared(hand_table(db.dialect()))
         .await
         .unwrap();
-    let store = EventStore::new(db);
-    store.install().await.unwrap();
     store
 }
 
@@ -245,20 +233,9 @@ fn catch_up(rt: &tokio::runtime::Runtime, name: &str, db: &Db) {
     });
 }
 
-/// A pool whose connections work in schema `earn_bench`.
+/// The store in schema `earn_bench`.
 async fn postgres(url: &str) -> Db {
-    let admin = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS earn_bench")
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    Db::from(
-        sqlx::PgPool::connect_with(options.options([("search_path", "earn_bench")]))
-            .await
-            .unwrap(),
-    )
+    Db::from(support::postgres_bench_pool(url).await)
 }
 
 /// A pool on database `earn_bench` of the server.

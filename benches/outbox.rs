@@ -22,6 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+mod support;
 use earn::prelude::*;
 use earn::sqlx;
 use earn::{Outbox, OutboxMode, OutboxRelay};
@@ -91,20 +93,6 @@ async fn deliver(db: &Db, bus: &EventBus, seen: &Seen, drain: bool) -> Duration 
     elapsed
 }
 
-/// A pool whose connections work in schema `earn_bench`.
-async fn pool(url: &str) -> sqlx::PgPool {
-    let admin = sqlx::PgPool::connect(url).await.unwrap();
-    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS earn_bench")
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
-    sqlx::PgPool::connect_with(options.options([("search_path", "earn_bench")]))
-        .await
-        .unwrap()
-}
-
 fn relay(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     let seen = Arc::new(Seen::default());
     let (db, bus) = rt.block_on(async {
@@ -119,7 +107,7 @@ fn relay(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
             }
         })
         .unwrap();
-        let db = Db::from(pool(url).await)
+        let db = Db::from(support::postgres_bench_pool(url).await)
             .with_bus(bus.clone())
             .with_outbox(Outbox {
                 mode: OutboxMode::Relay,
@@ -161,7 +149,7 @@ const PROBE_INSERT_NOTIFY: &str = "INSERT INTO bench_outbox_probe (id, name, eve
 
 fn commit(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
     let pool = rt.block_on(async {
-        let pool = pool(url).await;
+        let pool = support::postgres_bench_pool(url).await;
         sqlx::raw_sql(
             "DROP TABLE IF EXISTS bench_outbox_probe; \
              CREATE TABLE bench_outbox_probe (id TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL, \

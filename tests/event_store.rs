@@ -5,16 +5,19 @@
 //! upcasters, snapshots and retention.
 
 mod common;
+#[path = "support/store.rs"]
+mod store_support;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{each_backend, each_backend_on_files, fresh, fresh_store};
+use common::{each_backend, each_backend_on_files, fresh};
 use earn::prelude::*;
 use earn::store::{Aggregate, EventStore, Expected, Projection, Recorded};
 use futures_util::TryStreamExt;
 use serde_json::json;
+use store_support::{Applied, Apply, applied, fresh_store};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -216,6 +219,19 @@ async fn a_retried_append_is_stored_once() {
                 other => panic!("{expected:?}: expected a duplicate, got {other:?}"),
             }
         }
+        // One event stored in another stream is not a retry of this append.
+        for expected in [Expected::NoStream, Expected::Any, Expected::Exact(0)] {
+            match store
+                .append("retry-2", expected, vec![events[0].clone()])
+                .await
+            {
+                Err(Error::DuplicateEvent { id, stored_in, .. }) => {
+                    assert_eq!((id, stored_in.as_str()), (events[0].id(), "retry-1"));
+                }
+                other => panic!("{expected:?}: expected a duplicate, got {other:?}"),
+            }
+        }
+        assert!(stream(&store, "retry-2").await.is_empty());
         // In the caller's transaction the refusal leaves it unable to commit.
         let mut tx = db.begin().await.unwrap();
         let later = vec![line(9), events[1].clone()];
@@ -340,42 +356,6 @@ impl Projection for Seen {
     }
 }
 
-/// A row per event applied, written in the subscription's transaction:
-/// a position applied twice breaks the unique key.
-#[derive(Debug, Clone, Model)]
-#[model(table = "store_applied")]
-struct Applied {
-    #[model(primary_key, auto)]
-    seq: Option<i64>,
-    #[model(unique)]
-    position: i64,
-}
-
-struct Apply;
-
-impl Projection for Apply {
-    async fn apply(&self, tx: &mut Tx, event: &Recorded) -> Result<(), HandlerError> {
-        let mut row = Applied {
-            seq: None,
-            position: event.position as i64,
-        };
-        row.save_in(tx).await?;
-        Ok(())
-    }
-}
-
-/// The positions applied, in the order they were applied.
-async fn applied(db: &Db) -> Vec<u64> {
-    Applied::query()
-        .order_by(Applied::SEQ.asc())
-        .all(db)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| row.position as u64)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_live_subscription_skips_nothing_when_commits_come_out_of_order() {
     each_backend_on_files("store-order", |db| async move {
@@ -384,7 +364,7 @@ async fn a_live_subscription_skips_nothing_when_commits_come_out_of_order() {
         let subscription = store
             .subscription("watcher")
             .poll_interval(Duration::from_millis(10))
-            .start(Apply)
+            .start(Apply::default())
             .await
             .unwrap();
         subscription.caught_up(PATIENCE).await.unwrap();

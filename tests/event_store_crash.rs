@@ -5,46 +5,22 @@
 //! file both processes open).
 
 mod common;
+#[path = "support/store.rs"]
+mod store_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{backends, connect, fresh, fresh_store, sqlite_file};
+use common::{backends, connect, fresh, sqlite_file};
 use earn::prelude::*;
-use earn::store::{EventStore, Expected, Projection, Recorded};
+use earn::store::{EventStore, Expected};
+use store_support::{Applied, Apply, applied, fresh_store};
 
 const ROLE: &str = "EARN_STORE_CRASH_ROLE";
 const DB_URL: &str = "EARN_STORE_CRASH_DB";
 const SUBSCRIPTION: &str = "crash";
 const EVENTS: u64 = 2_000;
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// A row per event applied, in the subscription's transaction: the
-/// unique position makes an event applied twice an error that would stop
-/// the subscription.
-#[derive(Debug, Clone, Model)]
-#[model(table = "store_crash_applied")]
-struct Applied {
-    #[model(primary_key, auto)]
-    seq: Option<i64>,
-    #[model(unique)]
-    position: i64,
-}
-
-struct Apply;
-
-impl Projection for Apply {
-    async fn apply(&self, tx: &mut Tx, event: &Recorded) -> Result<(), HandlerError> {
-        // Slow enough to be killed half way.
-        tokio::time::sleep(Duration::from_micros(500)).await;
-        let mut row = Applied {
-            seq: None,
-            position: event.position as i64,
-        };
-        row.save_in(tx).await?;
-        Ok(())
-    }
-}
 
 /// The subscriber process: applies events until it is killed.
 #[tokio::test]
@@ -59,7 +35,10 @@ async fn subscriber_role() {
         .subscription(SUBSCRIPTION)
         .batch(40)
         .poll_interval(Duration::from_millis(20))
-        .start(Apply)
+        // Slow enough to be killed half way through.
+        .start(Apply {
+            pause: Duration::from_micros(500),
+        })
         .await
         .expect("start the subscription");
     println!("subscribing");
@@ -164,14 +143,7 @@ async fn a_subscriber_killed_mid_catch_up_resumes_from_its_checkpoint() {
         child.kill().expect("stop the subscriber");
         child.wait().expect("reap the subscriber");
 
-        let applied: Vec<u64> = Applied::query()
-            .order_by(Applied::SEQ.asc())
-            .all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|row| row.position as u64)
-            .collect();
+        let applied = applied(&db).await;
         let stored: Vec<u64> = {
             use futures_util::TryStreamExt;
             store

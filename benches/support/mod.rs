@@ -59,3 +59,21 @@ pub(crate) fn poll_ready<F: Future>(future: F) -> F::Output {
         Poll::Pending => panic!("a benchmarked call waited"),
     }
 }
+
+/// A PostgreSQL pool whose connections work in schema `earn_bench`, so
+/// tests of other checkouts using the same database cannot touch a
+/// bench's tables.
+#[allow(dead_code)]
+pub(crate) async fn postgres_bench_pool(url: &str) -> earn::sqlx::PgPool {
+    use earn::sqlx;
+    let admin = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::raw_sql("CREATE SCHEMA IF NOT EXISTS earn_bench")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+    sqlx::PgPool::connect_with(options.options([("search_path", "earn_bench")]))
+        .await
+        .unwrap()
+}

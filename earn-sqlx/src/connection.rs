@@ -233,3 +233,29 @@ pub(crate) fn connection_error(operation: &'static str) -> impl FnOnce(sqlx::Err
         source: Box::new(source),
     }
 }
+
+/// A failed statement on one of earn's own tables; a table that is not
+/// there is [`Error::MissingTable`] with `fix`, which says how to create it.
+pub(crate) fn table_error(
+    table: &'static str,
+    operation: &'static str,
+    fix: &'static str,
+) -> impl FnOnce(sqlx::Error) -> Error {
+    move |source| {
+        let missing = match &source {
+            sqlx::Error::Database(error) => {
+                matches!(error.code().as_deref(), Some("42P01" | "42S02"))
+                    || error.message().starts_with("no such table")
+            }
+            _ => false,
+        };
+        if missing {
+            return Error::MissingTable { table, fix };
+        }
+        Error::Database {
+            table: table.into(),
+            operation,
+            source: Box::new(source),
+        }
+    }
+}

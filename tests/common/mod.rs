@@ -254,26 +254,3 @@ where
         body(db).await;
     }
 }
-
-/// Drops the event store's tables and installs them again: an empty store.
-pub async fn fresh_store(db: &Db) -> earn::store::EventStore {
-    let drop = match db.dialect() {
-        earn::Dialect::Postgres => {
-            "DROP TABLE IF EXISTS earn_events, earn_streams, earn_checkpoints, earn_snapshots CASCADE; \
-             DROP SEQUENCE IF EXISTS earn_events_position"
-        }
-        earn::Dialect::MySql => {
-            "DROP TABLE IF EXISTS earn_events, earn_streams, earn_checkpoints, earn_snapshots, earn_event_position"
-        }
-        earn::Dialect::Sqlite => {
-            "DROP TABLE IF EXISTS earn_events; DROP TABLE IF EXISTS earn_streams; \
-             DROP TABLE IF EXISTS earn_checkpoints; DROP TABLE IF EXISTS earn_snapshots"
-        }
-    };
-    db.execute_unprepared(drop)
-        .await
-        .expect("drop the store's tables");
-    let store = earn::store::EventStore::new(db);
-    store.install().await.expect("install the store");
-    store
-}

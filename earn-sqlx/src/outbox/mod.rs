@@ -79,26 +79,11 @@ pub(super) fn table_error(
     table: &'static str,
     operation: &'static str,
 ) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| {
-        let missing = match &source {
-            sqlx::Error::Database(error) => {
-                matches!(error.code().as_deref(), Some("42P01" | "42S02"))
-                    || error.message().starts_with("no such table")
-            }
-            _ => false,
-        };
-        if missing {
-            return Error::MissingTable {
-                table,
-                fix: "the outbox is not installed: run `Db::install_outbox`, or apply the migration its documentation gives",
-            };
-        }
-        Error::Database {
-            table: table.into(),
-            operation,
-            source: Box::new(source),
-        }
-    }
+    crate::connection::table_error(
+        table,
+        operation,
+        "the outbox is not installed: run `Db::install_outbox`, or apply the migration its documentation gives",
+    )
 }
 
 /// Creates the outbox tables if they do not exist (the migration

@@ -572,13 +572,17 @@ pub(super) async fn stream_version(conn: &mut Conn, stream: &str) -> Result<Opti
     Ok(version.map(to_u64))
 }
 
-/// Why nothing was written: a retry of a stored append (a success), a
-/// partly stored one, or a stream not at the expected version.
+/// Why nothing was written: a retry of a stored append (a success), one
+/// with events stored elsewhere or partly, or a stream not at the
+/// expected version.
 async fn resolve(conn: &mut Conn, rows: &Rows<'_>, expected: Expected) -> Result<Appended, Error> {
     let ids: Vec<&str> = rows.rows.iter().map(|r| r.id.as_str()).collect();
     let found = stored(conn, &ids).await?;
     if !found.is_empty() {
-        if found.len() == rows.rows.len() {
+        // A retry: every event stored, in this stream.
+        let retry = found.len() == rows.rows.len()
+            && found.values().all(|(stream, _, _)| stream == rows.stream);
+        if retry {
             let mut at: Vec<(u64, u64)> = rows
                 .rows
                 .iter()

@@ -261,29 +261,14 @@ fn check_stream(stream: &str) -> Result<(), Error> {
     })
 }
 
-/// A failed statement on a store table; a missing table says how to
-/// create it.
+/// A failed statement on a store table; a table that is not there says
+/// how to create it.
 fn store_error(table: &'static str, operation: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
-    move |source| {
-        let missing = match &source {
-            sqlx::Error::Database(error) => {
-                matches!(error.code().as_deref(), Some("42P01" | "42S02"))
-                    || error.message().starts_with("no such table")
-            }
-            _ => false,
-        };
-        if missing {
-            return Error::MissingTable {
-                table,
-                fix: "the event store is not installed: run `EventStore::install`, or apply the migration its documentation gives",
-            };
-        }
-        Error::Database {
-            table: table.into(),
-            operation,
-            source: Box::new(source),
-        }
-    }
+    crate::connection::table_error(
+        table,
+        operation,
+        "the event store is not installed: run `EventStore::install`, or apply the migration its documentation gives",
+    )
 }
 
 fn to_u64(value: i64) -> u64 {

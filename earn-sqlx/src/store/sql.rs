@@ -61,6 +61,22 @@ macro_rules! read_sql {
     };
 }
 
+/// Statements alike on every database.
+const HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM earn_events";
+const CHECKPOINTS: &str = "SELECT name, position, updated_at FROM earn_checkpoints ORDER BY name";
+
+/// Statements alike on SQLite and MySQL (`?` placeholders).
+const STORED_IDS: &str = "SELECT id, stream, version, position FROM earn_events WHERE id IN ";
+const STORED_ID: &str = "SELECT COUNT(*) FROM earn_events WHERE id = ?";
+const STREAM_VERSION: &str = "SELECT version FROM earn_streams WHERE stream = ?";
+const READ_ALL: &str = read_sql!("WHERE position > ? AND position <= ? ORDER BY position LIMIT ?");
+const READ_STREAM: &str = read_sql!("WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?");
+const CHECKPOINT_SAVE: &str =
+    "UPDATE earn_checkpoints SET position = ?, updated_at = ? WHERE name = ?";
+const CHECKPOINT_DELETE: &str = "DELETE FROM earn_checkpoints WHERE name = ?";
+const SNAPSHOT_LOAD: &str = "SELECT version, state FROM earn_snapshots WHERE stream = ?";
+const PRUNE: &str = "DELETE FROM earn_events WHERE position <= ? AND created_at < ?";
+
 const SQL: [Sql; 3] = [
     Sql {
         migration: include_str!("../../migrations/store_sqlite.sql"),
@@ -84,24 +100,24 @@ const SQL: [Sql; 3] = [
                      VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING position, version",
         insert_head: "INSERT INTO earn_events (stream, version, id, name, schema_version, event, created_at) VALUES ",
         insert_row: "?, ?, ?, ?, ?, ?, ?",
-        stored_ids: "SELECT id, stream, version, position FROM earn_events WHERE id IN ",
-        stored_id: "SELECT COUNT(*) FROM earn_events WHERE id = ?",
-        stream_version: "SELECT version FROM earn_streams WHERE stream = ?",
-        read_all: read_sql!("WHERE position > ? AND position <= ? ORDER BY position LIMIT ?"),
-        read_stream: read_sql!("WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?"),
-        head: "SELECT COALESCE(MAX(position), 0) FROM earn_events",
+        stored_ids: STORED_IDS,
+        stored_id: STORED_ID,
+        stream_version: STREAM_VERSION,
+        read_all: READ_ALL,
+        read_stream: READ_STREAM,
+        head: HEAD,
         // A write, so the transaction takes the write lock now and waits
         // for it (`busy_timeout`) instead of failing to upgrade later.
         checkpoint_lock: "UPDATE earn_checkpoints SET updated_at = updated_at WHERE name = ? RETURNING position",
         checkpoint_init: "INSERT OR IGNORE INTO earn_checkpoints (name, position, updated_at) VALUES (?, 0, ?)",
-        checkpoint_save: "UPDATE earn_checkpoints SET position = ?, updated_at = ? WHERE name = ?",
-        checkpoint_delete: "DELETE FROM earn_checkpoints WHERE name = ?",
-        checkpoints: "SELECT name, position, updated_at FROM earn_checkpoints ORDER BY name",
+        checkpoint_save: CHECKPOINT_SAVE,
+        checkpoint_delete: CHECKPOINT_DELETE,
+        checkpoints: CHECKPOINTS,
         snapshot_save: "INSERT INTO earn_snapshots (stream, version, state, saved_at) VALUES (?, ?, ?, ?) \
                         ON CONFLICT (stream) DO UPDATE SET version = excluded.version, state = excluded.state, \
                         saved_at = excluded.saved_at WHERE excluded.version >= earn_snapshots.version",
-        snapshot_load: "SELECT version, state FROM earn_snapshots WHERE stream = ?",
-        prune: "DELETE FROM earn_events WHERE position <= ? AND created_at < ?",
+        snapshot_load: SNAPSHOT_LOAD,
+        prune: PRUNE,
     },
     Sql {
         migration: include_str!("../../migrations/store_postgres.sql"),
@@ -162,12 +178,12 @@ const SQL: [Sql; 3] = [
         stream_version: "SELECT version FROM earn_streams WHERE stream = $1",
         read_all: read_sql!("WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"),
         read_stream: read_sql!("WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"),
-        head: "SELECT COALESCE(MAX(position), 0) FROM earn_events",
+        head: HEAD,
         checkpoint_lock: "SELECT position FROM earn_checkpoints WHERE name = $1 FOR UPDATE",
         checkpoint_init: "INSERT INTO earn_checkpoints (name, position, updated_at) VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING",
         checkpoint_save: "UPDATE earn_checkpoints SET position = $1, updated_at = $2 WHERE name = $3",
         checkpoint_delete: "DELETE FROM earn_checkpoints WHERE name = $1",
-        checkpoints: "SELECT name, position, updated_at FROM earn_checkpoints ORDER BY name",
+        checkpoints: CHECKPOINTS,
         snapshot_save: "INSERT INTO earn_snapshots (stream, version, state, saved_at) VALUES ($1, $2, $3, $4) \
                         ON CONFLICT (stream) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state, \
                         saved_at = EXCLUDED.saved_at WHERE EXCLUDED.version >= earn_snapshots.version",
@@ -189,23 +205,23 @@ const SQL: [Sql; 3] = [
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         insert_head: "INSERT INTO earn_events (position, stream, version, id, name, schema_version, event, created_at) VALUES ",
         insert_row: "?, ?, ?, ?, ?, ?, ?, ?",
-        stored_ids: "SELECT id, stream, version, position FROM earn_events WHERE id IN ",
-        stored_id: "SELECT COUNT(*) FROM earn_events WHERE id = ?",
-        stream_version: "SELECT version FROM earn_streams WHERE stream = ?",
-        read_all: read_sql!("WHERE position > ? AND position <= ? ORDER BY position LIMIT ?"),
-        read_stream: read_sql!("WHERE stream = ? AND version >= ? ORDER BY version LIMIT ?"),
-        head: "SELECT COALESCE(MAX(position), 0) FROM earn_events",
+        stored_ids: STORED_IDS,
+        stored_id: STORED_ID,
+        stream_version: STREAM_VERSION,
+        read_all: READ_ALL,
+        read_stream: READ_STREAM,
+        head: HEAD,
         checkpoint_lock: "SELECT position FROM earn_checkpoints WHERE name = ? FOR UPDATE",
         checkpoint_init: "INSERT IGNORE INTO earn_checkpoints (name, position, updated_at) VALUES (?, 0, ?)",
-        checkpoint_save: "UPDATE earn_checkpoints SET position = ?, updated_at = ? WHERE name = ?",
-        checkpoint_delete: "DELETE FROM earn_checkpoints WHERE name = ?",
-        checkpoints: "SELECT name, position, updated_at FROM earn_checkpoints ORDER BY name",
+        checkpoint_save: CHECKPOINT_SAVE,
+        checkpoint_delete: CHECKPOINT_DELETE,
+        checkpoints: CHECKPOINTS,
         snapshot_save: "INSERT INTO earn_snapshots (stream, version, state, saved_at) VALUES (?, ?, ?, ?) \
                         ON DUPLICATE KEY UPDATE state = IF(VALUES(version) >= version, VALUES(state), state), \
                         saved_at = IF(VALUES(version) >= version, VALUES(saved_at), saved_at), \
                         version = GREATEST(version, VALUES(version))",
-        snapshot_load: "SELECT version, state FROM earn_snapshots WHERE stream = ?",
-        prune: "DELETE FROM earn_events WHERE position <= ? AND created_at < ?",
+        snapshot_load: SNAPSHOT_LOAD,
+        prune: PRUNE,
     },
 ];
 
