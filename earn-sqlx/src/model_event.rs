@@ -32,9 +32,9 @@ pub(crate) async fn raise<M: Entity>(
             Operation::Create => Expected::NoStream,
             Operation::Update | Operation::Delete | Operation::Restore => Expected::Any,
         };
-        store
-            .append_in(tx, &stream, expected, vec![event.clone()])
-            .await?;
+        // Boxed: a write's future (a cascade nests one per level) stays
+        // the size it was without model streams.
+        Box::pin(store.append_in(tx, &stream, expected, vec![event.clone()])).await?;
     }
     tx.raise(event)
 }
