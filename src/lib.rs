@@ -12,7 +12,7 @@ pub use earn_core::{
     Finished, HandlerError, HandlerStats, HookError, HookFailure, HookPhase, HookRegistration,
     MemoryDeadLetters, NameError, Operation, Overflow, PageRequest, Pattern, PatternError,
     PayloadError, Propagation, RedactedUrl, Registry, RetryPolicy, Service, ShutdownReport,
-    SinkFuture, SubscriptionId, registry,
+    SinkFuture, SubscriptionGuard, SubscriptionId, registry,
 };
 
 // The macros' reference pages live here, on the re-exports, so that their

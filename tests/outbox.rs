@@ -214,6 +214,20 @@ async fn a_running_relay_on_postgres_wakes_at_a_commit_not_at_its_next_poll() {
             "the relay did not wake at a commit after its connection was lost"
         );
 
+        // Several events of one transaction go in one multi-row insert,
+        // which wakes the relay too.
+        let mut tx = db.begin().await.unwrap();
+        for n in 0..3 {
+            order(&format!("batch {n}")).save_in(&mut tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        for n in 0..3 {
+            assert!(
+                seen_within(&recorder, &format!("batch {n}"), Duration::from_secs(2)).await,
+                "a multi-row insert did not wake the relay"
+            );
+        }
+
         stop.send(()).unwrap();
         running.await.unwrap();
         bus.wait_idle().await;

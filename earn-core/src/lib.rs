@@ -30,7 +30,7 @@ pub use backoff::{Backoff, Failures};
 pub use bus::{
     BusDeadLetters, BusError, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
     Finished, HandlerStats, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport,
-    SubscriptionId,
+    SubscriptionGuard, SubscriptionId,
 };
 pub use dead_letter::{
     DeadLetter, DeadLetterFilter, DeadLetterFuture, DeadLetters, EventMatch, PageRequest,

@@ -316,6 +316,56 @@ impl NatsStreams {
         Ok(sequence)
     }
 
+    /// Stores every event of `events` and returns their stream sequences,
+    /// in order: the messages are sent back to back and their
+    /// acknowledgements awaited together, not one round trip each. Each
+    /// keeps its event id as `Nats-Msg-Id`, so a batch published again
+    /// after an error is stored once within the duplicate window.
+    ///
+    /// Every event is serialized and checked against the payload limits
+    /// before any is sent, so a refusal stores none.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::nats::NatsStreams) -> Result<(), Box<dyn std::error::Error>> {
+    /// let readings: Vec<earn::Event> = (0..1_000)
+    ///     .map(|i| earn::Event::new("metric.cpu", &i))
+    ///     .collect::<Result<_, _>>()?;
+    /// let sequences = streams.publish_all(&readings).await?;
+    /// assert_eq!(sequences.len(), 1_000);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<u64>, Error> {
+        let messages = events
+            .iter()
+            .map(|event| {
+                let event = &*Self::outgoing(event);
+                let payload = self.encode(event)?;
+                let subject = self.inner.settings.subject(event.name().as_str());
+                let headers = wire::event_headers(event.data(), &event.id().to_string());
+                Ok((subject, headers, payload))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut acks = Vec::with_capacity(messages.len());
+        for (subject, headers, payload) in messages {
+            let ack = self
+                .js()
+                .send_publish(
+                    subject,
+                    PublishMessage::build().payload(payload).headers(headers),
+                )
+                .await
+                .map_err(transport("publish_all"))?;
+            acks.push(ack);
+        }
+        let mut sequences = Vec::with_capacity(acks.len());
+        for ack in acks {
+            sequences.push(ack.await.map_err(transport("publish_all"))?.sequence);
+        }
+        metrics::counter!("earn_nats_published_total", "stream" => self.inner.settings.stream.clone())
+            .increment(sequences.len() as u64);
+        Ok(sequences)
+    }
+
     /// Publishes one message and waits for JetStream's acknowledgement.
     pub(crate) async fn send(
         &self,

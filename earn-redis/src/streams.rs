@@ -268,6 +268,52 @@ impl RedisStreams {
         }
     }
 
+    /// Appends every event of `events` (`XADD`s sent as pipelines, not
+    /// one round trip each) and returns their entry ids, in order: much
+    /// faster than awaiting [`publish`](Self::publish) once per event.
+    ///
+    /// Every event is serialized and checked against
+    /// [`max_payload`](RedisSettings::max_payload) before any is sent, so a
+    /// refusal stores none. An error after that means some may be stored:
+    /// publish the batch again (handlers can drop duplicates by event id).
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
+    /// let readings: Vec<earn::Event> = (0..1_000)
+    ///     .map(|i| earn::Event::new("metric.cpu", &i))
+    ///     .collect::<Result<_, _>>()?;
+    /// let ids = streams.publish_all(&readings).await?;
+    /// assert_eq!(ids.len(), 1_000);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<String>, Error> {
+        let encoded = events
+            .iter()
+            .map(|event| Ok((event.name().clone(), self.encode(event)?)))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let mut waiting = Vec::with_capacity(encoded.len());
+        for (name, json) in encoded {
+            let (reply, stored) = oneshot::channel();
+            let request = publisher::Request { name, json, reply };
+            self.inner
+                .publisher
+                .send(request)
+                .await
+                .map_err(|_| publisher_gone())?;
+            waiting.push(stored);
+        }
+        let mut ids = Vec::with_capacity(waiting.len());
+        for stored in waiting {
+            ids.push(
+                stored
+                    .await
+                    .map_err(|_| publisher_gone())?
+                    .map_err(transport("publish_all"))?,
+            );
+        }
+        Ok(ids)
+    }
+
     /// Stores `event` to be appended to the stream after `delay`. It waits
     /// in the sorted set `{stream}:delayed`, scored by its due time on the
     /// Redis server's clock; running consumers move due events to the

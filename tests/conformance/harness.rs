@@ -36,6 +36,9 @@ pub trait Transport: Send + Sync {
     fn promises(&self) -> Promises;
     /// Publishes (commits) one event; panics if the transport refuses it.
     fn publish(&self, event: Event) -> BoxFuture<'_, ()>;
+    /// Publishes (commits) a batch at once (`publish_all`, or one
+    /// transaction raising them all); panics if the transport refuses it.
+    fn publish_all(&self, events: Vec<Event>) -> BoxFuture<'_, ()>;
     /// Starts a consumer process named `process` that serves `groups`.
     /// With `ordered`, it is set up to keep publish order (one worker).
     fn start<'a>(

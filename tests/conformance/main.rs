@@ -78,6 +78,23 @@ async fn publish_and_receive() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_published_at_once_arrives_whole_and_once() {
+    each_transport(false, |t| async move {
+        let seen = Seen::default();
+        let process = t
+            .start("p1", vec![("g", seen.recorder("g", "p1"))], false)
+            .await;
+        let batch: Vec<earn::Event> = (0..300).map(event).collect();
+        let ids: Vec<_> = batch.iter().map(earn::Event::id).collect();
+        t.publish_all(batch).await;
+        seen.expect_all(&*t, "g", &ids, PATIENCE).await;
+        assert_eq!(seen.of_group("g").len(), 300, "each once: {}", t.name());
+        process.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_publishers() {
     each_transport(false, |t| async move {
         let seen = Seen::default();

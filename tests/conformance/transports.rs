@@ -91,6 +91,10 @@ impl Transport for Memory {
         Box::pin(async move { self.bus.publish(event).await.unwrap() })
     }
 
+    fn publish_all(&self, events: Vec<Event>) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.bus.publish_all(events).await.unwrap() })
+    }
+
     fn start<'a>(
         &'a self,
         _process: &'a str,
@@ -193,6 +197,16 @@ impl Transport for OutboxTransport {
         })
     }
 
+    fn publish_all(&self, events: Vec<Event>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut tx = self.db.begin().await.unwrap();
+            for event in events {
+                tx.raise(event).unwrap();
+            }
+            tx.commit().await.unwrap();
+        })
+    }
+
     fn start<'a>(
         &'a self,
         _process: &'a str,
@@ -282,6 +296,12 @@ impl Transport for RedisTransport {
     fn publish(&self, event: Event) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.publisher.publish(&event).await.unwrap();
+        })
+    }
+
+    fn publish_all(&self, events: Vec<Event>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.publisher.publish_all(&events).await.unwrap();
         })
     }
 
@@ -375,6 +395,12 @@ impl Transport for NatsTransport {
     fn publish(&self, event: Event) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.publisher.publish(&event).await.unwrap();
+        })
+    }
+
+    fn publish_all(&self, events: Vec<Event>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.publisher.publish_all(&events).await.unwrap();
         })
     }
 

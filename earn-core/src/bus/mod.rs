@@ -8,6 +8,7 @@ mod dispatch;
 mod error;
 mod in_flight;
 mod retry;
+mod scope;
 mod stats;
 mod subscriptions;
 mod timer;
@@ -25,6 +26,7 @@ pub use dead_letter::{BusDeadLetters, DeadLetterStore, MemoryDeadLetters};
 pub use dispatch::EmitReport;
 pub use error::{BusError, Overflow, ShutdownReport};
 pub use retry::RetryPolicy;
+pub use scope::SubscriptionGuard;
 pub use stats::HandlerStats;
 pub use subscriptions::SubscriptionId;
 
@@ -197,11 +199,21 @@ impl EventBus {
     /// Attaches a service: each of its `#[event_handler]` methods becomes a
     /// subscription holding the service, until [`detach`](EventBus::detach).
     pub fn attach<S: Service>(&self, service: Arc<S>) -> Result<Attachment, BusError> {
-        let mut ids = Vec::new();
-        for handler in S::handlers() {
+        self.attach_calls::<S>(|handler| {
             let call = handler.call;
             let service = service.clone();
-            let call: subscriptions::CallFn = Arc::new(move |event: &Event| call(&service, event));
+            Arc::new(move |event: &Event| call(&service, event))
+        })
+    }
+
+    /// Subscribes each handler of `S` with the call `make` builds for it.
+    fn attach_calls<S: Service>(
+        &self,
+        make: impl Fn(&crate::service::ServiceHandler<S>) -> subscriptions::CallFn,
+    ) -> Result<Attachment, BusError> {
+        let mut ids = Vec::new();
+        for handler in S::handlers() {
+            let call = make(handler);
             match Subscription::from_options(handler.name, &handler.options, call) {
                 Ok(subscription) => ids.push(write(&self.shared().registry).insert(subscription)),
                 Err(error) => {
@@ -306,6 +318,21 @@ impl EventBus {
     /// consumer span of that trace on the worker.
     pub async fn publish(&self, event: Event) -> Result<(), BusError> {
         self.publish_job(event, None).await
+    }
+
+    /// Queues every event of `events` for the workers, in order: the
+    /// bus's side of a batch (the Redis and NATS transports send theirs in
+    /// pipelines, the outbox in multi-row inserts). Stops at the first
+    /// refusal ([`Overflow::Error`] with a full queue, a bus shut down):
+    /// the events before it are queued, the rest are not.
+    pub async fn publish_all(
+        &self,
+        events: impl IntoIterator<Item = Event>,
+    ) -> Result<(), BusError> {
+        for event in events {
+            self.publish_job(event, None).await?;
+        }
+        Ok(())
     }
 
     /// [`publish`](EventBus::publish), then calls `on_handled` once every

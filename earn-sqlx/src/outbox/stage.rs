@@ -104,6 +104,8 @@ impl Publisher for ToOutbox {
 
 /// Writes `events` as outbox rows on `conn` (inside the caller's
 /// transaction), claimed until `claimed_until` (0: claimable at once).
+/// One event is one prepared `INSERT`; several are multi-row inserts of
+/// up to [`MAX_ROWS`] rows each.
 ///
 /// Rows a relay may take at once are announced on PostgreSQL with
 /// `pg_notify`, which the server delivers only if the transaction commits.
@@ -111,37 +113,84 @@ impl Publisher for ToOutbox {
 /// would find nothing to claim.
 async fn insert(conn: &mut Conn, events: Vec<&Raised>, claimed_until: i64) -> Result<(), Error> {
     let statements = sql(conn.dialect());
+    let rows = events
+        .into_iter()
+        .map(|raised| {
+            let event = &raised.event;
+            // `accept` serialized it already.
+            let json = match &raised.row {
+                Some(row) => std::borrow::Cow::Borrowed(row.as_str()),
+                None => std::borrow::Cow::Owned(serialized(event)?),
+            };
+            let created = i64::try_from(event.data().timestamp_ms).unwrap_or(i64::MAX);
+            Ok((event.id().to_string(), event.name().as_str(), json, created))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     // Folded into the last insert: a statement of its own would cost a
     // round trip, a fifth of a one-row commit.
-    let notify = statements.insert_notify.filter(|_| claimed_until == 0);
-    let last = events.len().saturating_sub(1);
-    for (index, raised) in events.into_iter().enumerate() {
-        let statement = match notify {
-            Some(notify) if index == last => notify,
-            _ => statements.insert,
+    let notify = claimed_until == 0 && statements.insert_notify.is_some();
+    let chunks = rows.chunks(MAX_ROWS).count();
+    for (index, chunk) in rows.chunks(MAX_ROWS).enumerate() {
+        let wake = notify && index + 1 == chunks;
+        let statement = match (chunk.len(), wake) {
+            (1, false) => std::borrow::Cow::Borrowed(statements.insert),
+            (1, true) => {
+                std::borrow::Cow::Borrowed(statements.insert_notify.unwrap_or(statements.insert))
+            }
+            (n, wake) => std::borrow::Cow::Owned(insert_rows(conn.dialect(), n, wake)),
         };
-        let event = &raised.event;
-        // `accept` serialized it already.
-        let json = match &raised.row {
-            Some(row) => std::borrow::Cow::Borrowed(row.as_str()),
-            None => std::borrow::Cow::Owned(serialized(event)?),
-        };
-        let id = event.id().to_string();
-        let created = i64::try_from(event.data().timestamp_ms).unwrap_or(i64::MAX);
+        let persistent = chunk.len() == 1;
         with_backend!(&mut *conn, |c, DB| {
-            sqlx::query::<DB>(statement)
-                .bind(&id)
-                .bind(event.name().as_str())
-                .bind(&*json)
-                .bind(created)
-                .bind(claimed_until)
-                .execute(&mut *c)
-                .await
-                .map(|_| ())
+            let mut query = sqlx::query::<DB>(sqlx::AssertSqlSafe(statement.into_owned()))
+                .persistent(persistent);
+            for (id, name, json, created) in chunk {
+                query = query
+                    .bind(id.as_str())
+                    .bind(*name)
+                    .bind(&**json)
+                    .bind(*created)
+                    .bind(claimed_until);
+            }
+            query.execute(&mut *c).await.map(|_| ())
         })
         .map_err(outbox_error("insert"))?;
     }
     Ok(())
+}
+
+/// The most rows in one insert: five values each, well under SQLite's
+/// limit on bound parameters.
+const MAX_ROWS: usize = 1_000;
+
+/// An insert of `n` outbox rows; on PostgreSQL with `wake`, one that also
+/// wakes the relays once the transaction commits.
+fn insert_rows(dialect: crate::backend::Dialect, n: usize, wake: bool) -> String {
+    use std::fmt::Write as _;
+    let mut values = String::with_capacity(n * 24);
+    for row in 0..n {
+        values.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..5 {
+            if column > 0 {
+                values.push_str(", ");
+            }
+            match dialect {
+                crate::backend::Dialect::Postgres => {
+                    let _ = write!(values, "${}", row * 5 + column + 1);
+                }
+                _ => values.push('?'),
+            }
+        }
+        values.push(')');
+    }
+    const COLUMNS: &str = "earn_outbox (id, name, event, created_at, claimed_until)";
+    if wake {
+        format!(
+            "INSERT INTO {COLUMNS} SELECT v.* FROM (VALUES {values}) AS v(id, name, event, created_at, claimed_until), \
+             (SELECT pg_notify('earn_outbox', '')) AS wake"
+        )
+    } else {
+        format!("INSERT INTO {COLUMNS} VALUES {values}")
+    }
 }
 
 /// The event as stored in its outbox row.
