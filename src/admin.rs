@@ -288,6 +288,11 @@ impl Admin {
         self.db.as_ref()
     }
 
+    /// The event store given, if any.
+    pub fn event_store(&self) -> Option<&crate::store::EventStore> {
+        self.store.as_ref()
+    }
+
     /// The bus given, if any.
     pub fn event_bus(&self) -> Option<&EventBus> {
         self.bus.as_ref()

@@ -4,6 +4,9 @@
 //! pages, requeue, delete and purge, refusals without `--yes`, exit codes.
 
 mod common;
+#[path = "support/store.rs"]
+#[allow(dead_code)]
+mod store_support;
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -740,4 +743,83 @@ fn status_reports_a_nats_stream_and_its_dead_letters() {
         .build()
         .unwrap()
         .block_on(common::delete_nats_streams(&url, &stream));
+}
+
+#[tokio::test]
+async fn subscriptions_and_their_lag_from_the_command_line() {
+    use earn::store::Expected;
+    let _serial = common::serial().await;
+    let line = || Event::new("order.line_added", &1).unwrap();
+    for (name, url) in databases() {
+        eprintln!("--- on {name}");
+        let db = common::connect(name, &url).await;
+        let store = store_support::fresh_store(&db).await;
+        db.install_outbox().await.unwrap(); // `status` reports it too
+        store
+            .append("order-1", Expected::NoStream, vec![line(), line(), line()])
+            .await
+            .unwrap();
+        let bus = earn::EventBus::builder()
+            .without_registered_handlers()
+            .build()
+            .unwrap();
+        let subscription = store.subscription("totals").start(bus).await.unwrap();
+        subscription
+            .reached(store.head().await.unwrap(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        let read = subscription.shutdown().await.position;
+        store
+            .append("order-1", Expected::Exact(3), vec![line(), line()])
+            .await
+            .unwrap();
+        let head = store.head().await.unwrap();
+
+        let with = |args: &[&str]| {
+            let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+            all.extend([
+                "--database".to_owned(),
+                url.clone(),
+                "--event-store".to_owned(),
+            ]);
+            all
+        };
+        let args = with(&["subscriptions"]);
+        let view = json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(view["head"], head);
+        assert_eq!(view["subscriptions"][0]["name"], "totals");
+        assert_eq!(view["subscriptions"][0]["position"], read);
+        assert_eq!(view["subscriptions"][0]["behind"], head - read);
+        let args = with(&["subscriptions"]);
+        let text = expect(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(
+            text.contains(&format!("event store: head at position {head}")),
+            "{text}"
+        );
+        assert!(text.contains("SUBSCRIPTION  POSITION  BEHIND"), "{text}");
+        assert!(text.contains(&format!("totals        {read}")), "{text}");
+        let args = with(&["status"]);
+        let status = expect(0, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(status.contains("event store: head at position"), "{status}");
+        let args = with(&["status"]);
+        let status = json(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(
+            status["event_store"]["subscriptions"][0]["behind"],
+            head - read
+        );
+
+        // Without --event-store there is no store to report on.
+        let missing = fails(&["subscriptions", "--database", &url]);
+        assert!(
+            missing.contains("subscriptions need an event store"),
+            "{missing}"
+        );
+    }
+    let output = earn(&["subscriptions", "--event-store"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("--event-store needs --database URL"),
+        "{}",
+        stderr(&output)
+    );
 }

@@ -73,6 +73,10 @@ struct Stores {
     #[cfg(feature = "nats")]
     #[arg(long = "nats-stream", global = true, value_name = "NAME")]
     nats_streams: Vec<String>,
+    /// Also report the event store of --database: its head and every
+    /// subscription's checkpoint (`status`, `subscriptions`).
+    #[arg(long, global = true)]
+    event_store: bool,
     /// The consumer group whose lag `status` reports for each stream.
     #[arg(long, env = "EARN_REDIS_GROUP", global = true, value_name = "NAME")]
     group: Option<String>,
@@ -117,6 +121,11 @@ enum Problem {
 
 async fn admin(stores: &Stores, command: &Command) -> Result<Admin, Problem> {
     let mut admin = Admin::new();
+    if stores.event_store && stores.database.is_none() {
+        return Err(Problem::Usage(
+            "--event-store needs --database URL (or EARN_DATABASE_URL)".to_owned(),
+        ));
+    }
     if !stores.streams.is_empty() {
         if stores.redis.is_none() {
             return Err(Problem::Usage(
@@ -162,6 +171,9 @@ async fn admin(stores: &Stores, command: &Command) -> Result<Admin, Problem> {
                 RedactedUrl::new(url)
             ))
         })?;
+        if stores.event_store {
+            admin = admin.store(earn::store::EventStore::new(&db));
+        }
         admin = admin.database(db);
     }
     if let (Some(url), Some(group)) = (&stores.redis, &stores.group) {

@@ -106,6 +106,9 @@ pub enum Command {
     DeadLetters(DeadLetterCommand),
     /// The outbox's backlog and the age of its oldest waiting row.
     Outbox,
+    /// The event store's subscriptions: each one's checkpoint, how many
+    /// positions it is behind the head, when it last moved.
+    Subscriptions,
     /// Each Redis stream: length, delayed events, and per consumer group
     /// and consumer the pending entries, lag and idle time.
     Streams,
@@ -152,6 +155,7 @@ pub async fn run(command: Command, admin: &Admin, options: &Options) -> ExitCode
         } => report::status(admin, &out, fail_on_dead_letters).await,
         Command::DeadLetters(command) => dead_letters::run(command, admin, &out).await,
         Command::Outbox => report::outbox(admin, &out).await,
+        Command::Subscriptions => report::subscriptions(admin, &out).await,
         Command::Streams => streams::streams(admin, &out).await,
         Command::Delayed(command) => streams::delayed(command, admin, &out).await,
         Command::Registry => report::registry(&out),

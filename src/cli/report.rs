@@ -14,6 +14,56 @@ struct StatusView {
     streams: Vec<StreamLagView>,
     dead_letters: Vec<SourceView>,
     dead_letter_total: u64,
+    /// With an event store: its head and subscriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_store: Option<StoreView>,
+}
+
+#[derive(Serialize)]
+struct StoreView {
+    head: u64,
+    subscriptions: Vec<SubscriptionView>,
+}
+
+#[derive(Serialize)]
+struct SubscriptionView {
+    name: String,
+    position: u64,
+    /// Positions between its checkpoint and the head.
+    behind: u64,
+    /// When its checkpoint last moved, in milliseconds since the Unix epoch.
+    updated_at: i64,
+}
+
+fn store_view(head: u64, checkpoints: Vec<crate::store::Checkpoint>) -> StoreView {
+    StoreView {
+        head,
+        subscriptions: checkpoints
+            .into_iter()
+            .map(|c| SubscriptionView {
+                behind: head.saturating_sub(c.position),
+                name: c.name,
+                position: c.position,
+                updated_at: c.updated_at,
+            })
+            .collect(),
+    }
+}
+
+fn store_text(store: &StoreView) -> String {
+    let mut text = format!("event store: head at position {}\n", store.head);
+    if !store.subscriptions.is_empty() {
+        let mut table = Table::new(&["SUBSCRIPTION", "POSITION", "BEHIND"]);
+        for subscription in &store.subscriptions {
+            table.row(vec![
+                subscription.name.clone(),
+                subscription.position.to_string(),
+                subscription.behind.to_string(),
+            ]);
+        }
+        text.push_str(&table.render());
+    }
+    text
 }
 
 #[derive(Serialize)]
@@ -98,6 +148,9 @@ pub(super) async fn status(admin: &Admin, out: &Output, fail_on_dead_letters: bo
             })
             .collect(),
         dead_letter_total: status.dead_letter_total(),
+        event_store: status
+            .store
+            .map(|store| store_view(store.head, store.subscriptions)),
     };
     out.print(&view, || {
         let mut text = String::new();
@@ -106,6 +159,9 @@ pub(super) async fn status(admin: &Admin, out: &Output, fail_on_dead_letters: bo
         }
         if let Some(outbox) = &view.outbox {
             text.push_str(&outbox_line(outbox));
+        }
+        if let Some(store) = &view.event_store {
+            text.push_str(&store_text(store));
         }
         if !view.streams.is_empty() {
             let mut table = Table::new(&[
@@ -159,6 +215,17 @@ pub(super) async fn outbox(admin: &Admin, out: &Output) -> Done {
         oldest_age_secs: db.outbox_oldest_age().await?.map(|age| age.as_secs_f64()),
     };
     out.print(&view, || outbox_line(&view))
+}
+
+pub(super) async fn subscriptions(admin: &Admin, out: &Output) -> Done {
+    let Some(store) = admin.event_store() else {
+        return Err(Failure::Missing(
+            "subscriptions need an event store: give the admin one \
+             (the `earn` binary: --database URL --event-store)",
+        ));
+    };
+    let view = store_view(store.head().await?, store.checkpoints().await?);
+    out.print(&view, || store_text(&view))
 }
 
 #[derive(Serialize)]
