@@ -320,6 +320,52 @@ impl EventBus {
         self.publish_job(event, None).await
     }
 
+    /// Runs the handlers of every event of `events` now, the events side
+    /// by side in this task (Nexios's `gather`), each dispatched as
+    /// [`emit`](EventBus::emit) does; returns their reports in the order
+    /// given. Dropping the future stops every dispatch at its running
+    /// handler.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = earn::EventBus::builder().without_registered_handlers().build()?;
+    /// bus.subscribe("metric.*", 0, |event: earn::Event| async move {
+    ///     println!("{}", event.name());
+    /// })?;
+    /// let readings = (0..3).map(|i| earn::Event::new("metric.cpu", &i)).collect::<Result<Vec<_>, _>>()?;
+    /// let reports = bus.emit_all(readings).await;
+    /// assert!(reports.iter().all(|report| report.ran() == 1));
+    /// # Ok(()) }
+    /// ```
+    pub async fn emit_all(&self, events: impl IntoIterator<Item = Event>) -> Vec<EmitReport> {
+        type Dispatch<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = EmitReport> + Send + 'a>>;
+        let mut running: Vec<Dispatch<'_>> = events
+            .into_iter()
+            .map(|event| Box::pin(self.emit(event)) as Dispatch<'_>)
+            .collect();
+        let mut reports: Vec<Option<EmitReport>> = running.iter().map(|_| None).collect();
+        std::future::poll_fn(|cx| {
+            let mut waiting = false;
+            for (dispatch, report) in running.iter_mut().zip(reports.iter_mut()) {
+                if report.is_none() {
+                    match dispatch.as_mut().poll(cx) {
+                        std::task::Poll::Ready(done) => *report = Some(done),
+                        std::task::Poll::Pending => waiting = true,
+                    }
+                }
+            }
+            if waiting {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        reports.into_iter().flatten().collect()
+    }
+
     /// Queues every event of `events` for the workers, in order: the
     /// bus's side of a batch (the Redis and NATS transports send theirs in
     /// pipelines, the outbox in multi-row inserts). Stops at the first
