@@ -160,6 +160,10 @@ pub struct HandlerOptions {
     pub retries: Option<u32>,
     /// `timeout_ms = N`: overrides the bus's handler timeout.
     pub timeout_ms: Option<u64>,
+    /// `sources = ["billing", …]`: the only event sources the handler
+    /// accepts (empty: any). An event from another source, or from none,
+    /// is not handed to it, and a warning names the handler and the source.
+    pub sources: &'static [&'static str],
 }
 
 /// A free function registered with `#[event_handler]`, collected at link

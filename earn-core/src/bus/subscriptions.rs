@@ -59,12 +59,39 @@ impl Subscription {
             name: name.into(),
             pattern: Pattern::new(options.pattern)?,
             priority: options.priority,
-            filter: options.filter.map(|f| Arc::new(f) as FilterFn),
+            filter: filter_of(name, options),
             retries: options.retries,
             timeout: options.timeout_ms.map(Duration::from_millis),
             call,
         })
     }
+}
+
+/// The filter of a handler: its `filter = path`, after its `sources`
+/// check, which reports what it keeps from the handler.
+fn filter_of(handler: &'static str, options: &HandlerOptions) -> Option<FilterFn> {
+    let filter = options.filter;
+    let sources = options.sources;
+    if sources.is_empty() {
+        return filter.map(|f| Arc::new(f) as FilterFn);
+    }
+    Some(Arc::new(move |event: &Event| {
+        let trusted = event
+            .source()
+            .is_some_and(|source| sources.contains(&source));
+        if !trusted {
+            tracing::warn!(
+                handler,
+                event = event.name().as_str(),
+                event_id = %event.id(),
+                source = event.source().unwrap_or("(none)"),
+                accepted = ?sources,
+                "an event from a source the handler does not accept was not handed to it"
+            );
+            return false;
+        }
+        filter.is_none_or(|f| f(event))
+    }))
 }
 
 /// Above this many distinct names the cache starts over, so a stream of

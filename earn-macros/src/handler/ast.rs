@@ -14,6 +14,8 @@ pub(crate) struct Options {
     pub(crate) filter: Option<syn::Path>,
     pub(crate) retries: Option<u32>,
     pub(crate) timeout: Option<Timeout>,
+    /// `sources = ["billing", …]`.
+    pub(crate) sources: Vec<syn::LitStr>,
 }
 
 /// `timeout_ms = N`, with the option's name for errors about it.
@@ -22,7 +24,8 @@ pub(crate) struct Timeout {
     pub(crate) ms: u64,
 }
 
-/// Parses `"pattern", priority = N, filter = path, retries = N, timeout_ms = N`.
+/// Parses `"pattern", priority = N, filter = path, retries = N,
+/// timeout_ms = N, sources = ["…", …]`.
 pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options> {
     let parser = |input: syn::parse::ParseStream<'_>| -> syn::Result<Options> {
         if input.is_empty() {
@@ -49,6 +52,7 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
         let mut filter = Opt::none("filter");
         let mut retries = Opt::none("retries");
         let mut timeout_ms = Opt::none("timeout_ms");
+        let mut sources = Opt::none("sources");
         if !input.is_empty() {
             input.parse::<syn::Token![,]>()?;
             let options = syn::meta::parser(|meta| {
@@ -83,6 +87,9 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
                                 ms: value,
                             },
                         );
+                    } else if path.is_ident("sources") {
+                        let value = source_list(&meta.value()?.parse()?)?;
+                        sources.set(cx, &path, value);
                     } else {
                         return Err(unknown(&meta));
                     }
@@ -98,6 +105,7 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
             filter: filter.take(),
             retries: retries.take(),
             timeout: timeout_ms.take(),
+            sources: sources.take().unwrap_or_default(),
         })
     };
     match syn::parse::Parser::parse2(parser, args) {
@@ -110,12 +118,45 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
 }
 
 /// The options after the pattern, each with how it is written.
-const OPTIONS: [(&str, &str); 4] = [
+const OPTIONS: [(&str, &str); 5] = [
     ("priority", "priority = N"),
     ("filter", "filter = path"),
     ("retries", "retries = N"),
     ("timeout_ms", "timeout_ms = N"),
+    ("sources", "sources = [\"billing\"]"),
 ];
+
+/// `sources = ["billing", "shop"]`: a non-empty list of string literals.
+fn source_list(value: &syn::Expr) -> syn::Result<Vec<syn::LitStr>> {
+    let syn::Expr::Array(array) = value else {
+        return Err(syn::Error::new_spanned(
+            value,
+            "`sources` takes a list of the event sources the handler accepts: \
+             `sources = [\"billing\", \"shop\"]`",
+        ));
+    };
+    if array.elems.is_empty() {
+        return Err(syn::Error::new_spanned(
+            array,
+            "an empty `sources` list would accept no event: remove `sources` to accept \
+             events from any source",
+        ));
+    }
+    array
+        .elems
+        .iter()
+        .map(|elem| match elem {
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Str(source),
+                ..
+            }) if !source.value().is_empty() => Ok(source.clone()),
+            other => Err(syn::Error::new_spanned(
+                other,
+                "a source is a non-empty string literal: `sources = [\"billing\"]`",
+            )),
+        })
+        .collect()
+}
 
 /// The error for an option `#[event_handler]` does not have, with the
 /// option meant when it is a near miss (`priorty`) or shares its start

@@ -71,6 +71,7 @@ pub(crate) fn options_value(options: &Options) -> TokenStream {
         Some(n) => quote!(::core::option::Option::Some(#n)),
         None => quote!(::core::option::Option::None),
     };
+    let sources = &options.sources;
     quote! {
         __earn::HandlerOptions {
             pattern: #pattern,
@@ -78,6 +79,7 @@ pub(crate) fn options_value(options: &Options) -> TokenStream {
             filter: #filter,
             retries: #retries,
             timeout_ms: #timeout_ms,
+            sources: &[#(#sources),*],
         }
     }
 }
