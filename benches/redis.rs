@@ -48,11 +48,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn publish(c: &mut Criterion) {
-    let rt = runtime();
-    let stream = format!("earn:bench:publish:{}", uuid::Uuid::new_v4());
+/// A stream of its own (`earn:bench:{what}:…`), a raw connection and the
+/// earn transport on it.
+fn connect(
+    rt: &tokio::runtime::Runtime,
+    what: &str,
+) -> (String, redis::aio::MultiplexedConnection, RedisStreams) {
+    let stream = format!("earn:bench:{what}:{}", uuid::Uuid::new_v4());
     let client = redis::Client::open(url()).unwrap();
-    let mut raw = rt
+    let raw = rt
         .block_on(client.get_multiplexed_async_connection())
         .expect("Redis at EARN_REDIS_URL");
     let streams = rt
@@ -61,6 +65,12 @@ fn publish(c: &mut Criterion) {
             RedisSettings::new(stream.as_str(), "bench"),
         ))
         .unwrap();
+    (stream, raw, streams)
+}
+
+fn publish(c: &mut Criterion) {
+    let rt = runtime();
+    let (stream, mut raw, streams) = connect(&rt, "publish");
     let batch = events(BATCH);
     let payloads: Vec<Vec<u8>> = batch
         .iter()
@@ -190,17 +200,7 @@ fn end_to_end(c: &mut Criterion) {
 fn publish_all(c: &mut Criterion) {
     const EVENTS: usize = 1_000;
     let rt = runtime();
-    let stream = format!("earn:bench:publish_all:{}", uuid::Uuid::new_v4());
-    let client = redis::Client::open(url()).unwrap();
-    let raw = rt
-        .block_on(client.get_multiplexed_async_connection())
-        .expect("Redis at EARN_REDIS_URL");
-    let streams = rt
-        .block_on(RedisStreams::connect(
-            &url(),
-            RedisSettings::new(stream.as_str(), "bench"),
-        ))
-        .unwrap();
+    let (stream, raw, streams) = connect(&rt, "publish_all");
     let batch = events(EVENTS);
     // One round: the time of `publish_all` (or of the awaited calls),
     // then the stream emptied for the next.

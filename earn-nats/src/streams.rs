@@ -347,15 +347,10 @@ impl NatsStreams {
             .collect::<Result<Vec<_>, Error>>()?;
         let mut acks = Vec::with_capacity(messages.len());
         for (subject, headers, payload) in messages {
-            let ack = self
-                .js()
-                .send_publish(
-                    subject,
-                    PublishMessage::build().payload(payload).headers(headers),
-                )
-                .await
-                .map_err(transport("publish_all"))?;
-            acks.push(ack);
+            acks.push(
+                self.send_unacknowledged(subject, headers, payload, "publish_all")
+                    .await?,
+            );
         }
         let mut sequences = Vec::with_capacity(acks.len());
         for ack in acks {
@@ -364,6 +359,23 @@ impl NatsStreams {
         metrics::counter!("earn_nats_published_total", "stream" => self.inner.settings.stream.clone())
             .increment(sequences.len() as u64);
         Ok(sequences)
+    }
+
+    /// Sends one message; the future of JetStream's acknowledgement.
+    async fn send_unacknowledged(
+        &self,
+        subject: String,
+        headers: async_nats::HeaderMap,
+        payload: Bytes,
+        operation: &'static str,
+    ) -> Result<async_nats::jetstream::context::PublishAckFuture, Error> {
+        self.js()
+            .send_publish(
+                subject,
+                PublishMessage::build().payload(payload).headers(headers),
+            )
+            .await
+            .map_err(transport(operation))
     }
 
     /// Publishes one message and waits for JetStream's acknowledgement.
@@ -375,13 +387,8 @@ impl NatsStreams {
         operation: &'static str,
     ) -> Result<u64, Error> {
         let ack = self
-            .js()
-            .send_publish(
-                subject,
-                PublishMessage::build().payload(payload).headers(headers),
-            )
-            .await
-            .map_err(transport(operation))?
+            .send_unacknowledged(subject, headers, payload, operation)
+            .await?
             .await
             .map_err(transport(operation))?;
         Ok(ack.sequence)

@@ -243,19 +243,9 @@ impl RedisStreams {
     /// ```
     pub async fn publish(&self, event: &Event) -> Result<String, Error> {
         let json = self.encode(event)?;
-        let (reply, stored) = oneshot::channel();
-        let request = publisher::Request {
-            name: event.name().clone(),
-            json,
-            reply,
-        };
         let send = async {
-            self.inner
-                .publisher
-                .send(request)
-                .await
-                .map_err(|_| publisher_gone())?;
-            stored
+            self.queue(event.name().clone(), json)
+                .await?
                 .await
                 .map_err(|_| publisher_gone())?
                 .map_err(transport("publish"))
@@ -266,6 +256,22 @@ impl RedisStreams {
         } else {
             send.instrument(span).await
         }
+    }
+
+    /// Hands one serialized event to the publisher task; the answer comes
+    /// on the returned channel once its pipeline returns.
+    async fn queue(
+        &self,
+        name: earn_core::EventName,
+        json: Vec<u8>,
+    ) -> Result<oneshot::Receiver<Result<String, redis::RedisError>>, Error> {
+        let (reply, stored) = oneshot::channel();
+        self.inner
+            .publisher
+            .send(publisher::Request { name, json, reply })
+            .await
+            .map_err(|_| publisher_gone())?;
+        Ok(stored)
     }
 
     /// Appends every event of `events` (`XADD`s sent as pipelines, not
@@ -293,14 +299,7 @@ impl RedisStreams {
             .collect::<Result<Vec<_>, Error>>()?;
         let mut waiting = Vec::with_capacity(encoded.len());
         for (name, json) in encoded {
-            let (reply, stored) = oneshot::channel();
-            let request = publisher::Request { name, json, reply };
-            self.inner
-                .publisher
-                .send(request)
-                .await
-                .map_err(|_| publisher_gone())?;
-            waiting.push(stored);
+            waiting.push(self.queue(name, json).await?);
         }
         let mut ids = Vec::with_capacity(waiting.len());
         for stored in waiting {
