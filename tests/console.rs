@@ -864,3 +864,41 @@ async fn the_dashboard_shows_a_nats_groups_lag_and_its_dead_letters() {
     assert_eq!(status, StatusCode::OK, "{html}");
     common::delete_nats_streams(&url, &stream).await;
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_the_event_stores_subscriptions_and_their_lag() {
+    use earn::store::{EventStore, Expected};
+    let db = Db::connect(&common::sqlite_file("console-store"))
+        .await
+        .unwrap();
+    let store = EventStore::new(&db);
+    store.install().await.unwrap();
+    let line = || Event::new("order.line_added", &1).unwrap();
+    store
+        .append("order-1", Expected::NoStream, vec![line(), line()])
+        .await
+        .unwrap();
+    let bus = earn::EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .unwrap();
+    let subscription = store.subscription("totals").start(bus).await.unwrap();
+    subscription
+        .reached(2, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    subscription.shutdown().await;
+    store
+        .append("order-1", Expected::Exact(2), vec![line(), line(), line()])
+        .await
+        .unwrap();
+    let admin = Admin::new().store(store);
+    let app = Router::new().nest("/ops", console::router(admin, ConsoleOptions::default()));
+    let (status, html) = get(&app, "/ops").await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains("Head at position 5."), "{html}");
+    assert!(
+        html.contains(r#"<tr data-subscription="totals"><td>totals</td><td class="num">2</td><td class="num">3</td>"#),
+        "{html}"
+    );
+}

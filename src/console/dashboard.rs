@@ -60,6 +60,7 @@ async fn live_body(ctx: &Ctx) -> Result<Markup, ConsoleError> {
             }
         }
         (streams_table(&status))
+        (subscriptions_table(&status))
         h2 { "The last minutes" }
         p.muted {
             "Sampled from the status every " (layout::span(ctx.console.options.sample_every))
@@ -147,6 +148,34 @@ pub(super) fn lag_rows(status: &Status) -> Vec<LagRow<'_>> {
     }));
     let _ = status;
     rows
+}
+
+/// The event store's head and how far behind it each subscription is.
+fn subscriptions_table(status: &Status) -> Markup {
+    let Some(store) = &status.store else {
+        return html! {};
+    };
+    html! {
+        h2 { "Event store" }
+        p.muted { "Head at position " (store.head) "." }
+        @if !store.subscriptions.is_empty() {
+            table #subscriptions {
+                thead { tr {
+                    th { "Subscription" } th.num { "Position" } th.num { "Behind" } th { "Last moved" }
+                } }
+                tbody {
+                    @for subscription in &store.subscriptions {
+                        tr data-subscription=(subscription.name) {
+                            td { (subscription.name) }
+                            td.num { (subscription.position) }
+                            td.num { (store.head.saturating_sub(subscription.position)) }
+                            td { (layout::utc(std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(subscription.updated_at).unwrap_or(0)))) }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The lag of each stream and group, as the status reports it.
