@@ -141,7 +141,8 @@ impl EventStoreBuilder {
     /// version `from` are turned into version `from + 1` by `upcast` when
     /// read. Chains run in order (1 → 2 → 3); events appended from now on
     /// are stored at the version after the last upcaster, so they are
-    /// never upcast. See [`upcast`](crate::store) in the guide.
+    /// never upcast. A missing or failing upcaster makes the read fail with
+    /// `Error::StoredEvent`, naming the event.
     ///
     /// ```
     /// # async fn run(db: earn::Db) {
