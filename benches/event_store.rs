@@ -27,7 +27,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 #[macro_use]
 mod support;
 #[path = "../tests/support/store.rs"]
-#[allow(dead_code)]
 mod store_support;
 
 use earn::prelude::*;

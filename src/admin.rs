@@ -112,7 +112,61 @@ pub struct StoreStatus {
     pub subscriptions: Vec<crate::store::Checkpoint>,
 }
 
+/// One broker stream as one group sees it, whichever the broker: what
+/// the status text, the console and the `earn` command list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerLag<'a> {
+    /// `redis` or `nats`.
+    pub broker: &'static str,
+    /// The stream.
+    pub stream: &'a str,
+    /// The consumer group.
+    pub group: &'a str,
+    /// Entries (Redis) or messages (NATS) in the stream.
+    pub length: u64,
+    /// Delivered to the group and not yet acknowledged.
+    pub pending: u64,
+    /// Not yet delivered to the group; `None` when the broker cannot tell.
+    pub unread: Option<u64>,
+    /// Delayed events waiting to be due.
+    pub delayed: u64,
+}
+
+impl BrokerLag<'_> {
+    /// What the group still has to finish: pending and unread.
+    pub fn behind(&self) -> u64 {
+        self.pending + self.unread.unwrap_or(0)
+    }
+}
+
 impl Status {
+    /// The Redis streams, then the NATS streams, as rows of one shape.
+    pub fn broker_lags(&self) -> Vec<BrokerLag<'_>> {
+        #[allow(unused_mut, reason = "empty without the broker features")]
+        let mut rows = Vec::new();
+        #[cfg(feature = "redis")]
+        rows.extend(self.streams.iter().map(|s| BrokerLag {
+            broker: "redis",
+            stream: &s.stream,
+            group: &s.group,
+            length: s.lag.length,
+            pending: s.lag.pending,
+            unread: s.lag.lag,
+            delayed: s.lag.delayed,
+        }));
+        #[cfg(feature = "nats")]
+        rows.extend(self.nats.iter().map(|s| BrokerLag {
+            broker: "nats",
+            stream: &s.stream,
+            group: &s.group,
+            length: s.lag.length,
+            pending: s.lag.pending,
+            unread: s.lag.unread,
+            delayed: s.lag.delayed,
+        }));
+        rows
+    }
+
     /// Dead letters in every source.
     pub fn dead_letter_total(&self) -> u64 {
         self.dead_letters.iter().map(|s| s.dead_letters).sum()
@@ -140,36 +194,19 @@ impl fmt::Display for Status {
             }
             writeln!(f)?;
         }
-        #[cfg(feature = "redis")]
-        for stream in &self.streams {
-            let unread = stream
-                .lag
-                .lag
-                .map_or_else(|| "unknown".to_owned(), |lag| lag.to_string());
-            writeln!(
-                f,
-                "redis {} (group {}): {} entries, {} pending, {unread} unread, {} delayed",
-                stream.stream,
-                stream.group,
-                stream.lag.length,
-                stream.lag.pending,
-                stream.lag.delayed,
-            )?;
-        }
-        #[cfg(feature = "nats")]
-        for stream in &self.nats {
-            let unread = stream
-                .lag
+        for row in self.broker_lags() {
+            let unread = row
                 .unread
                 .map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+            let unit = if row.broker == "redis" {
+                "entries"
+            } else {
+                "messages"
+            };
             writeln!(
                 f,
-                "nats {} (group {}): {} messages, {} pending, {unread} unread, {} delayed",
-                stream.stream,
-                stream.group,
-                stream.lag.length,
-                stream.lag.pending,
-                stream.lag.delayed,
+                "{} {} (group {}): {} {unit}, {} pending, {unread} unread, {} delayed",
+                row.broker, row.stream, row.group, row.length, row.pending, row.delayed,
             )?;
         }
         if let Some(store) = &self.store {

@@ -5,7 +5,6 @@
 
 mod common;
 #[path = "support/store.rs"]
-#[allow(dead_code)]
 mod store_support;
 
 use std::process::{Command, Output, Stdio};
@@ -747,33 +746,13 @@ fn status_reports_a_nats_stream_and_its_dead_letters() {
 
 #[tokio::test]
 async fn subscriptions_and_their_lag_from_the_command_line() {
-    use earn::store::Expected;
     let _serial = common::serial().await;
-    let line = || Event::new("order.line_added", &1).unwrap();
     for (name, url) in databases() {
         eprintln!("--- on {name}");
         let db = common::connect(name, &url).await;
         let store = store_support::fresh_store(&db).await;
         db.install_outbox().await.unwrap(); // `status` reports it too
-        store
-            .append("order-1", Expected::NoStream, vec![line(), line(), line()])
-            .await
-            .unwrap();
-        let bus = earn::EventBus::builder()
-            .without_registered_handlers()
-            .build()
-            .unwrap();
-        let subscription = store.subscription("totals").start(bus).await.unwrap();
-        subscription
-            .reached(store.head().await.unwrap(), Duration::from_secs(30))
-            .await
-            .unwrap();
-        let read = subscription.shutdown().await.position;
-        store
-            .append("order-1", Expected::Exact(3), vec![line(), line()])
-            .await
-            .unwrap();
-        let head = store.head().await.unwrap();
+        let (read, head) = store_support::lagging_subscription(&store, 3, 2).await;
 
         let with = |args: &[&str]| {
             let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();

@@ -4,6 +4,8 @@
 //! escaped.
 
 mod common;
+#[path = "support/store.rs"]
+mod store_support;
 
 use std::time::{Duration, SystemTime};
 
@@ -867,31 +869,12 @@ async fn the_dashboard_shows_a_nats_groups_lag_and_its_dead_letters() {
 
 #[tokio::test]
 async fn the_dashboard_shows_the_event_stores_subscriptions_and_their_lag() {
-    use earn::store::{EventStore, Expected};
     let db = Db::connect(&common::sqlite_file("console-store"))
         .await
         .unwrap();
-    let store = EventStore::new(&db);
-    store.install().await.unwrap();
-    let line = || Event::new("order.line_added", &1).unwrap();
-    store
-        .append("order-1", Expected::NoStream, vec![line(), line()])
-        .await
-        .unwrap();
-    let bus = earn::EventBus::builder()
-        .without_registered_handlers()
-        .build()
-        .unwrap();
-    let subscription = store.subscription("totals").start(bus).await.unwrap();
-    subscription
-        .reached(2, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    subscription.shutdown().await;
-    store
-        .append("order-1", Expected::Exact(2), vec![line(), line(), line()])
-        .await
-        .unwrap();
+    let store = store_support::fresh_store(&db).await;
+    let (read, head) = store_support::lagging_subscription(&store, 2, 3).await;
+    assert_eq!((read, head), (2, 5));
     let admin = Admin::new().store(store);
     let app = Router::new().nest("/ops", console::router(admin, ConsoleOptions::default()));
     let (status, html) = get(&app, "/ops").await;

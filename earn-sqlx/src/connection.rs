@@ -97,6 +97,7 @@ impl Pool {
     pub(crate) async fn begin_without_gap_locks(&self) -> Result<PlainTx, Error> {
         #[cfg_attr(not(feature = "mysql"), allow(unused_mut))]
         let mut conn = self.acquire().await?;
+        #[allow(irrefutable_let_patterns, reason = "the only backend of some builds")]
         #[cfg(feature = "mysql")]
         if let Conn::MySql(c) = &mut conn {
             // Applies to the next transaction of this session only.

@@ -104,30 +104,19 @@ fn outbox_line(outbox: &OutboxView) -> String {
 
 /// The Redis streams, then the NATS streams, of `status`.
 fn stream_views(status: &crate::admin::Status) -> Vec<StreamLagView> {
-    #[allow(unused_mut, reason = "empty without the broker features")]
-    let mut views = Vec::new();
-    #[cfg(feature = "redis")]
-    views.extend(status.streams.iter().map(|stream| StreamLagView {
-        broker: "redis",
-        stream: stream.stream.clone(),
-        group: stream.group.clone(),
-        length: stream.lag.length,
-        pending: stream.lag.pending,
-        lag: stream.lag.lag,
-        delayed: stream.lag.delayed,
-    }));
-    #[cfg(feature = "nats")]
-    views.extend(status.nats.iter().map(|stream| StreamLagView {
-        broker: "nats",
-        stream: stream.stream.clone(),
-        group: stream.group.clone(),
-        length: stream.lag.length,
-        pending: stream.lag.pending,
-        lag: stream.lag.unread,
-        delayed: stream.lag.delayed,
-    }));
-    let _ = status;
-    views
+    status
+        .broker_lags()
+        .into_iter()
+        .map(|row| StreamLagView {
+            broker: row.broker,
+            stream: row.stream.to_owned(),
+            group: row.group.to_owned(),
+            length: row.length,
+            pending: row.pending,
+            lag: row.unread,
+            delayed: row.delayed,
+        })
+        .collect()
 }
 
 pub(super) async fn status(admin: &Admin, out: &Output, fail_on_dead_letters: bool) -> Done {

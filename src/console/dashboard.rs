@@ -103,53 +103,6 @@ fn cards(status: &Status) -> Markup {
     }
 }
 
-/// One broker stream as one group sees it: a row of the streams table.
-pub(super) struct LagRow<'a> {
-    broker: &'static str,
-    stream: &'a str,
-    group: &'a str,
-    length: u64,
-    pending: u64,
-    /// `None` when the broker cannot tell.
-    unread: Option<u64>,
-    delayed: u64,
-}
-
-impl LagRow<'_> {
-    /// What the group still has to finish: pending and unread.
-    pub(super) fn behind(&self) -> u64 {
-        self.pending + self.unread.unwrap_or(0)
-    }
-}
-
-/// The Redis and NATS streams of the status, in that order.
-pub(super) fn lag_rows(status: &Status) -> Vec<LagRow<'_>> {
-    #[allow(unused_mut, reason = "empty without the broker features")]
-    let mut rows = Vec::new();
-    #[cfg(feature = "redis")]
-    rows.extend(status.streams.iter().map(|s| LagRow {
-        broker: "redis",
-        stream: &s.stream,
-        group: &s.group,
-        length: s.lag.length,
-        pending: s.lag.pending,
-        unread: s.lag.lag,
-        delayed: s.lag.delayed,
-    }));
-    #[cfg(feature = "nats")]
-    rows.extend(status.nats.iter().map(|s| LagRow {
-        broker: "nats",
-        stream: &s.stream,
-        group: &s.group,
-        length: s.lag.length,
-        pending: s.lag.pending,
-        unread: s.lag.unread,
-        delayed: s.lag.delayed,
-    }));
-    let _ = status;
-    rows
-}
-
 /// The event store's head and how far behind it each subscription is.
 fn subscriptions_table(status: &Status) -> Markup {
     let Some(store) = &status.store else {
@@ -180,7 +133,7 @@ fn subscriptions_table(status: &Status) -> Markup {
 
 /// The lag of each stream and group, as the status reports it.
 fn streams_table(status: &Status) -> Markup {
-    let rows = lag_rows(status);
+    let rows = status.broker_lags();
     if rows.is_empty() {
         return html! {};
     }

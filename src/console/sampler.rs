@@ -30,10 +30,7 @@ pub(super) struct Sample {
 
 impl Sample {
     pub(super) fn of(status: &Status) -> Sample {
-        let stream_lag = super::dashboard::lag_rows(status)
-            .iter()
-            .map(super::dashboard::LagRow::behind)
-            .sum();
+        let stream_lag = status.broker_lags().iter().map(|row| row.behind()).sum();
         Sample {
             at: SystemTime::now(),
             dead_letters: status.dead_letter_total(),

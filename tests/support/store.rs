@@ -2,10 +2,13 @@
 //! projection that writes a row per event in the subscription's
 //! transaction.
 
+// Each includer uses some of it.
+#![allow(dead_code)]
+
 use std::time::Duration;
 
 use earn::prelude::*;
-use earn::store::{EventStore, Projection, Recorded};
+use earn::store::{EventStore, Expected, Projection, Recorded};
 
 /// Drops the event store's tables and installs them again: an empty store.
 pub(crate) async fn fresh_store(db: &Db) -> EventStore {
@@ -71,4 +74,35 @@ pub(crate) async fn applied(db: &Db) -> Vec<u64> {
         .into_iter()
         .map(|row| row.position as u64)
         .collect()
+}
+
+/// Stream `order-1` of `read` events, applied by subscription `totals`
+/// (feeding a bus with no handlers), which is then stopped; then `unread`
+/// more. Returns the subscription's checkpoint and the store's head.
+pub(crate) async fn lagging_subscription(store: &EventStore, read: u64, unread: u64) -> (u64, u64) {
+    let line = || Event::new("order.line_added", &1).expect("event");
+    let events = |n: u64| (0..n).map(|_| line()).collect::<Vec<_>>();
+    store
+        .append("order-1", Expected::NoStream, events(read))
+        .await
+        .expect("append what the subscription reads");
+    let bus = EventBus::builder()
+        .without_registered_handlers()
+        .build()
+        .expect("bus");
+    let subscription = store
+        .subscription("totals")
+        .start(bus)
+        .await
+        .expect("start");
+    subscription
+        .reached(store.head().await.expect("head"), Duration::from_secs(30))
+        .await
+        .expect("the subscription reads everything");
+    let checkpoint = subscription.shutdown().await.position;
+    store
+        .append("order-1", Expected::Exact(read), events(unread))
+        .await
+        .expect("append what it has not read");
+    (checkpoint, store.head().await.expect("head"))
 }

@@ -237,6 +237,7 @@ async fn append_postgres(
     rows: &Rows<'_>,
     expected: Expected,
 ) -> Result<Option<Vec<(u64, u64)>>, Failed> {
+    #[allow(irrefutable_let_patterns, reason = "the only backend of some builds")]
     #[cfg(feature = "postgres")]
     if let Conn::Postgres(c) = conn {
         let statements = sql(Dialect::Postgres);
@@ -380,6 +381,10 @@ fn args_of<DB: sqlx::Database>(
 
 /// Moves the stream by `n` if it is at `expected`; its new version, or
 /// `None`.
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "mysql")),
+    allow(unused_variables, reason = "only SQLite and MySQL move streams apart")
+)]
 async fn move_stream(
     conn: &mut Conn,
     statements: &Sql,

@@ -18,14 +18,15 @@
 
 use earn_core::Error;
 
-use super::{store_error, to_u64};
 use crate::connection::Conn;
 
 #[derive(Default)]
 pub(super) struct Watermark {
+    #[cfg(feature = "postgres")]
     state: tokio::sync::Mutex<State>,
 }
 
+#[cfg(feature = "postgres")]
 #[derive(Default)]
 struct State {
     /// Every position up to here is final.
@@ -52,46 +53,54 @@ const STILL_OPEN: &str = "SELECT COUNT(*) FROM pg_locks \
      AND mode = 'RowExclusiveLock' AND virtualtransaction = ANY($1)";
 
 impl Watermark {
-    /// The highest position a reader on `conn` may read up to.
+    /// The highest position a reader on `conn` may read up to: on
+    /// PostgreSQL the watermark, elsewhere every visible position.
     pub(super) async fn safe(&self, conn: &mut Conn) -> Result<u64, Error> {
+        #[allow(irrefutable_let_patterns, reason = "the only backend of some builds")]
         #[cfg(feature = "postgres")]
         if let Conn::Postgres(c) = conn {
-            let error = || store_error(super::EVENTS_TABLE, "read the watermark");
-            let mut state = self.state.lock().await;
-            if let Some((last, open)) = &state.pending {
-                let still: i64 = sqlx::query_scalar(STILL_OPEN)
-                    .bind(open)
-                    .fetch_one(&mut **c)
-                    .await
-                    .map_err(error())?;
-                if still == 0 {
-                    state.safe = state.safe.max(*last);
-                    state.pending = None;
-                }
-            }
-            if state.pending.is_none() {
-                // The sequence first, then the lock holders: whoever took
-                // a position up to `last` holds its lock by now, or ended.
-                let last: i64 = sqlx::query_scalar(LAST_POSITION)
-                    .fetch_one(&mut **c)
-                    .await
-                    .map_err(error())?;
-                let last = to_u64(last);
-                if last > state.safe {
-                    let open: Vec<String> = sqlx::query_scalar(APPENDERS)
-                        .fetch_all(&mut **c)
-                        .await
-                        .map_err(error())?;
-                    if open.is_empty() {
-                        state.safe = last;
-                    } else {
-                        state.pending = Some((last, open));
-                    }
-                }
-            }
-            return Ok(state.safe);
+            return self.postgres(c).await;
         }
-        let _ = (conn, &self.state, store_error, to_u64);
+        let _ = conn;
         Ok(u64::MAX)
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres(&self, c: &mut sqlx::PgConnection) -> Result<u64, Error> {
+        use super::{store_error, to_u64};
+        let error = || store_error(super::EVENTS_TABLE, "read the watermark");
+        let mut state = self.state.lock().await;
+        if let Some((last, open)) = &state.pending {
+            let still: i64 = sqlx::query_scalar(STILL_OPEN)
+                .bind(open)
+                .fetch_one(&mut *c)
+                .await
+                .map_err(error())?;
+            if still == 0 {
+                state.safe = state.safe.max(*last);
+                state.pending = None;
+            }
+        }
+        if state.pending.is_none() {
+            // The sequence first, then the lock holders: whoever took a
+            // position up to `last` holds its lock by now, or ended.
+            let last: i64 = sqlx::query_scalar(LAST_POSITION)
+                .fetch_one(&mut *c)
+                .await
+                .map_err(error())?;
+            let last = to_u64(last);
+            if last > state.safe {
+                let open: Vec<String> = sqlx::query_scalar(APPENDERS)
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(error())?;
+                if open.is_empty() {
+                    state.safe = last;
+                } else {
+                    state.pending = Some((last, open));
+                }
+            }
+        }
+        Ok(state.safe)
     }
 }
