@@ -2,12 +2,16 @@
 // On docs.rs: "Available on crate feature `redis` only" on gated items.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub use earn_core::envelope;
 pub use earn_core::testing;
+#[cfg(feature = "encryption")]
+pub use earn_core::KeyRing;
 #[cfg(feature = "otel")]
 pub use earn_core::trace_context;
 pub use earn_core::{
     AppliedHook, Attachment, Backoff, BusDeadLetters, BusError, DeadLetter, DeadLetterFilter,
-    DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport, Error, Event, EventBus,
+    DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport, Envelope, EnvelopeError,
+    EnvelopeProblem, Error, Event, EventBus,
     EventBusBuilder, EventData, EventError, EventMatch, EventName, EventSink, Failure, FieldErrors,
     Finished, HandlerError, HandlerStats, HookError, HookFailure, HookPhase, HookRegistration,
     MemoryDeadLetters, NameError, Operation, Overflow, PageRequest, Pattern, PatternError,

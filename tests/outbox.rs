@@ -429,20 +429,8 @@ async fn the_relay_stops_claiming_while_the_sink_is_behind() {
 
 /// The names of the events whose rows the outbox holds, sorted.
 async fn rows(db: &Db) -> Vec<String> {
-    let pending: Vec<Event> = match db.dialect() {
-        Dialect::Sqlite => sqlx::query_scalar::<_, String>("SELECT event FROM earn_outbox")
-            .fetch_all(db.as_sqlite().unwrap())
-            .await
-            .unwrap(),
-        Dialect::Postgres => sqlx::query_scalar::<_, String>("SELECT event FROM earn_outbox")
-            .fetch_all(db.as_postgres().unwrap())
-            .await
-            .unwrap(),
-        Dialect::MySql => sqlx::query_scalar::<_, String>("SELECT event FROM earn_outbox")
-            .fetch_all(db.as_mysql().unwrap())
-            .await
-            .unwrap(),
-    }
+    let pending: Vec<Event> = common::outbox_rows(db)
+    .await
     .iter()
     .map(|json| serde_json::from_str(json).unwrap())
     .collect();

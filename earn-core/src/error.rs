@@ -401,6 +401,18 @@ pub enum Error {
     /// The event bus refused something (shut down, queue full, bad pattern).
     #[error(transparent)]
     Bus(#[from] crate::bus::BusError),
+    /// An event could not be sealed (encrypted or signed) as it left.
+    #[error(transparent)]
+    Envelope(#[from] crate::envelope::EnvelopeError),
+    /// A key given to a [`KeyRing`](crate::KeyRing) (feature `encryption`)
+    /// is not usable.
+    #[error("key `{id}`: {reason}")]
+    InvalidKey {
+        /// The key's id (never the key).
+        id: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 
     /// An earlier write in this transaction failed after it had changed the
     /// database, so the transaction can only be rolled back.

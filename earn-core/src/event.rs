@@ -57,8 +57,12 @@ pub struct EventData {
 
 /// A payload that is not the type a handler asked for. A handler that
 /// returns it with `?` fails permanently: retrying cannot fix it.
+///
+/// For an event that arrived encrypted, the message leaves serde's words
+/// out: they can quote the payload, and the message reaches logs and dead
+/// letters.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed payload of event `{name}` ({id}): {source}")]
+#[error("malformed payload of event `{name}` ({id}): {}", detail(source, *withheld))]
 pub struct PayloadError {
     /// The event's name.
     pub name: EventName,
@@ -66,6 +70,17 @@ pub struct PayloadError {
     pub id: Uuid,
     /// What serde said.
     pub source: serde_json::Error,
+    /// Whether the payload was decrypted in this process (serde's message,
+    /// which can quote it, is then left out of this error's message).
+    pub withheld: bool,
+}
+
+fn detail(source: &serde_json::Error, withheld: bool) -> String {
+    if withheld {
+        "it is not the type the handler takes (serde's details are withheld: the event arrived encrypted)".to_owned()
+    } else {
+        source.to_string()
+    }
 }
 
 /// Why an event could not be built.
@@ -140,6 +155,7 @@ impl Event {
             name: self.0.name.clone(),
             id: self.0.id,
             source,
+            withheld: self.meta(crate::envelope::DECRYPTED).is_some(),
         })
     }
 

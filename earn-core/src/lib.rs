@@ -8,6 +8,7 @@
 mod backoff;
 mod bus;
 mod dead_letter;
+pub mod envelope;
 mod error;
 mod event;
 mod expected;
@@ -35,6 +36,9 @@ pub use bus::{
 pub use dead_letter::{
     DeadLetter, DeadLetterFilter, DeadLetterFuture, DeadLetters, EventMatch, PageRequest,
 };
+pub use envelope::{Envelope, EnvelopeError, EnvelopeProblem};
+#[cfg(feature = "encryption")]
+pub use envelope::KeyRing;
 pub use error::{BoxError, Error, HookError, HookFailure};
 pub use event::{Event, EventData, EventError, PayloadError};
 pub use expected::Expected;

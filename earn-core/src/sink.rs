@@ -44,14 +44,27 @@ pub trait EventSink: Send + Sync + 'static {
     fn max_payload(&self) -> Option<usize> {
         None
     }
+
+    /// The [`Envelope`](crate::Envelope) this sink seals events with, if
+    /// any. A producer that keeps events before handing them over seals
+    /// them with it first: the transactional outbox stores its rows sealed.
+    fn envelope(&self) -> Option<&crate::Envelope> {
+        None
+    }
 }
 
 impl EventSink for EventBus {
     fn hand_over(&self, event: Event, accepted: Box<dyn FnOnce() + Send>) -> SinkFuture<'_> {
         Box::pin(async move {
-            self.publish_then(event, accepted)
+            // Stored sealed by its producer: opened, never sealed again
+            // with this bus's keys.
+            self.publish_handled(event, accepted, crate::bus::Seal::Sealed)
                 .await
                 .map_err(BoxError::from)
         })
+    }
+
+    fn envelope(&self) -> Option<&crate::Envelope> {
+        self.envelope_in_use()
     }
 }

@@ -46,6 +46,7 @@ pub enum StartFrom {
 /// | [`retry_backoff`](Self::retry_backoff) | 1 s doubling to 1 min | the delay of a `nak` |
 /// | [`filter`](Self::filter) | every event | `filter_subject` of the durable consumer |
 /// | [`max_payload`](Self::max_payload) | 1 MiB | refused at publish (and the server's own limit) |
+/// | [`envelope`](Self::envelope) | seals nothing | events encrypted and signed as they are published |
 /// | [`duplicate_window`](Self::duplicate_window) | 2 min | the stream's `duplicate_window` |
 /// | [`max_age`](Self::max_age) | unlimited | the stream's `max_age` |
 /// | [`start`](Self::start) | [`StartFrom::Beginning`] | `deliver_policy` |
@@ -74,6 +75,7 @@ pub struct NatsSettings {
     pub(crate) retry_backoff: Backoff,
     pub(crate) filter: Option<Arc<str>>,
     pub(crate) max_payload: usize,
+    pub(crate) envelope: earn_core::Envelope,
     pub(crate) duplicate_window: Duration,
     pub(crate) max_age: Duration,
     pub(crate) start: StartFrom,
@@ -108,6 +110,7 @@ impl NatsSettings {
             retry_backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
             filter: None,
             max_payload: 1024 * 1024,
+            envelope: earn_core::Envelope::new(),
             duplicate_window: Duration::from_secs(120),
             max_age: Duration::ZERO,
             start: StartFrom::Beginning,
@@ -259,6 +262,28 @@ impl NatsSettings {
         self
     }
 
+    /// Seals what [`publish`](crate::NatsStreams::publish) sends with `envelope`
+    /// (feature `encryption`): payloads encrypted and events signed, by
+    /// event pattern; an event already sealed (by the outbox) is sent as
+    /// it is. The bus that consumes them opens them: give it the same
+    /// envelope ([`EventBusBuilder::envelope`](earn_core::EventBusBuilder::envelope)).
+    ///
+    /// ```
+    /// # #[cfg(feature = "encryption")] {
+    /// use earn::{Envelope, KeyRing};
+    ///
+    /// let keys = KeyRing::new("k1", &[3u8; 32])?;
+    /// let envelope = Envelope::new().encrypt("payment.*", &keys)?.sign("**", &keys)?;
+    /// let settings = earn::nats::NatsSettings::new("orders", "billing").envelope(envelope);
+    /// assert!(!settings.get_envelope().is_empty());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn envelope(mut self, envelope: earn_core::Envelope) -> Self {
+        self.envelope = envelope;
+        self
+    }
+
     /// How long JetStream remembers an event id to drop a second publish
     /// of it (`Nats-Msg-Id`), default 2 min; applied when the stream is
     /// created. A publish retried after a lost acknowledgement, within this
@@ -405,6 +430,11 @@ impl NatsSettings {
     /// ```
     pub fn get_max_payload(&self) -> usize {
         self.max_payload
+    }
+
+    /// What [`envelope`](Self::envelope) set.
+    pub fn get_envelope(&self) -> &earn_core::Envelope {
+        &self.envelope
     }
 
     /// The deduplication window.

@@ -239,12 +239,18 @@ impl NatsStreams {
     }
 
     /// The event as it leaves: with the current trace context in its
-    /// metadata (feature `otel`), then copied into the message's headers.
-    fn outgoing(event: &Event) -> std::borrow::Cow<'_, Event> {
+    /// metadata (feature `otel`), sealed by the settings' envelope, then
+    /// copied into the message's headers.
+    fn outgoing<'e>(&self, event: &'e Event) -> Result<std::borrow::Cow<'e, Event>, Error> {
         #[cfg(feature = "otel")]
-        return std::borrow::Cow::Owned(earn_core::trace_context::inject(event.clone()));
+        let event = std::borrow::Cow::Owned(earn_core::trace_context::inject(event.clone()));
         #[cfg(not(feature = "otel"))]
-        std::borrow::Cow::Borrowed(event)
+        let event = std::borrow::Cow::Borrowed(event);
+        let envelope = &self.inner.settings.envelope;
+        if envelope.is_empty() {
+            return Ok(event);
+        }
+        Ok(std::borrow::Cow::Owned(envelope.seal(event.into_owned())?))
     }
 
     /// Serializes `event` once, refusing one over `max_payload` or the
@@ -300,7 +306,7 @@ impl NatsStreams {
     /// # Ok(()) }
     /// ```
     pub async fn publish(&self, event: &Event) -> Result<u64, Error> {
-        let event = &*Self::outgoing(event);
+        let event = &*self.outgoing(event)?;
         let payload = self.encode(event)?;
         let subject = self.inner.settings.subject(event.name().as_str());
         let headers = wire::event_headers(event.data(), &event.id().to_string());
@@ -338,7 +344,7 @@ impl NatsStreams {
         let messages = events
             .iter()
             .map(|event| {
-                let event = &*Self::outgoing(event);
+                let event = &*self.outgoing(event)?;
                 let payload = self.encode(event)?;
                 let subject = self.inner.settings.subject(event.name().as_str());
                 let headers = wire::event_headers(event.data(), &event.id().to_string());
@@ -408,7 +414,7 @@ impl NatsStreams {
     /// # Ok(()) }
     /// ```
     pub async fn publish_delayed(&self, event: &Event, delay: Duration) -> Result<(), Error> {
-        let event = &*Self::outgoing(event);
+        let event = &*self.outgoing(event)?;
         let payload = self.encode(event)?;
         let due = crate::delayed::now_ms().saturating_add(delay.as_millis() as u64);
         let id = event.id().to_string();
@@ -467,5 +473,10 @@ impl EventSink for NatsStreams {
     /// The smaller of [`NatsSettings::max_payload`] and the server's limit.
     fn max_payload(&self) -> Option<usize> {
         Some(self.payload_limit())
+    }
+
+    /// [`NatsSettings::envelope`]: the outbox stores its rows sealed.
+    fn envelope(&self) -> Option<&earn_core::Envelope> {
+        Some(&self.inner.settings.envelope).filter(|envelope| !envelope.is_empty())
     }
 }

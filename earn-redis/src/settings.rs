@@ -42,6 +42,7 @@ pub enum StartFrom {
 /// | [`claim_idle`](Self::claim_idle) | 30 s | `XAUTOCLAIM` min-idle-time |
 /// | [`max_len`](Self::max_len) | 100 000 | `XTRIM MINID` target |
 /// | [`max_payload`](Self::max_payload) | 1 MiB | refused at publish |
+/// | [`envelope`](Self::envelope) | seals nothing | events encrypted and signed as they are published |
 /// | [`start`](Self::start) | [`StartFrom::Beginning`] | `XGROUP CREATE` id |
 ///
 /// ```
@@ -68,6 +69,7 @@ pub struct RedisSettings {
     pub(crate) claim_idle: Duration,
     pub(crate) max_len: usize,
     pub(crate) max_payload: usize,
+    pub(crate) envelope: earn_core::Envelope,
     pub(crate) start: StartFrom,
 }
 
@@ -96,6 +98,7 @@ impl RedisSettings {
             claim_idle: Duration::from_secs(30),
             max_len: 100_000,
             max_payload: 1024 * 1024,
+            envelope: earn_core::Envelope::new(),
             start: StartFrom::Beginning,
         }
     }
@@ -248,6 +251,28 @@ impl RedisSettings {
         self
     }
 
+    /// Seals what [`publish`](crate::RedisStreams::publish) sends with `envelope`
+    /// (feature `encryption`): payloads encrypted and events signed, by
+    /// event pattern; an event already sealed (by the outbox) is sent as
+    /// it is. The bus that consumes them opens them: give it the same
+    /// envelope ([`EventBusBuilder::envelope`](earn_core::EventBusBuilder::envelope)).
+    ///
+    /// ```
+    /// # #[cfg(feature = "encryption")] {
+    /// use earn::{Envelope, KeyRing};
+    ///
+    /// let keys = KeyRing::new("k1", &[3u8; 32])?;
+    /// let envelope = Envelope::new().encrypt("payment.*", &keys)?.sign("**", &keys)?;
+    /// let settings = earn::redis::RedisSettings::new("orders", "billing").envelope(envelope);
+    /// assert!(!settings.get_envelope().is_empty());
+    /// # }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn envelope(mut self, envelope: earn_core::Envelope) -> Self {
+        self.envelope = envelope;
+        self
+    }
+
     /// Where the group starts if [`consume`](crate::RedisStreams::consume)
     /// creates it (default [`StartFrom::Beginning`]).
     ///
@@ -353,6 +378,11 @@ impl RedisSettings {
     /// ```
     pub fn get_max_payload(&self) -> usize {
         self.max_payload
+    }
+
+    /// What [`envelope`](Self::envelope) set.
+    pub fn get_envelope(&self) -> &earn_core::Envelope {
+        &self.envelope
     }
 
     /// Where a new group starts.

@@ -195,6 +195,13 @@ impl RedisStreams {
     fn encode(&self, event: &Event) -> Result<Vec<u8>, Error> {
         #[cfg(feature = "otel")]
         let event = &earn_core::trace_context::inject(event.clone());
+        let sealed;
+        let event = if self.inner.settings.envelope.is_empty() {
+            event
+        } else {
+            sealed = self.inner.settings.envelope.seal(event.clone())?;
+            &sealed
+        };
         // Sized for a typical small event: no regrowth while writing it.
         let mut json = Vec::with_capacity(256);
         serde_json::to_writer(&mut json, event.data()).map_err(|error| Error::Transport {
@@ -415,5 +422,10 @@ impl EventSink for RedisStreams {
     /// [`RedisSettings::max_payload`]: `publish` refuses a larger event.
     fn max_payload(&self) -> Option<usize> {
         Some(self.inner.settings.max_payload)
+    }
+
+    /// [`RedisSettings::envelope`]: the outbox stores its rows sealed.
+    fn envelope(&self) -> Option<&earn_core::Envelope> {
+        Some(&self.inner.settings.envelope).filter(|envelope| !envelope.is_empty())
     }
 }

@@ -254,3 +254,22 @@ where
         body(db).await;
     }
 }
+
+/// The `event` column of every outbox row, as stored.
+pub async fn outbox_rows(db: &Db) -> Vec<String> {
+    const ROWS: &str = "SELECT event FROM earn_outbox";
+    match db.dialect() {
+        earn::Dialect::Sqlite => sqlx::query_scalar::<_, String>(ROWS)
+            .fetch_all(db.as_sqlite().unwrap())
+            .await
+            .unwrap(),
+        earn::Dialect::Postgres => sqlx::query_scalar::<_, String>(ROWS)
+            .fetch_all(db.as_postgres().unwrap())
+            .await
+            .unwrap(),
+        earn::Dialect::MySql => sqlx::query_scalar::<_, String>(ROWS)
+            .fetch_all(db.as_mysql().unwrap())
+            .await
+            .unwrap(),
+    }
+}

@@ -17,6 +17,7 @@ pub(crate) struct Config {
     pub(crate) overflow: Overflow,
     pub(crate) retry: RetryPolicy,
     pub(crate) handler_timeout: Option<Duration>,
+    pub(crate) envelope: crate::envelope::Envelope,
 }
 
 /// Configures an [`EventBus`].
@@ -35,6 +36,7 @@ impl std::fmt::Debug for EventBusBuilder {
             .field("overflow", &self.config.overflow)
             .field("retry", &self.config.retry)
             .field("handler_timeout", &self.config.handler_timeout)
+            .field("envelope", &self.config.envelope)
             .field("registered", &self.registered)
             .finish_non_exhaustive()
     }
@@ -49,6 +51,7 @@ impl Default for EventBusBuilder {
                 overflow: Overflow::Wait,
                 retry: RetryPolicy::default(),
                 handler_timeout: None,
+                envelope: crate::envelope::Envelope::default(),
             },
             dead_letters: Arc::new(MemoryDeadLetters::default()),
             registered: true,
@@ -72,6 +75,37 @@ impl EventBusBuilder {
     /// retries not yet due do not count.
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.config.capacity = capacity.max(1);
+        self
+    }
+
+    /// Seals and opens events with `envelope` (feature `encryption`):
+    /// [`publish`](EventBus::publish) and
+    /// [`publish_delayed`](EventBus::publish_delayed) seal what they queue,
+    /// so a dead letter holds the sealed event, and every event is opened
+    /// just before its handlers run. An event that cannot be opened (a
+    /// missing or wrong key, a bad or missing signature, plain text on an
+    /// encrypted pattern) reaches no handler: each one that matched gives
+    /// up on it at once, with the reason, as a permanent failure.
+    ///
+    /// [`emit`](EventBus::emit) keeps its event in the process: it opens
+    /// what is sealed and requires nothing.
+    ///
+    /// ```
+    /// # #[cfg(feature = "encryption")] {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use earn::{Envelope, EventBus, KeyRing};
+    ///
+    /// let keys = KeyRing::new("k1", &[9u8; 32])?;
+    /// let bus = EventBus::builder()
+    ///     .without_registered_handlers()
+    ///     .envelope(Envelope::new().encrypt("payment.*", &keys)?)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// # }
+    /// ```
+    pub fn envelope(mut self, envelope: crate::envelope::Envelope) -> Self {
+        self.config.envelope = envelope;
         self
     }
 

@@ -122,7 +122,7 @@ pub(crate) async fn call(
             }
         }
     };
-    record(sub, &result);
+    record(sub, result.as_ref().err());
     stats.record(result.is_ok());
     result
 }
@@ -135,22 +135,22 @@ fn error_failure(error: crate::handler::HandlerError) -> Failure {
 }
 
 #[inline]
-fn record(sub: &Subscription, result: &Result<Propagation, Failure>) {
+fn record(sub: &Subscription, failure: Option<&Failure>) {
     // Literal labels: the keys are static, nothing is allocated per call.
-    let calls = match result {
-        Ok(_) => metrics::counter!("earn_handler_calls_total", "outcome" => "ok"),
-        Err(Failure::Error { .. }) => {
+    let calls = match failure {
+        None => metrics::counter!("earn_handler_calls_total", "outcome" => "ok"),
+        Some(Failure::Error { .. }) => {
             metrics::counter!("earn_handler_calls_total", "outcome" => "error")
         }
-        Err(Failure::Panic(_)) => {
+        Some(Failure::Panic(_)) => {
             metrics::counter!("earn_handler_calls_total", "outcome" => "panic")
         }
-        Err(Failure::Timeout(_)) => {
+        Some(Failure::Timeout(_)) => {
             metrics::counter!("earn_handler_calls_total", "outcome" => "timeout")
         }
     };
     calls.increment(1);
-    if let Err(failure) = result {
+    if let Some(failure) = failure {
         metrics::counter!("earn_handler_failures_total").increment(1);
         tracing::warn!(handler = &*sub.name, pattern = sub.pattern.as_str(), %failure, "event handler {} {failure}", sub.name);
     }
@@ -276,14 +276,45 @@ impl std::fmt::Debug for EmitReport {
     }
 }
 
-/// Runs the handlers of `event` inline, in order.
+/// The failure of a handler that did not get `event` because its
+/// envelope could not be opened: permanent, counted and logged as a call
+/// that failed.
+pub(crate) fn unopened(
+    sub: &Subscription,
+    error: &crate::envelope::EnvelopeError,
+    stats: &super::stats::Stats,
+) -> Failure {
+    let failure = Failure::Error {
+        message: error.to_string(),
+        permanent: true,
+    };
+    record(sub, Some(&failure));
+    stats.record(false);
+    failure
+}
+
+/// Runs the handlers of `event` inline, in order, once it is opened.
 pub(crate) async fn emit(
     handlers: Resolved,
     event: &Event,
+    envelope: &crate::envelope::Envelope,
     default_timeout: Option<Duration>,
     stats: &super::stats::Stats,
 ) -> EmitReport {
     let mut report = EmitReport::new(event.id(), handlers.names.clone());
+    let event = match envelope.opened(event, false) {
+        Ok(opened) => opened,
+        Err(error) => {
+            for (index, sub) in handlers.subs.iter().enumerate() {
+                report.set(index, State::Failed);
+                report
+                    .failed
+                    .push((sub.name.clone(), unopened(sub, &error, stats)));
+            }
+            return report;
+        }
+    };
+    let event = &*event;
     for (index, sub) in handlers.subs.iter().enumerate() {
         if sub.filter.as_ref().is_some_and(|filter| !filter(event)) {
             report.set(index, State::Filtered);

@@ -46,6 +46,9 @@ pub enum BusError {
     /// A requeued dead letter's handler is no longer subscribed.
     #[error("handler `{0}` of the dead letter is not subscribed to this bus")]
     NoHandler(String),
+    /// The event could not be sealed by the bus's envelope.
+    #[error(transparent)]
+    Envelope(#[from] crate::envelope::EnvelopeError),
     /// The bus was built outside a tokio runtime.
     #[error("EventBus::build must be called inside a tokio runtime (its workers are tokio tasks)")]
     NoRuntime,

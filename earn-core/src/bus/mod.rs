@@ -294,14 +294,20 @@ impl EventBus {
         let handlers = self.shared().resolve(event.name().as_str());
         let timeout = self.shared().config.handler_timeout;
         let span = dispatch::emit_span(&event);
+        let shared = self.shared();
+        let dispatch = dispatch::emit(
+            handlers,
+            &event,
+            &shared.config.envelope,
+            timeout,
+            &shared.stats,
+        );
         // Entering a span that no subscriber wants still costs a few
         // nanoseconds per poll: skip it then.
         if span.is_disabled() {
-            dispatch::emit(handlers, &event, timeout, &self.shared().stats).await
+            dispatch.await
         } else {
-            dispatch::emit(handlers, &event, timeout, &self.shared().stats)
-                .instrument(span)
-                .await
+            dispatch.instrument(span).await
         }
     }
 
@@ -317,7 +323,7 @@ impl EventBus {
     /// context (`earn::trace_context::inject`), and its handlers run in a
     /// consumer span of that trace on the worker.
     pub async fn publish(&self, event: Event) -> Result<(), BusError> {
-        self.publish_job(event, None).await
+        self.publish_job(event, None, Seal::Here).await
     }
 
     /// Runs the handlers of every event of `events` now, the events side
@@ -376,7 +382,7 @@ impl EventBus {
         events: impl IntoIterator<Item = Event>,
     ) -> Result<(), BusError> {
         for event in events {
-            self.publish_job(event, None).await?;
+            self.publish_job(event, None, Seal::Here).await?;
         }
         Ok(())
     }
@@ -394,12 +400,24 @@ impl EventBus {
         event: Event,
         on_handled: impl FnOnce() + Send + 'static,
     ) -> Result<(), BusError> {
+        self.publish_handled(event, on_handled, Seal::Here).await
+    }
+
+    /// [`publish_then`](Self::publish_then) of an event sealed where it
+    /// was stored (the outbox's [`EventSink`](crate::EventSink) hand-over)
+    /// or of one sealed here.
+    pub(crate) async fn publish_handled(
+        &self,
+        event: Event,
+        on_handled: impl FnOnce() + Send + 'static,
+        seal: Seal,
+    ) -> Result<(), BusError> {
         let done = Completion::new(
             Owner::Bus,
             Finished::none(),
             Box::new(move |_| on_handled()),
         );
-        self.publish_job(event, Some(done)).await
+        self.publish_job(event, Some(done), seal).await
     }
 
     /// Runs `event`'s handlers on the workers and resolves with how they
@@ -488,13 +506,14 @@ impl EventBus {
         on_done: impl FnOnce(Delivery) + Send + 'static,
     ) -> Result<(), BusError> {
         let done = Completion::new(Owner::Transport, finished, Box::new(on_done));
-        self.publish_job(event, Some(done)).await
+        self.publish_job(event, Some(done), Seal::Sealed).await
     }
 
     async fn publish_job(
         &self,
         event: Event,
         done: Option<Arc<Completion>>,
+        seal: Seal,
     ) -> Result<(), BusError> {
         if self.shared().closed.load(Ordering::Acquire) {
             return Err(BusError::Closed {
@@ -519,6 +538,10 @@ impl EventBus {
             event
         } else {
             crate::trace_context::inject(event)
+        };
+        let event = match seal {
+            Seal::Here => self.shared().config.envelope.seal(event)?,
+            Seal::Sealed => event,
         };
         self.enqueue(
             Job {
@@ -573,6 +596,7 @@ impl EventBus {
         let event = dispatch::inherit(event);
         #[cfg(feature = "otel")]
         let event = crate::trace_context::inject(event);
+        let event = shared.config.envelope.seal(event)?;
         let name = event.name().to_string();
         let claim = shared.in_flight.claim();
         let now = tokio::time::Instant::now();
@@ -744,10 +768,25 @@ impl EventBus {
 }
 
 impl EventBus {
+    /// The envelope given to the builder, unless it seals nothing.
+    pub(crate) fn envelope_in_use(&self) -> Option<&crate::envelope::Envelope> {
+        Some(&self.shared().config.envelope).filter(|envelope| !envelope.is_empty())
+    }
+
     /// The store of the bus's dead letters.
     pub(crate) fn dead_letter_store(&self) -> &dyn DeadLetterStore {
         &*self.shared().dead_letters
     }
+}
+
+/// Whether the bus seals an event it queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seal {
+    /// Published in this process: sealed by the bus's envelope.
+    Here,
+    /// From a transport or a store: sealed (or not) by its producer, and
+    /// opened strictly before the handlers.
+    Sealed,
 }
 
 /// Puts a taken dead letter back unless disarmed.

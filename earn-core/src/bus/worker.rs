@@ -28,6 +28,14 @@ pub(crate) struct Job {
     pub(crate) done: Option<Arc<Completion>>,
 }
 
+/// One job's event as it was queued (sealed: what a retry or a dead
+/// letter keeps) and as its handlers see it.
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    sealed: &'a Event,
+    opened: &'a Event,
+}
+
 /// A worker's last resolved handler list: a stream of events of one name
 /// skips the registry lock and the lookup while no subscription changes.
 #[derive(Default)]
@@ -156,9 +164,35 @@ impl Shared {
         // Finishes this delivery however the handlers went (retries hold
         // their own count).
         let _finish = FinishOnDrop(done.clone());
+        // Handlers see the opened event; retries and dead letters keep the
+        // sealed one.
+        let opened = match self.config.envelope.opened(&event, true) {
+            Ok(opened) => opened,
+            Err(error) => {
+                let subs = match target {
+                    Some(sub) => vec![sub],
+                    None => last.resolve(self, event.name()).subs.clone(),
+                };
+                for sub in subs {
+                    if let Some(done) = &done
+                        && done.skip.contains(&sub.name)
+                    {
+                        done.finished(&sub.name);
+                        continue;
+                    }
+                    let failure = super::dispatch::unopened(&sub, &error, &self.stats);
+                    self.gave_up(sub, event.clone(), failure, &done);
+                }
+                return;
+            }
+        };
+        let seen = Seen {
+            sealed: &event,
+            opened: &opened,
+        };
         match target {
             Some(sub) => {
-                self.run_one(&sub, &event, &done, timer).await;
+                self.run_one(&sub, seen, &done, timer).await;
             }
             None => {
                 let handlers = last.resolve(self, event.name());
@@ -170,10 +204,10 @@ impl Shared {
                         done.finished(&sub.name);
                         continue;
                     }
-                    if sub.filter.as_ref().is_some_and(|filter| !filter(&event)) {
+                    if sub.filter.as_ref().is_some_and(|filter| !filter(&opened)) {
                         continue;
                     }
-                    if self.run_one(sub, &event, &done, timer).await == Propagation::Stop {
+                    if self.run_one(sub, seen, &done, timer).await == Propagation::Stop {
                         // Those below are finished with it too: a redelivery
                         // must not run them.
                         if let Some(done) = &done {
@@ -189,11 +223,11 @@ impl Shared {
     async fn run_one(
         self: &Arc<Self>,
         sub: &Arc<Subscription>,
-        event: &Event,
+        event: Seen<'_>,
         done: &Option<Arc<Completion>>,
         timer: &TimerHandle,
     ) -> Propagation {
-        match call(sub, event, self.config.handler_timeout, &self.stats).await {
+        match call(sub, event.opened, self.config.handler_timeout, &self.stats).await {
             Ok(flow) => {
                 if let Some(done) = done {
                     done.finished(&sub.name);
@@ -201,7 +235,7 @@ impl Shared {
                 flow
             }
             Err(failure) => {
-                self.failed(sub.clone(), event.clone(), failure, done, timer);
+                self.failed(sub.clone(), event.sealed.clone(), failure, done, timer);
                 Propagation::Continue
             }
         }

@@ -44,6 +44,16 @@ impl ToOutbox {
 
 impl Publisher for ToOutbox {
     fn accept(&self, event: Event) -> Result<Raised, Error> {
+        // Sealed before it is stored: the row, a relay and a dead letter
+        // hold what the destination would have sent.
+        let envelope = match &self.destination {
+            Destination::Sink(sink) => sink.envelope(),
+            Destination::Bus(bus) => bus.as_ref().and_then(EventSink::envelope),
+        };
+        let event = match envelope {
+            Some(envelope) => envelope.seal(event)?,
+            None => event,
+        };
         let row = serialized(&event)?;
         // Refused before the commit: a row the sink will never take would
         // be retried by every relay and end as a dead letter.
