@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use earn_core::envelope;
+pub use earn_core::reply;
 pub use earn_core::testing;
 #[cfg(feature = "encryption")]
 pub use earn_core::KeyRing;

@@ -21,6 +21,7 @@ mod pattern;
 mod phase;
 mod redact;
 mod registry;
+pub mod reply;
 mod service;
 mod sink;
 pub mod testing;

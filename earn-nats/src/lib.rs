@@ -5,6 +5,7 @@ mod dead_letter;
 mod delayed;
 mod done;
 mod lag;
+mod reply;
 mod settings;
 mod streams;
 mod wire;

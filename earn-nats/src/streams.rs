@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub(crate) client: Client,
     pub(crate) js: jetstream::Context,
     pub(crate) settings: NatsSettings,
+    /// The replies to this handle's requests, from its first `request`.
+    replies: tokio::sync::OnceCell<crate::reply::Replies>,
 }
 
 /// Events over a NATS JetStream stream: publish them, consume them into
@@ -142,6 +144,7 @@ impl NatsStreams {
                 client,
                 js,
                 settings,
+                replies: tokio::sync::OnceCell::new(),
             }),
         };
         streams.ensure_streams().await?;
@@ -427,6 +430,48 @@ impl NatsStreams {
         Ok(())
     }
 
+    /// Publishes `event` as a request and waits for its reply, sent by a
+    /// handler in any process that consumes the stream with
+    /// [`earn::reply::send`](earn_core::reply::send). The request carries
+    /// `earn-reply-to: nats:<inbox>`, an inbox of this handle's own (core
+    /// NATS), read by one task started by the first request; the reply is
+    /// opened with the settings' [`envelope`](NatsSettings::envelope).
+    ///
+    /// No reply within `timeout` is
+    /// [`BusError::NoReply`](earn_core::BusError::NoReply). Cancel-safe:
+    /// dropped, it stops waiting, and a late reply is dropped.
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::nats::NatsStreams) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let quote = earn::Event::new("price.quote", "BOOK-1")?;
+    /// let reply = streams.request(&quote, Duration::from_secs(2)).await?;
+    /// println!("{}", reply.payload::<String>()?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn request(&self, event: &Event, timeout: Duration) -> Result<Event, Error> {
+        let replies = self
+            .inner
+            .replies
+            .get_or_try_init(|| crate::reply::Replies::start(self))
+            .await?;
+        let event = event
+            .clone()
+            .with_meta(earn_core::reply::REPLY_TO, format!("nats:{}", replies.inbox))
+            .with_meta(earn_core::reply::REPLY_VIA, self.settings().get_stream());
+        let waiting = replies.waiters.wait(event.id());
+        self.publish(&event).await?;
+        let reply = waiting
+            .reply(timeout)
+            .await
+            .ok_or_else(|| earn_core::BusError::NoReply {
+                event: event.name().to_string(),
+                id: event.id(),
+                timeout,
+            })?;
+        Ok(self.inner.settings.envelope.open(&reply)?)
+    }
+
     /// Starts consuming the stream into `bus` as a process of this
     /// settings' group, and returns the running [`Consumer`].
     ///
@@ -444,6 +489,11 @@ impl NatsStreams {
     /// # Ok(()) }
     /// ```
     pub async fn consume(&self, bus: EventBus) -> Result<Consumer, Error> {
+        earn_core::reply::route(
+            "nats",
+            self.settings().get_stream(),
+            Arc::new(crate::reply::NatsReplies(self.clone())),
+        );
         Consumer::start(self.clone(), bus).await
     }
 }

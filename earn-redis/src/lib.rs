@@ -8,6 +8,7 @@ mod consumer;
 mod delayed;
 mod entry;
 mod publisher;
+mod reply;
 mod scripts;
 mod settings;
 mod streams;

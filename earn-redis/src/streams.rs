@@ -39,7 +39,7 @@ pub(crate) fn is_no_group(error: &redis::RedisError) -> bool {
 }
 
 /// How long a command on the shared connection may take before it fails.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one connection attempt may take.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) scripts: Scripts,
     /// Queue of the task that sends `XADD`s in pipelines.
     publisher: mpsc::Sender<publisher::Request>,
+    /// The replies to this handle's requests, from its first `request`.
+    replies: std::sync::OnceLock<crate::reply::Replies>,
 }
 
 /// The publishing task ended: its runtime was shut down.
@@ -167,6 +169,7 @@ impl RedisStreams {
                 marks: Arc::from(format!("{}:marks", settings.stream)),
                 settings,
                 scripts: Scripts::new(),
+                replies: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -376,7 +379,55 @@ impl RedisStreams {
     /// ```
     pub async fn consume(&self, bus: EventBus) -> Result<Consumer, Error> {
         self.ensure_group(self.inner.settings.start).await?;
+        earn_core::reply::route(
+            "redis",
+            self.settings().get_stream(),
+            Arc::new(crate::reply::RedisReplies(self.clone())),
+        );
         Consumer::start(self.clone(), bus).await
+    }
+
+    /// Publishes `event` as a request and waits for its reply, sent by a
+    /// handler in any process that consumes the stream with
+    /// [`earn::reply::send`](earn_core::reply::send). The request carries
+    /// `earn-reply-to: redis:<list>`, a list of this handle's own, read by
+    /// one task (started by the first request, on a connection of its
+    /// own); the reply is opened with the settings'
+    /// [`envelope`](RedisSettings::envelope).
+    ///
+    /// No reply within `timeout` is
+    /// [`BusError::NoReply`](earn_core::BusError::NoReply). Cancel-safe:
+    /// dropped, it stops waiting, and a late reply is dropped (an unread
+    /// list expires after 5 minutes).
+    ///
+    /// ```no_run
+    /// # async fn run(streams: earn::redis::RedisStreams) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let quote = earn::Event::new("price.quote", "BOOK-1")?;
+    /// let reply = streams.request(&quote, Duration::from_secs(2)).await?;
+    /// println!("{}", reply.payload::<String>()?);
+    /// # Ok(()) }
+    /// ```
+    pub async fn request(&self, event: &Event, timeout: Duration) -> Result<Event, Error> {
+        let replies = self
+            .inner
+            .replies
+            .get_or_init(|| crate::reply::Replies::start(self));
+        let event = event
+            .clone()
+            .with_meta(earn_core::reply::REPLY_TO, format!("redis:{}", replies.key))
+            .with_meta(earn_core::reply::REPLY_VIA, self.settings().get_stream());
+        let waiting = replies.waiters.wait(event.id());
+        self.publish(&event).await?;
+        let reply = waiting
+            .reply(timeout)
+            .await
+            .ok_or_else(|| earn_core::BusError::NoReply {
+                event: event.name().to_string(),
+                id: event.id(),
+                timeout,
+            })?;
+        Ok(self.inner.settings.envelope.open(&reply)?)
     }
 
     /// Creates the group (and the stream) unless it exists.

@@ -49,6 +49,47 @@ pub enum BusError {
     /// The event could not be sealed by the bus's envelope.
     #[error(transparent)]
     Envelope(#[from] crate::envelope::EnvelopeError),
+    /// No reply to a [`request`](super::EventBus::request) came in time.
+    #[error(
+        "no reply to request `{event}` ({id}) within {timeout:?}: no handler replied \
+         (a handler answers with `earn::reply::send`)"
+    )]
+    NoReply {
+        /// The request's name.
+        event: String,
+        /// The request's id.
+        id: uuid::Uuid,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// A request matched no handler of this bus: nothing could reply.
+    #[error("request `{event}` matches no handler of this bus: nothing would reply")]
+    NoResponder {
+        /// The request's name.
+        event: String,
+    },
+    /// [`reply::send`](crate::reply::send) to an event that is not a request.
+    #[error(
+        "event `{event}` ({id}) is not a request (it has no `earn-reply-to`): there is nowhere to reply"
+    )]
+    NotARequest {
+        /// The event's name.
+        event: String,
+        /// The event's id.
+        id: uuid::Uuid,
+    },
+    /// A request asked for its reply through a transport this process has
+    /// no consumer of.
+    #[error(
+        "the reply to `{event}` goes through `{scheme}`, and this process has no route for it \
+         (a consumer of that transport registers one when it starts)"
+    )]
+    NoReplyRoute {
+        /// The scheme of the request's `earn-reply-to`.
+        scheme: String,
+        /// The request's name.
+        event: String,
+    },
     /// The bus was built outside a tokio runtime.
     #[error("EventBus::build must be called inside a tokio runtime (its workers are tokio tasks)")]
     NoRuntime,

@@ -650,6 +650,54 @@ impl EventBus {
         }
     }
 
+    /// Publishes `event` as a request and waits for its reply: the event
+    /// a handler sends with [`reply::send`](crate::reply::send), correlated with the
+    /// request by its id (Nexus's request-response). The request is
+    /// queued like [`publish`](Self::publish) and carries `earn-reply-to:
+    /// bus`.
+    ///
+    /// A handler answers with [`earn::reply::send`](crate::reply::send).
+    /// A request no handler of this bus matches fails at once with
+    /// [`BusError::NoResponder`]; one not answered within `timeout` with
+    /// [`BusError::NoReply`]. Cancel-safe: dropped, it stops waiting, and
+    /// a late reply is dropped (logged at debug level). Across processes,
+    /// use the `request` of Redis Streams or NATS.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use earn::{Event, EventBus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// bus.subscribe("price.quote", 0, |request: Event| async move {
+    ///     let sku: String = request.payload()?;
+    ///     earn::reply::send(&request, &format!("{sku}: 12.50")).await?;
+    ///     Ok::<_, earn::HandlerError>(())
+    /// })?;
+    /// let reply = bus
+    ///     .request(Event::new("price.quote", "BOOK-1")?, Duration::from_secs(1))
+    ///     .await?;
+    /// assert_eq!(reply.payload::<String>()?, "BOOK-1: 12.50");
+    /// assert_eq!(reply.name().as_str(), "price.quote.reply");
+    /// # Ok(()) }
+    /// ```
+    pub async fn request(&self, event: Event, timeout: Duration) -> Result<Event, BusError> {
+        let name = event.name().to_string();
+        if self.shared().resolve(&name).subs.is_empty() {
+            return Err(BusError::NoResponder { event: name });
+        }
+        let event = event.with_meta(crate::reply::REPLY_TO, "bus");
+        let id = event.id();
+        let waiting = crate::reply::waiters().wait(id);
+        self.publish(event).await?;
+        waiting.reply(timeout).await.ok_or(BusError::NoReply {
+            event: name,
+            id,
+            timeout,
+        })
+    }
+
     /// Stops accepting events and waits until every queued event, retry
     /// and delayed event is handled, or `deadline` passes. What was
     /// accepted before still runs after the deadline; the report says how
