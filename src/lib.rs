@@ -2,22 +2,22 @@
 // On docs.rs: "Available on crate feature `redis` only" on gated items.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "encryption")]
+pub use earn_core::KeyRing;
 pub use earn_core::envelope;
 pub use earn_core::reply;
 pub use earn_core::testing;
-#[cfg(feature = "encryption")]
-pub use earn_core::KeyRing;
 #[cfg(feature = "otel")]
 pub use earn_core::trace_context;
 pub use earn_core::{
-    AppliedHook, Attachment, Backoff, BusDeadLetters, BusError, DeadLetter, DeadLetterFilter,
-    DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport, Envelope, EnvelopeError,
-    EnvelopeProblem, Error, Event, EventBus,
-    EventBusBuilder, EventData, EventError, EventMatch, EventName, EventSink, Failure, FieldErrors,
-    Finished, HandlerError, HandlerStats, HookError, HookFailure, HookPhase, HookRegistration,
-    MemoryDeadLetters, NameError, Operation, Overflow, PageRequest, Pattern, PatternError,
-    PayloadError, Propagation, RedactedUrl, Registry, RetryPolicy, Service, ShutdownReport,
-    SinkFuture, SubscriptionGuard, SubscriptionId, registry,
+    AppliedHook, Attachment, Backoff, BatchError, BusDeadLetters, BusError, DeadLetter,
+    DeadLetterFilter, DeadLetterFuture, DeadLetterStore, DeadLetters, Delivery, EmitReport,
+    Envelope, EnvelopeError, EnvelopeProblem, Error, Event, EventBus, EventBusBuilder, EventData,
+    EventError, EventMatch, EventName, EventSink, Failure, FieldErrors, Finished, HandlerError,
+    HandlerStats, HookError, HookFailure, HookPhase, HookRegistration, MemoryDeadLetters,
+    NameError, Operation, Overflow, PageRequest, Pattern, PatternError, PayloadError, Propagation,
+    RedactedUrl, Registry, RetryPolicy, Service, ShutdownReport, SinkFuture, SubscriptionGuard,
+    SubscriptionId, registry,
 };
 
 // The macros' reference pages live here, on the re-exports, so that their
@@ -135,10 +135,11 @@ pub mod prelude {
     // Links to the items' pages rather than copies of them.
     #[doc(no_inline)]
     pub use crate::{
-        Db, Error, Event, EventBus, Field, HandlerError, HookContext, HookError, Model, Operation,
-        Propagation, SoftDeletes, Tx, after_commit, after_create, after_delete, after_load,
-        after_restore, after_rollback, after_save, after_update, before_create, before_delete,
-        before_restore, before_save, before_update, behaviour, event_handler, hooks, service,
+        BatchError, Db, Error, Event, EventBus, Field, HandlerError, HookContext, HookError, Model,
+        Operation, Propagation, SoftDeletes, Tx, after_commit, after_create, after_delete,
+        after_load, after_restore, after_rollback, after_save, after_update, before_create,
+        before_delete, before_restore, before_save, before_update, behaviour, event_handler, hooks,
+        service,
     };
 }
 
@@ -147,10 +148,12 @@ pub mod prelude {
 pub mod __private {
     pub use earn_core::__private::{inventory, type_id};
     pub use earn_core::Error;
+    pub use earn_core::batch;
     pub use earn_core::{
-        AppliedHook, BehaviourHook, BehaviourHooks, BehaviourRegistration, Event, HandlerError,
-        HandlerOptions, HandlerRegistration, HandlerStep, HookPhase, HookRegistration, HookTable,
-        IntoHandlerResult, Operation, Service, ServiceHandler,
+        AppliedHook, BatchHandler, BatchStep, BehaviourHook, BehaviourHooks, BehaviourRegistration,
+        Event, HandlerError, HandlerOptions, HandlerRegistration, HandlerStep, HookPhase,
+        HookRegistration, HookTable, IntoBatchResult, IntoHandlerResult, Operation, Service,
+        ServiceHandler,
     };
     pub use earn_sqlx::__private::{
         BoxDynError, child, child_in, children, children_in, column_error, column_positions,

@@ -430,10 +430,10 @@ async fn the_relay_stops_claiming_while_the_sink_is_behind() {
 /// The names of the events whose rows the outbox holds, sorted.
 async fn rows(db: &Db) -> Vec<String> {
     let pending: Vec<Event> = common::outbox_rows(db)
-    .await
-    .iter()
-    .map(|json| serde_json::from_str(json).unwrap())
-    .collect();
+        .await
+        .iter()
+        .map(|json| serde_json::from_str(json).unwrap())
+        .collect();
     let mut names: Vec<String> = pending.iter().map(|e| e.name().to_string()).collect();
     names.sort();
     names

@@ -98,11 +98,18 @@ async fn a_request_nobody_answers_times_out_and_one_nobody_hears_fails_at_once()
             if event == "math.ignored" && *id == request.id() && *timeout == Duration::from_millis(200)),
         "{error:?}"
     );
-    assert!(error.to_string().contains("no reply to request `math.ignored`"));
+    assert!(
+        error
+            .to_string()
+            .contains("no reply to request `math.ignored`")
+    );
     assert_eq!(asked.load(Ordering::SeqCst), 1, "the request was handled");
 
     let error = bus
-        .request(Event::new("math.unknown", &1).unwrap(), Duration::from_secs(5))
+        .request(
+            Event::new("math.unknown", &1).unwrap(),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -134,7 +141,10 @@ async fn replying_to_what_is_not_a_request_is_an_error_and_a_late_reply_is_dropp
     })
     .unwrap();
     let error = bus
-        .request(Event::new("math.slow", &1).unwrap(), Duration::from_millis(20))
+        .request(
+            Event::new("math.slow", &1).unwrap(),
+            Duration::from_millis(20),
+        )
         .await
         .unwrap_err();
     assert!(matches!(error, BusError::NoReply { .. }));
@@ -180,25 +190,28 @@ where
         match &broker {
             Broker::Redis(url) => {
                 eprintln!("--- on redis streams");
-                let settings =
-                    RedisSettings::new(stream.as_str(), "responders").block(Duration::from_millis(100));
+                let settings = RedisSettings::new(stream.as_str(), "responders")
+                    .block(Duration::from_millis(100));
                 let consuming = RedisStreams::connect(url, settings).await.unwrap();
                 let consumer = consuming.consume(bus.clone()).await.unwrap();
-                let requester = RedisStreams::connect(url, RedisSettings::new(stream.as_str(), "requesters"))
-                    .await
-                    .unwrap();
+                let requester =
+                    RedisStreams::connect(url, RedisSettings::new(stream.as_str(), "requesters"))
+                        .await
+                        .unwrap();
                 body(Requester::Redis(requester)).await;
                 consumer.shutdown(Duration::from_secs(10)).await;
             }
             Broker::Nats(url) => {
                 eprintln!("--- on nats jetstream");
-                let consuming = NatsStreams::connect(url, NatsSettings::new(stream.as_str(), "responders"))
-                    .await
-                    .unwrap();
+                let consuming =
+                    NatsStreams::connect(url, NatsSettings::new(stream.as_str(), "responders"))
+                        .await
+                        .unwrap();
                 let consumer = consuming.consume(bus.clone()).await.unwrap();
-                let requester = NatsStreams::connect(url, NatsSettings::new(stream.as_str(), "requesters"))
-                    .await
-                    .unwrap();
+                let requester =
+                    NatsStreams::connect(url, NatsSettings::new(stream.as_str(), "requesters"))
+                        .await
+                        .unwrap();
                 body(Requester::Nats(requester)).await;
                 consumer.shutdown(Duration::from_secs(10)).await;
                 common::delete_nats_streams(url, &stream).await;
@@ -256,7 +269,10 @@ async fn stock_level(request: &Event) -> Result<(), HandlerError> {
 async fn an_event_handler_function_replies_with_reply_send() {
     let bus = EventBus::builder().build().unwrap();
     let reply = bus
-        .request(Event::new("stock.level", "BOOK-1").unwrap(), Duration::from_secs(5))
+        .request(
+            Event::new("stock.level", "BOOK-1").unwrap(),
+            Duration::from_secs(5),
+        )
         .await
         .unwrap();
     assert_eq!(reply.payload::<String>().unwrap(), "BOOK-1: 3 left");

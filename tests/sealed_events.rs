@@ -19,7 +19,7 @@ use std::time::Duration;
 use earn::nats::{NatsSettings, NatsStreams};
 use earn::redis::{RedisSettings, RedisStreams};
 use earn::{
-    DeadLetter, DeadLetterFilter, DeadLetters, Db, Envelope, EnvelopeProblem, Event, EventBus,
+    Db, DeadLetter, DeadLetterFilter, DeadLetters, Envelope, EnvelopeProblem, Event, EventBus,
     HandlerError, KeyRing, Outbox, OutboxMode, OutboxRelay, PageRequest, RetryPolicy,
 };
 
@@ -96,10 +96,7 @@ fn recording_bus(envelope: Envelope) -> (EventBus, Arc<Mutex<Vec<Event>>>) {
 /// A transport under test: a producer sealing with one envelope, and a
 /// consumer whose bus opens with another.
 enum Route {
-    Outbox {
-        name: &'static str,
-        url: String,
-    },
+    Outbox { name: &'static str, url: String },
     Redis(String),
     Nats(String),
 }
@@ -500,7 +497,9 @@ async fn what_cannot_be_opened_is_dead_lettered_sealed_with_the_reason() {
         pipe.wait_for(1, 5).await;
         let seen = pipe.seen();
         assert_eq!(
-            seen.iter().map(|e| e.name().to_string()).collect::<Vec<_>>(),
+            seen.iter()
+                .map(|e| e.name().to_string())
+                .collect::<Vec<_>>(),
             ["audit.ok"],
             "on {}: only the genuine event reaches the handler",
             pipe.route.name()
@@ -513,9 +512,15 @@ async fn what_cannot_be_opened_is_dead_lettered_sealed_with_the_reason() {
                 .unwrap_or_else(|| panic!("no dead letter for `{name}` on {}", pipe.route.name()))
         };
         let expected = [
-            ("payment.captured", EnvelopeProblem::Undecryptable("k1".into())),
+            (
+                "payment.captured",
+                EnvelopeProblem::Undecryptable("k1".into()),
+            ),
             ("payment.refunded", EnvelopeProblem::UnknownKey("k9".into())),
-            ("payment.voided", EnvelopeProblem::NotEncrypted("payment.*".into())),
+            (
+                "payment.voided",
+                EnvelopeProblem::NotEncrypted("payment.*".into()),
+            ),
             ("audit.logout", EnvelopeProblem::Unsigned("audit.*".into())),
             ("audit.login", EnvelopeProblem::BadSignature("k1".into())),
         ];
@@ -534,7 +539,10 @@ async fn what_cannot_be_opened_is_dead_lettered_sealed_with_the_reason() {
             if let Some(event) = &letter.event
                 && event.name().as_str() != "payment.voided"
             {
-                no_secret_in("a dead letter's event", &serde_json::to_string(event).unwrap());
+                no_secret_in(
+                    "a dead letter's event",
+                    &serde_json::to_string(event).unwrap(),
+                );
             }
             if let Some(raw) = &letter.raw
                 && !raw.contains("payment.voided")
@@ -560,14 +568,20 @@ async fn the_bus_queues_sealed_events_and_dead_letters_them_sealed() {
     bus.subscribe("payment.*", 0, move |event: Event| {
         let into = into.clone();
         async move {
-            into.lock().unwrap().push(event.payload_json()["card"] == SECRET);
+            into.lock()
+                .unwrap()
+                .push(event.payload_json()["card"] == SECRET);
             Err::<(), _>(HandlerError::msg("the ledger is down"))
         }
     })
     .unwrap();
     bus.publish(payment("payment.captured")).await.unwrap();
     bus.wait_idle().await;
-    assert_eq!(*opened.lock().unwrap(), [true, true], "two attempts, each opened");
+    assert_eq!(
+        *opened.lock().unwrap(),
+        [true, true],
+        "two attempts, each opened"
+    );
     let dead = bus
         .dead_letter_source()
         .list(&DeadLetterFilter::default(), PageRequest::first(10))
@@ -609,7 +623,10 @@ async fn emit_opens_what_is_sealed_and_requires_nothing_of_local_events() {
     );
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
-    assert!(seen.iter().all(|event| event.payload_json()["cents"] == 1250));
+    assert!(
+        seen.iter()
+            .all(|event| event.payload_json()["cents"] == 1250)
+    );
 }
 
 #[tokio::test]
@@ -618,7 +635,11 @@ async fn a_delivered_event_that_cannot_be_opened_fails_permanently_for_each_hand
     let (bus, seen) = recording_bus(envelope(&keys));
     bus.subscribe_sync("payment.*", 5, |_: &Event| ()).unwrap();
     let delivery = bus.deliver(payment("payment.plain")).await.unwrap();
-    assert_eq!(delivery.failures().len(), 2, "both matching handlers gave up");
+    assert_eq!(
+        delivery.failures().len(),
+        2,
+        "both matching handlers gave up"
+    );
     assert!(delivery.is_permanent());
     assert!(seen.lock().unwrap().is_empty());
     let delivery = bus
@@ -691,19 +712,29 @@ fn a_ciphertext_is_bound_to_its_event_and_tampering_is_caught() {
     // Sealing twice changes nothing; two seals of one payload differ.
     assert_eq!(envelope.seal(sealed.clone()).unwrap(), sealed);
     let again = envelope.seal(payment("payment.a")).unwrap();
-    assert_ne!(again.payload_json(), sealed.payload_json(), "a fresh nonce each time");
+    assert_ne!(
+        again.payload_json(),
+        sealed.payload_json(),
+        "a fresh nonce each time"
+    );
 }
 
 #[test]
 fn bad_keys_are_refused_with_what_is_wrong_and_never_shown() {
     let short = KeyRing::new("k1", &[1u8; 16]).unwrap_err().to_string();
-    assert!(short.contains("32 bytes") && short.contains("16"), "{short}");
+    assert!(
+        short.contains("32 bytes") && short.contains("16"),
+        "{short}"
+    );
     let unnamed = KeyRing::new("", &[1u8; 32]).unwrap_err().to_string();
     assert!(unnamed.contains("1 to 64 characters"), "{unnamed}");
     let twice = k1().with_old("k1", &[2u8; 32]).unwrap_err().to_string();
     assert!(twice.contains("already holds"), "{twice}");
     let parsed = KeyRing::parse("k1=not base64!").unwrap_err().to_string();
-    assert!(parsed.contains("k1") && parsed.contains("base64"), "{parsed}");
+    assert!(
+        parsed.contains("k1") && parsed.contains("base64"),
+        "{parsed}"
+    );
     no_secret_in("a key ring's Debug", &format!("{:?}", k2_then_k1()));
     no_secret_in("an envelope's Debug", &format!("{:?}", envelope(&k1())));
     // Without `encryption` an envelope cannot be built, and a bus refuses

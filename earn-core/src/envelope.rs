@@ -269,8 +269,8 @@ mod crypto {
         }
         let cipher = Aes256Gcm::new_from_slice(bytes)
             .map_err(|_| invalid("not an AES-256 key".to_owned()))?;
-        let mac = HmacSha256::new_from_slice(bytes)
-            .map_err(|_| invalid("not an HMAC key".to_owned()))?;
+        let mac =
+            HmacSha256::new_from_slice(bytes).map_err(|_| invalid("not an HMAC key".to_owned()))?;
         Ok(Key { cipher, mac })
     }
 
@@ -368,7 +368,9 @@ mod crypto {
     }
 
     fn first<'a>(rules: &'a [(Pattern, KeyRing)], event: &Event) -> Option<&'a (Pattern, KeyRing)> {
-        rules.iter().find(|(pattern, _)| pattern.matches(event.name()))
+        rules
+            .iter()
+            .find(|(pattern, _)| pattern.matches(event.name()))
     }
 
     impl Envelope {
@@ -430,7 +432,10 @@ mod crypto {
                 && event.meta(SIGNATURE).is_none()
             {
                 let id = keys.current.to_string();
-                event.data_mut().metadata.insert(SIGNATURE_KEY.to_owned(), id);
+                event
+                    .data_mut()
+                    .metadata
+                    .insert(SIGNATURE_KEY.to_owned(), id);
                 let signature = mac(&keys.current_key().mac, &event).finalize().into_bytes();
                 event
                     .data_mut()
@@ -465,7 +470,11 @@ mod crypto {
                     event,
                     EnvelopeProblem::NotEncrypted(pattern.as_str().to_owned()),
                 )),
-                (None, _) if signed => Ok(with_payload(event, event.payload_json().clone(), unsigned())),
+                (None, _) if signed => Ok(with_payload(
+                    event,
+                    event.payload_json().clone(),
+                    unsigned(),
+                )),
                 (None, _) => Ok(event.clone()),
             }
         }
@@ -523,7 +532,11 @@ mod crypto {
         BASE64.encode_string(&buffer, &mut text);
         let mut metadata = event.metadata().clone();
         metadata.insert(ENCRYPTION_KEY.to_owned(), keys.current.to_string());
-        Ok(with_payload(&event, serde_json::Value::String(text), metadata))
+        Ok(with_payload(
+            &event,
+            serde_json::Value::String(text),
+            metadata,
+        ))
     }
 
     /// `event` with its payload decrypted and `metadata` (its own, less
@@ -589,7 +602,9 @@ mod crypto {
             metadata: data
                 .metadata
                 .iter()
-                .filter(|(key, _)| !matches!(key.as_str(), SIGNATURE | "traceparent" | "tracestate"))
+                .filter(|(key, _)| {
+                    !matches!(key.as_str(), SIGNATURE | "traceparent" | "tracestate")
+                })
                 .map(|(key, value)| (key.as_str(), value.as_str()))
                 .collect(),
         };
@@ -639,6 +654,9 @@ mod tests {
         let encrypted = plain.with_meta(ENCRYPTION_KEY, "k1");
         let error = envelope.open(&encrypted).unwrap_err();
         assert_eq!(error.problem, EnvelopeProblem::NoKeyRing);
-        assert!(error.to_string().starts_with("event `order.paid` ("), "{error}");
+        assert!(
+            error.to_string().starts_with("event `order.paid` ("),
+            "{error}"
+        );
     }
 }

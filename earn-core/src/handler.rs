@@ -164,6 +164,8 @@ pub struct HandlerOptions {
     /// accepts (empty: any). An event from another source, or from none,
     /// is not handed to it, and a warning names the handler and the source.
     pub sources: &'static [&'static str],
+    /// `batch = N, linger_ms = M`: the handler takes events in batches.
+    pub batch: Option<crate::batch::BatchHandler>,
 }
 
 /// A free function registered with `#[event_handler]`, collected at link

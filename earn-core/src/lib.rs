@@ -6,6 +6,7 @@
 //! of it; users depend on the `earn` facade and never on this crate directly.
 
 mod backoff;
+pub mod batch;
 mod bus;
 mod dead_letter;
 pub mod envelope;
@@ -29,6 +30,7 @@ pub mod testing;
 pub mod trace_context;
 
 pub use backoff::{Backoff, Failures};
+pub use batch::{BatchError, BatchHandler, BatchStep, IntoBatchResult};
 pub use bus::{
     BusDeadLetters, BusError, DeadLetterStore, Delivery, EmitReport, EventBus, EventBusBuilder,
     Finished, HandlerStats, MemoryDeadLetters, Overflow, RetryPolicy, ShutdownReport,
@@ -37,9 +39,9 @@ pub use bus::{
 pub use dead_letter::{
     DeadLetter, DeadLetterFilter, DeadLetterFuture, DeadLetters, EventMatch, PageRequest,
 };
-pub use envelope::{Envelope, EnvelopeError, EnvelopeProblem};
 #[cfg(feature = "encryption")]
 pub use envelope::KeyRing;
+pub use envelope::{Envelope, EnvelopeError, EnvelopeProblem};
 pub use error::{BoxError, Error, HookError, HookFailure};
 pub use event::{Event, EventData, EventError, PayloadError};
 pub use expected::Expected;

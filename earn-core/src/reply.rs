@@ -52,8 +52,12 @@ impl std::fmt::Debug for ReplyWaiters {
 }
 
 impl ReplyWaiters {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, tokio::sync::oneshot::Sender<Event>>> {
-        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, tokio::sync::oneshot::Sender<Event>>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts waiting for the reply to the request `id`. Call it before
@@ -72,7 +76,10 @@ impl ReplyWaiters {
     /// Hands `reply` to the request it answers; `false` if nothing waits
     /// for it (never asked here, already answered, or given up).
     pub fn deliver(&self, reply: Event) -> bool {
-        let Some(id) = reply.meta(IN_REPLY_TO).and_then(|id| id.parse::<Uuid>().ok()) else {
+        let Some(id) = reply
+            .meta(IN_REPLY_TO)
+            .and_then(|id| id.parse::<Uuid>().ok())
+        else {
             return false;
         };
         let Some(waiting) = self.lock().remove(&id) else {

@@ -82,6 +82,14 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             let options = ast::parse_options(&mut cx, args);
             if let Some(options) = &options {
                 check::timeout_needs_async(&mut cx, options, &method.sig);
+                if let Some(batch) = &options.batch {
+                    cx.error(
+                        &batch.key,
+                        "`batch` takes a free function for now: move this handler out of the \
+                         `#[service]` impl (`#[event_handler(\"…\", batch = N)] async fn …(events: Vec<Event>)`), \
+                         or subscribe a closure with `bus.subscribe_batch`",
+                    );
+                }
             }
             if let (Some(options), Some(signature)) = (options, &signature) {
                 handlers.push(handler(service, method, &options, signature));
@@ -232,7 +240,7 @@ fn handler(
         quote!(#this.#ident),
         quote!(let #this = ::std::sync::Arc::clone(#this);),
     );
-    let options = handler_expand::options_value(options);
+    let options = handler_expand::options_value(options, None);
     quote! {
         __earn::ServiceHandler {
             name: #name,

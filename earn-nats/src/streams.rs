@@ -457,7 +457,10 @@ impl NatsStreams {
             .await?;
         let event = event
             .clone()
-            .with_meta(earn_core::reply::REPLY_TO, format!("nats:{}", replies.inbox))
+            .with_meta(
+                earn_core::reply::REPLY_TO,
+                format!("nats:{}", replies.inbox),
+            )
             .with_meta(earn_core::reply::REPLY_VIA, self.settings().get_stream());
         let waiting = replies.waiters.wait(event.id());
         self.publish(&event).await?;

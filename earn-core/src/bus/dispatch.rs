@@ -91,10 +91,27 @@ pub(crate) async fn call(
     default_timeout: Option<Duration>,
     stats: &super::stats::Stats,
 ) -> Result<Propagation, Failure> {
-    let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    settle(start(sub, event), sub, event, default_timeout, stats).await
+}
+
+/// A handler call's first, synchronous part: a sync handler runs, an async
+/// one returns its future (a batch handler's event joins its batch here).
+pub(crate) fn start(sub: &Subscription, event: &Event) -> std::thread::Result<HandlerStep> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _scope = SyncScope::enter(event);
         (sub.call)(event)
-    }));
+    }))
+}
+
+/// The rest of a handler call begun with [`start`]: its future run under
+/// its timeout, and its outcome counted.
+pub(crate) async fn settle(
+    step: std::thread::Result<HandlerStep>,
+    sub: &Subscription,
+    event: &Event,
+    default_timeout: Option<Duration>,
+    stats: &super::stats::Stats,
+) -> Result<Propagation, Failure> {
     let result = match step {
         Err(panic) => Err(Failure::Panic(crate::panic::message(&*panic))),
         Ok(HandlerStep::Ready(result)) => result.map_err(error_failure),

@@ -181,6 +181,16 @@ impl EventBus {
         priority: i32,
         call: subscriptions::CallFn,
     ) -> Result<SubscriptionId, BusError> {
+        self.add_subscription(pattern, priority, call, false)
+    }
+
+    fn add_subscription(
+        &self,
+        pattern: &str,
+        priority: i32,
+        call: subscriptions::CallFn,
+        batched: bool,
+    ) -> Result<SubscriptionId, BusError> {
         let pattern = Pattern::new(pattern)?;
         let id = Registry::next_id();
         let subscription = Subscription {
@@ -192,8 +202,56 @@ impl EventBus {
             retries: None,
             timeout: None,
             call,
+            batched,
         };
         Ok(write(&self.shared().registry).insert(subscription))
+    }
+
+    /// Subscribes an async closure that takes events in batches (NeonEx's
+    /// EventBatcher): it is called with up to `size` events once that many
+    /// wait, or `linger` after the first one arrived. Delivery stays per
+    /// event: each event succeeds or fails with its batch, or alone when
+    /// the closure names it ([`BatchError::at`](crate::BatchError::at)),
+    /// and is retried and dead-lettered alone. Workers hand events to the
+    /// batch and go on, so a batch fills while the queue drains;
+    /// [`emit`](Self::emit) waits for its event's batch (use
+    /// [`emit_all`](Self::emit_all) to fill one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use earn::{BatchError, Event, EventBus};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let bus = EventBus::builder().without_registered_handlers().build()?;
+    /// bus.subscribe_batch("metric.*", 0, 100, Duration::from_millis(50), |events: Vec<Event>| async move {
+    ///     println!("storing {} readings in one insert", events.len());
+    ///     Ok::<_, BatchError>(())
+    /// })?;
+    /// let readings = (0..250).map(|i| Event::new("metric.cpu", &i)).collect::<Result<Vec<_>, _>>()?;
+    /// bus.publish_all(readings).await?; // three calls: 100, 100, 50
+    /// bus.wait_idle().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_batch<F, Fut, R>(
+        &self,
+        pattern: &str,
+        priority: i32,
+        size: usize,
+        linger: Duration,
+        handler: F,
+    ) -> Result<SubscriptionId, BusError>
+    where
+        F: Fn(Vec<Event>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: crate::batch::IntoBatchResult,
+    {
+        let run: crate::batch::BatchFn = Arc::new(move |events: Vec<Event>| {
+            let future = handler(events);
+            Box::pin(async move { future.await.into_batch_result() }) as crate::batch::BatchStep
+        });
+        let call = subscriptions::batched(size, linger, run);
+        self.add_subscription(pattern, priority, call, true)
     }
 
     /// Attaches a service: each of its `#[event_handler]` methods becomes a

@@ -35,6 +35,9 @@ pub(crate) struct Subscription {
     pub(crate) retries: Option<u32>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) call: CallFn,
+    /// A batch handler: a worker hands it the event and goes on, and the
+    /// event's outcome is settled when its batch ran.
+    pub(crate) batched: bool,
 }
 
 /// The handlers of one event name, in run order, with their names apart so
@@ -54,6 +57,17 @@ impl Subscription {
         options: &HandlerOptions,
         call: CallFn,
     ) -> Result<Subscription, PatternError> {
+        let (call, batched) = match options.batch {
+            Some(batch) => (
+                batched(
+                    batch.size,
+                    Duration::from_millis(batch.linger_ms),
+                    Arc::new(batch.call),
+                ),
+                true,
+            ),
+            None => (call, false),
+        };
         Ok(Subscription {
             id: Registry::next_id(),
             name: name.into(),
@@ -63,8 +77,16 @@ impl Subscription {
             retries: options.retries,
             timeout: options.timeout_ms.map(Duration::from_millis),
             call,
+            batched,
         })
     }
+}
+
+/// The per-event call of a batch handler: each event joins a batch of
+/// this subscription's own.
+pub(crate) fn batched(size: usize, linger: Duration, run: crate::batch::BatchFn) -> CallFn {
+    let batcher = crate::batch::Batcher::new(size, linger, run);
+    Arc::new(move |event: &Event| batcher.call(event))
 }
 
 /// The filter of a handler: its `filter = path`, after its `sources`

@@ -36,6 +36,16 @@ struct Seen<'a> {
     opened: &'a Event,
 }
 
+/// Gives back the in-flight count of an event handed to a batch, however
+/// its task ends.
+struct Settled<'a>(&'a Shared);
+
+impl Drop for Settled<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.finish(1);
+    }
+}
+
 /// A worker's last resolved handler list: a stream of events of one name
 /// skips the registry lock and the lookup while no subscription changes.
 #[derive(Default)]
@@ -227,6 +237,10 @@ impl Shared {
         done: &Option<Arc<Completion>>,
         timer: &TimerHandle,
     ) -> Propagation {
+        if sub.batched {
+            self.hand_to_batch(sub, event, done, timer);
+            return Propagation::Continue;
+        }
         match call(sub, event.opened, self.config.handler_timeout, &self.stats).await {
             Ok(flow) => {
                 if let Some(done) = done {
@@ -239,6 +253,46 @@ impl Shared {
                 Propagation::Continue
             }
         }
+    }
+
+    /// Hands the event to a batch handler without waiting for the batch:
+    /// the event counts as in flight, and its delivery as unfinished,
+    /// until its outcome in the batch is settled like any handler's.
+    fn hand_to_batch(
+        self: &Arc<Self>,
+        sub: &Arc<Subscription>,
+        event: Seen<'_>,
+        done: &Option<Arc<Completion>>,
+        timer: &TimerHandle,
+    ) {
+        self.in_flight.start();
+        if let Some(done) = done {
+            done.add();
+        }
+        // Joins the batch now, in the order the worker took the events.
+        let step = super::dispatch::start(sub, event.opened);
+        let (shared, sub, sealed, opened, done, timer) = (
+            self.clone(),
+            sub.clone(),
+            event.sealed.clone(),
+            event.opened.clone(),
+            done.clone(),
+            timer.clone(),
+        );
+        tokio::spawn(async move {
+            let _finish = FinishOnDrop(done.clone());
+            let _flight = Settled(&shared);
+            let timeout = shared.config.handler_timeout;
+            let settled = super::dispatch::settle(step, &sub, &opened, timeout, &shared.stats);
+            match settled.await {
+                Ok(_) => {
+                    if let Some(done) = &done {
+                        done.finished(&sub.name);
+                    }
+                }
+                Err(failure) => shared.failed(sub, sealed, failure, &done, &timer),
+            }
+        });
     }
 
     fn failed(

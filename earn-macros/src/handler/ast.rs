@@ -16,7 +16,20 @@ pub(crate) struct Options {
     pub(crate) timeout: Option<Timeout>,
     /// `sources = ["billing", …]`.
     pub(crate) sources: Vec<syn::LitStr>,
+    /// `batch = N` (and `linger_ms = N`).
+    pub(crate) batch: Option<Batch>,
 }
+
+/// `batch = N, linger_ms = M`, with the option's name for errors about it.
+pub(crate) struct Batch {
+    pub(crate) key: syn::Path,
+    pub(crate) size: usize,
+    pub(crate) linger_ms: u64,
+}
+
+/// How long the first event of a batch waits for others when
+/// `linger_ms` is not given.
+const DEFAULT_LINGER_MS: u64 = 100;
 
 /// `timeout_ms = N`, with the option's name for errors about it.
 pub(crate) struct Timeout {
@@ -53,6 +66,8 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
         let mut retries = Opt::none("retries");
         let mut timeout_ms = Opt::none("timeout_ms");
         let mut sources = Opt::none("sources");
+        let mut batch = Opt::none("batch");
+        let mut linger_ms = Opt::none("linger_ms");
         if !input.is_empty() {
             input.parse::<syn::Token![,]>()?;
             let options = syn::meta::parser(|meta| {
@@ -90,6 +105,28 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
                     } else if path.is_ident("sources") {
                         let value = source_list(&meta.value()?.parse()?)?;
                         sources.set(cx, &path, value);
+                    } else if path.is_ident("batch") {
+                        let expr: syn::Expr = meta.value()?.parse()?;
+                        let value = count::<usize>(
+                            &expr,
+                            "batch = 100",
+                            "`batch` is how many events one call takes at most: write a count such as `batch = 100`",
+                        )?;
+                        if value == 0 {
+                            return Err(syn::Error::new_spanned(
+                                &expr,
+                                "a batch of 0 events would never be handled: write at least `batch = 1`",
+                            ));
+                        }
+                        batch.set(cx, &path, (path.clone(), value));
+                    } else if path.is_ident("linger_ms") {
+                        let value = count::<u64>(
+                            &meta.value()?.parse()?,
+                            "linger_ms = 50",
+                            "`linger_ms` cannot be negative: write how long the first event of a batch \
+                             waits for others, in milliseconds, such as `linger_ms = 50`",
+                        )?;
+                        linger_ms.set(cx, &path, (path.clone(), value));
                     } else {
                         return Err(unknown(&meta));
                     }
@@ -99,6 +136,23 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
             });
             syn::parse::Parser::parse2(options, input.parse::<TokenStream>()?)?;
         }
+        let linger = linger_ms.take();
+        let batch = match (batch.take(), linger) {
+            (Some((key, size)), linger) => Some(Batch {
+                key,
+                size,
+                linger_ms: linger.map_or(DEFAULT_LINGER_MS, |(_, ms)| ms),
+            }),
+            (None, Some((key, _))) => {
+                cx.error(
+                    &key,
+                    "`linger_ms` is how long a batch handler waits to fill its batch: \
+                     add `batch = N` to take events in batches, or remove `linger_ms`",
+                );
+                None
+            }
+            (None, None) => None,
+        };
         Ok(Options {
             pattern,
             priority: priority.take().unwrap_or(0),
@@ -106,6 +160,7 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
             retries: retries.take(),
             timeout: timeout_ms.take(),
             sources: sources.take().unwrap_or_default(),
+            batch,
         })
     };
     match syn::parse::Parser::parse2(parser, args) {
@@ -118,12 +173,14 @@ pub(crate) fn parse_options(cx: &mut Ctxt, args: TokenStream) -> Option<Options>
 }
 
 /// The options after the pattern, each with how it is written.
-const OPTIONS: [(&str, &str); 5] = [
+const OPTIONS: [(&str, &str); 7] = [
     ("priority", "priority = N"),
     ("filter", "filter = path"),
     ("retries", "retries = N"),
     ("timeout_ms", "timeout_ms = N"),
     ("sources", "sources = [\"billing\"]"),
+    ("batch", "batch = N"),
+    ("linger_ms", "linger_ms = N"),
 ];
 
 /// `sources = ["billing", "shop"]`: a non-empty list of string literals.
@@ -343,4 +400,27 @@ fn nameable(tokens: TokenStream) -> bool {
 fn is_event(ty: &syn::Type) -> bool {
     matches!(ty, syn::Type::Path(p) if p.qself.is_none()
         && p.path.segments.last().is_some_and(|s| s.ident == "Event" && s.arguments.is_none()))
+}
+
+/// `T` of a parameter written `Vec<T>`.
+pub(crate) fn vec_element(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Vec" || path.qself.is_some() {
+        return None;
+    }
+    match &last.arguments {
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => match &args.args[0] {
+            syn::GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `ty` is `Event` (any path ending in it).
+pub(crate) fn is_event_type(ty: &syn::Type) -> bool {
+    is_event(ty)
 }

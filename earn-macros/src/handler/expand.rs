@@ -52,8 +52,9 @@ pub(crate) fn step(
     quote!(#prepare #call)
 }
 
-/// The `HandlerOptions` value of an attribute.
-pub(crate) fn options_value(options: &Options) -> TokenStream {
+/// The `HandlerOptions` value of an attribute; `batch_call` names the
+/// batch shim of a batch handler.
+pub(crate) fn options_value(options: &Options, batch_call: Option<&syn::Ident>) -> TokenStream {
     let pattern = &options.pattern;
     let priority = options.priority;
     let filter = match &options.filter {
@@ -72,6 +73,17 @@ pub(crate) fn options_value(options: &Options) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let sources = &options.sources;
+    let batch = match (&options.batch, batch_call) {
+        (Some(batch), Some(call)) => {
+            let (size, linger_ms) = (batch.size, batch.linger_ms);
+            quote!(::core::option::Option::Some(__earn::BatchHandler {
+                size: #size,
+                linger_ms: #linger_ms,
+                call: #call,
+            }))
+        }
+        _ => quote!(::core::option::Option::None),
+    };
     quote! {
         __earn::HandlerOptions {
             pattern: #pattern,
@@ -80,6 +92,7 @@ pub(crate) fn options_value(options: &Options) -> TokenStream {
             retries: #retries,
             timeout_ms: #timeout_ms,
             sources: &[#(#sources),*],
+            batch: #batch,
         }
     }
 }
@@ -92,8 +105,27 @@ pub(crate) fn registration(
     let ident = &function.sig.ident;
     let name = ident.to_string();
     let shim = format_ident!("__earn_handler_{}", ident);
-    let step = step(&function.sig, signature, quote!(#ident), quote!());
-    let options = options_value(options);
+    let (per_event, batch_shim, batch_call) = match &options.batch {
+        Some(_) => {
+            let batch_shim = format_ident!("__earn_batch_{}", ident);
+            let body = batch_step(&function.sig, signature);
+            (
+                quote!(__earn::batch::per_event(event)),
+                quote! {
+                    fn #batch_shim(events: ::std::vec::Vec<__earn::Event>) -> __earn::BatchStep {
+                        #body
+                    }
+                },
+                Some(batch_shim),
+            )
+        }
+        None => (
+            step(&function.sig, signature, quote!(#ident), quote!()),
+            quote!(),
+            None,
+        ),
+    };
+    let options = options_value(options, batch_call.as_ref());
     quote! {
         #[doc(hidden)]
         const _: () = {
@@ -101,8 +133,10 @@ pub(crate) fn registration(
 
             #[allow(unused_variables)]
             fn #shim(event: &__earn::Event) -> __earn::HandlerStep {
-                #step
+                #per_event
             }
+
+            #batch_shim
 
             __earn::inventory::submit! {
                 __earn::HandlerRegistration {
@@ -114,5 +148,42 @@ pub(crate) fn registration(
                 }
             }
         };
+    }
+}
+
+/// The body of a batch shim: calls the handler with the events, or with
+/// the payloads that deserialize (the others fail alone, permanently),
+/// and turns what it returns into the batch's outcome.
+fn batch_step(sig: &syn::Signature, signature: &Signature) -> TokenStream {
+    let ident = &sig.ident;
+    let span = sig.span();
+    let into = match &signature.output {
+        Some(output) => quote!(<#output as __earn::IntoBatchResult>::into_batch_result),
+        None => quote_spanned!(span=> __earn::IntoBatchResult::into_batch_result),
+    };
+    let awaited = if sig.asyncness.is_some() {
+        quote!(.await)
+    } else {
+        quote!()
+    };
+    let element = match &signature.input {
+        Input::Payload(ty) => super::ast::vec_element(ty).cloned(),
+        _ => None,
+    };
+    match element {
+        Some(element) if !super::ast::is_event_type(&element) => quote_spanned! {span=>
+            ::std::boxed::Box::pin(async move {
+                let (payloads, from, unreadable) = __earn::batch::payloads::<#element>(&events);
+                let result = if payloads.is_empty() {
+                    ::core::result::Result::Ok(())
+                } else {
+                    #into(#ident(payloads) #awaited)
+                };
+                __earn::batch::merge(unreadable, &from, result)
+            })
+        },
+        _ => quote_spanned! {span=>
+            ::std::boxed::Box::pin(async move { #into(#ident(events) #awaited) })
+        },
     }
 }

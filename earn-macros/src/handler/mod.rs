@@ -34,6 +34,9 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let signature = ast::parse_signature(&mut cx, &function);
     if let Some(options) = &options {
         check::timeout_needs_async(&mut cx, options, &function.sig);
+        if let Some(signature) = &signature {
+            check::batch_signature(&mut cx, options, signature, &function.sig);
+        }
     }
     let generated = match (options, signature) {
         (Some(options), Some(signature)) if !cx.has_errors() => {

@@ -1,0 +1,6 @@
+use earn::prelude::*;
+
+#[event_handler("metric.*", linger_ms = 50)]
+async fn record(_event: &Event) {}
+
+fn main() {}
