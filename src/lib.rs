@@ -125,6 +125,12 @@ pub mod store {
     pub use earn_sqlx::store::*;
 }
 
+/// Sagas (process managers): a workflow across services with its state in
+/// the database, steps, compensations and timeouts. See [`saga::Saga`].
+pub mod saga {
+    pub use earn_sqlx::saga::*;
+}
+
 /// The lower layers, for code that needs them by name.
 pub mod sqlx {
     pub use earn_sqlx::__private::sqlx::*;

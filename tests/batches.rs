@@ -132,7 +132,9 @@ static STORED: Mutex<Vec<f64>> = Mutex::new(Vec::new());
 #[event_handler("batch.celsius", batch = 10, linger_ms = 20)]
 fn store_readings(readings: Vec<Reading>) -> Result<(), BatchError> {
     let mut failed = BatchError::none();
-    let mut stored = STORED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut stored = STORED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     for (i, reading) in readings.iter().enumerate() {
         if reading.celsius < -273.15 {
             failed = failed.at(i, HandlerError::permanent("below absolute zero"));

@@ -29,6 +29,7 @@ mod query;
 mod raw;
 mod read;
 mod relation;
+pub mod saga;
 mod schema;
 mod soft_delete;
 mod sql;
