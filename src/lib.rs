@@ -4,6 +4,7 @@
 
 #[cfg(feature = "encryption")]
 pub use earn_core::KeyRing;
+pub use earn_core::aggregate;
 pub use earn_core::envelope;
 pub use earn_core::reply;
 pub use earn_core::testing;

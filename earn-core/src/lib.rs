@@ -5,6 +5,7 @@
 //! This crate knows nothing about SQL. `earn-sqlx` builds persistence on top
 //! of it; users depend on the `earn` facade and never on this crate directly.
 
+pub mod aggregate;
 mod backoff;
 pub mod batch;
 mod bus;

@@ -207,6 +207,21 @@ impl EventBus {
         Ok(write(&self.shared().registry).insert(subscription))
     }
 
+    /// Subscribes a call whose events a worker hands over without waiting
+    /// for their outcome (batches, aggregation windows).
+    pub(crate) fn subscribe_deferred(
+        &self,
+        pattern: &str,
+        call: subscriptions::CallFn,
+    ) -> Result<SubscriptionId, BusError> {
+        self.add_subscription(pattern, 0, call, true)
+    }
+
+    /// A handle that does not keep the bus alive.
+    pub(crate) fn downgrade(&self) -> WeakBus {
+        WeakBus(Arc::downgrade(&self.inner))
+    }
+
     /// Subscribes an async closure that takes events in batches (NeonEx's
     /// EventBatcher): it is called with up to `size` events once that many
     /// wait, or `linger` after the first one arrived. Delivery stays per
@@ -882,6 +897,16 @@ impl EventBus {
     /// The store of the bus's dead letters.
     pub(crate) fn dead_letter_store(&self) -> &dyn DeadLetterStore {
         &*self.shared().dead_letters
+    }
+}
+
+/// An [`EventBus`] held without keeping it alive.
+#[derive(Clone)]
+pub(crate) struct WeakBus(std::sync::Weak<Inner>);
+
+impl WeakBus {
+    pub(crate) fn upgrade(&self) -> Option<EventBus> {
+        self.0.upgrade().map(|inner| EventBus { inner })
     }
 }
 
