@@ -6,9 +6,8 @@
 //! the saga and its services. Runs on every database.
 
 mod common;
-#[path = "../examples/order_saga/saga.rs"]
-#[allow(dead_code)]
-mod saga;
+#[path = "support/sagas.rs"]
+mod sagas_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use common::{backends, connect, sqlite_file};
 use earn::prelude::*;
 use earn::saga::{SagaStatus, Sagas};
 use earn::{Outbox, OutboxMode, OutboxRelay};
-use saga::OrderSaga;
+use sagas_support::saga::{self, OrderSaga};
 
 const ROLE: &str = "EARN_SAGA_CRASH_ROLE";
 const DB_URL: &str = "EARN_SAGA_CRASH_DB";
@@ -110,23 +109,7 @@ fn start_worker(url: &str, stall: bool) -> Worker {
 }
 
 async fn count(db: &Db, sql: &'static str) -> i64 {
-    let mut tx = db.begin().await.unwrap();
-    let n = match tx.dialect() {
-        earn::Dialect::Sqlite => sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(tx.as_sqlite().unwrap())
-            .await
-            .unwrap(),
-        earn::Dialect::Postgres => sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(tx.as_postgres().unwrap())
-            .await
-            .unwrap(),
-        earn::Dialect::MySql => sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(tx.as_mysql().unwrap())
-            .await
-            .unwrap(),
-    };
-    tx.rollback().await.unwrap();
-    n
+    common::column::<i64>(db, sql).await[0]
 }
 
 async fn wait_until<F, Fut>(what: &str, mut done: F)
@@ -152,21 +135,7 @@ async fn a_saga_worker_killed_mid_saga_resumes_each_saga_where_it_stood() {
         };
         eprintln!("--- on {name}");
         let db = connect(name, &url).await.with_outbox(outbox());
-        db.install_outbox().await.unwrap();
-        let sagas = Sagas::new(&db);
-        sagas.install().await.unwrap();
-        saga::install_services(&db).await.unwrap();
-        for table in [
-            "earn_outbox",
-            "earn_sagas",
-            "earn_inbox",
-            "saga_payments",
-            "saga_reservations",
-        ] {
-            db.execute_unprepared(&format!("DELETE FROM {table}"))
-                .await
-                .unwrap();
-        }
+        let sagas = sagas_support::fresh(&db).await;
         let orders = [
             saga::order_created(1, 250, &["book"]),
             saga::order_created(2, 5_000, &["piano"]),

@@ -5,9 +5,8 @@
 //! killed mid-saga: tests/saga_crash.rs.)
 
 mod common;
-#[path = "../examples/order_saga/saga.rs"]
-#[allow(dead_code)]
-mod saga;
+#[path = "support/sagas.rs"]
+mod sagas_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,7 +16,7 @@ use common::each_backend_on_files;
 use earn::prelude::*;
 use earn::saga::{Saga, SagaContext, SagaRecord, SagaStatus, Sagas};
 use earn::{Outbox, RetryPolicy};
-use saga::OrderSaga;
+use sagas_support::saga::{self, OrderSaga};
 
 fn bus() -> EventBus {
     EventBus::builder()
@@ -34,21 +33,7 @@ fn bus() -> EventBus {
 
 async fn setup(db: Db, bus: &EventBus) -> (Db, Sagas) {
     let db = db.with_bus(bus.clone()).with_outbox(Outbox::default());
-    db.install_outbox().await.unwrap();
-    let sagas = Sagas::new(&db);
-    sagas.install().await.unwrap();
-    saga::install_services(&db).await.unwrap();
-    for table in [
-        "earn_outbox",
-        "earn_sagas",
-        "earn_inbox",
-        "saga_payments",
-        "saga_reservations",
-    ] {
-        db.execute_unprepared(&format!("DELETE FROM {table}"))
-            .await
-            .unwrap();
-    }
+    let sagas = sagas_support::fresh(&db).await;
     (db, sagas)
 }
 
@@ -111,31 +96,8 @@ async fn the_order_saga_completes_declines_and_compensates() {
                 .contains(&cancelled.correlation_id())
         );
         bus.wait_idle().await;
-        let refunded: Vec<i64> = {
-            let mut tx = db.begin().await.unwrap();
-            let rows = match tx.dialect() {
-                earn::Dialect::Sqlite => {
-                    sqlx::query_scalar("SELECT order_id FROM saga_payments WHERE refunded = 1")
-                        .fetch_all(tx.as_sqlite().unwrap())
-                        .await
-                        .unwrap()
-                }
-                earn::Dialect::Postgres => {
-                    sqlx::query_scalar("SELECT order_id FROM saga_payments WHERE refunded = 1")
-                        .fetch_all(tx.as_postgres().unwrap())
-                        .await
-                        .unwrap()
-                }
-                earn::Dialect::MySql => {
-                    sqlx::query_scalar("SELECT order_id FROM saga_payments WHERE refunded = 1")
-                        .fetch_all(tx.as_mysql().unwrap())
-                        .await
-                        .unwrap()
-                }
-            };
-            tx.rollback().await.unwrap();
-            rows
-        };
+        let refunded: Vec<i64> =
+            common::column(&db, "SELECT order_id FROM saga_payments WHERE refunded = 1").await;
         assert_eq!(
             refunded,
             [3],

@@ -124,6 +124,73 @@ impl Drop for Waiting {
     }
 }
 
+/// Where the replies to one transport handle's requests come back: its
+/// address (`redis:<list>`, `nats:<inbox>`), what waits on it, and the
+/// task reading it, stopped when this is dropped. What the `request` of
+/// Redis Streams and NATS share.
+#[derive(Debug)]
+pub struct ReplyInbox {
+    address: String,
+    waiters: ReplyWaiters,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl ReplyInbox {
+    /// The inbox at `address` (`scheme:where`), whose `reader` task hands
+    /// what arrives to `waiters`.
+    pub fn new(
+        address: String,
+        waiters: ReplyWaiters,
+        reader: tokio::task::JoinHandle<()>,
+    ) -> ReplyInbox {
+        ReplyInbox {
+            address,
+            waiters,
+            reader,
+        }
+    }
+
+    /// Sends `event` as a request through `send` (marked with this
+    /// inbox's address and the stream `via` it goes through) and waits
+    /// for its reply, opened with `envelope`. No reply within `timeout`
+    /// is [`BusError::NoReply`](crate::BusError::NoReply).
+    pub async fn request<F, Fut>(
+        &self,
+        event: &Event,
+        via: &str,
+        timeout: Duration,
+        envelope: &crate::Envelope,
+        send: F,
+    ) -> Result<Event, crate::Error>
+    where
+        F: FnOnce(Event) -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::Error>>,
+    {
+        let event = event
+            .clone()
+            .with_meta(REPLY_TO, self.address.as_str())
+            .with_meta(REPLY_VIA, via);
+        let (name, id) = (event.name().to_string(), event.id());
+        let waiting = self.waiters.wait(id);
+        send(event).await?;
+        let reply = waiting
+            .reply(timeout)
+            .await
+            .ok_or(crate::BusError::NoReply {
+                event: name,
+                id,
+                timeout,
+            })?;
+        Ok(envelope.open(&reply)?)
+    }
+}
+
+impl Drop for ReplyInbox {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
 /// The reply to `request` carrying `payload`: named `<request>.reply`,
 /// in the request's correlation, with [`IN_REPLY_TO`] set.
 pub fn reply_to<T: serde::Serialize + ?Sized>(

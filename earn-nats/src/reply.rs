@@ -2,54 +2,36 @@
 //! (core NATS, not JetStream: a reply is for one process, now), read by
 //! one task; a responder's bus publishes the reply to that subject.
 
-use earn_core::reply::{ReplyRoute, ReplyWaiters};
+use earn_core::reply::{ReplyInbox, ReplyRoute, ReplyWaiters};
 use earn_core::{BoxError, Error, Event, EventData, SinkFuture};
 use futures_util::StreamExt;
 
 use crate::streams::{NatsStreams, transport};
 
-/// The replies of one `NatsStreams`: its inbox and what waits on it. The
-/// reading task stops when this is dropped.
-pub(crate) struct Replies {
-    pub(crate) inbox: String,
-    pub(crate) waiters: ReplyWaiters,
-    listener: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Replies {
-    fn drop(&mut self) {
-        self.listener.abort();
-    }
-}
-
-impl Replies {
-    pub(crate) async fn start(streams: &NatsStreams) -> Result<Replies, Error> {
-        let client = streams.client();
-        let inbox = client.new_inbox();
-        let mut subscriber = client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(transport("subscribe to replies"))?;
-        let waiters = ReplyWaiters::default();
-        let handed = waiters.clone();
-        let listener = tokio::spawn(async move {
-            while let Some(message) = subscriber.next().await {
-                match serde_json::from_slice::<EventData>(&message.payload) {
-                    Ok(data) => {
-                        handed.deliver(Event::from_data(data));
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, subject = %message.subject, "a reply is not an event; dropped");
-                    }
+/// The reply inbox of one `NatsStreams`: a subject of its own, read by a
+/// task that stops with it.
+pub(crate) async fn start(streams: &NatsStreams) -> Result<ReplyInbox, Error> {
+    let client = streams.client();
+    let inbox = client.new_inbox();
+    let mut subscriber = client
+        .subscribe(inbox.clone())
+        .await
+        .map_err(transport("subscribe to replies"))?;
+    let waiters = ReplyWaiters::default();
+    let handed = waiters.clone();
+    let reader = tokio::spawn(async move {
+        while let Some(message) = subscriber.next().await {
+            match serde_json::from_slice::<EventData>(&message.payload) {
+                Ok(data) => {
+                    handed.deliver(Event::from_data(data));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, subject = %message.subject, "a reply is not an event; dropped");
                 }
             }
-        });
-        Ok(Replies {
-            inbox,
-            waiters,
-            listener,
-        })
-    }
+        }
+    });
+    Ok(ReplyInbox::new(format!("nats:{inbox}"), waiters, reader))
 }
 
 /// Where a responder's bus sends replies to requests that came through

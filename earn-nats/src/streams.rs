@@ -37,7 +37,7 @@ pub(crate) struct Inner {
     pub(crate) js: jetstream::Context,
     pub(crate) settings: NatsSettings,
     /// The replies to this handle's requests, from its first `request`.
-    replies: tokio::sync::OnceCell<crate::reply::Replies>,
+    replies: tokio::sync::OnceCell<earn_core::reply::ReplyInbox>,
 }
 
 /// Events over a NATS JetStream stream: publish them, consume them into
@@ -450,29 +450,18 @@ impl NatsStreams {
     /// # Ok(()) }
     /// ```
     pub async fn request(&self, event: &Event, timeout: Duration) -> Result<Event, Error> {
-        let replies = self
+        let inbox = self
             .inner
             .replies
-            .get_or_try_init(|| crate::reply::Replies::start(self))
+            .get_or_try_init(|| crate::reply::start(self))
             .await?;
-        let event = event
-            .clone()
-            .with_meta(
-                earn_core::reply::REPLY_TO,
-                format!("nats:{}", replies.inbox),
-            )
-            .with_meta(earn_core::reply::REPLY_VIA, self.settings().get_stream());
-        let waiting = replies.waiters.wait(event.id());
-        self.publish(&event).await?;
-        let reply = waiting
-            .reply(timeout)
+        let via = self.settings().get_stream();
+        let envelope = &self.inner.settings.envelope;
+        inbox
+            .request(event, via, timeout, envelope, |request| async move {
+                self.publish(&request).await.map(|_| ())
+            })
             .await
-            .ok_or_else(|| earn_core::BusError::NoReply {
-                event: event.name().to_string(),
-                id: event.id(),
-                timeout,
-            })?;
-        Ok(self.inner.settings.envelope.open(&reply)?)
     }
 
     /// Starts consuming the stream into `bus` as a process of this

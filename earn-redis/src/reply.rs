@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use earn_core::reply::{ReplyRoute, ReplyWaiters};
+use earn_core::reply::{ReplyInbox, ReplyRoute, ReplyWaiters};
 use earn_core::{BoxError, Event, EventData, SinkFuture};
 use redis::aio::ConnectionManager;
 
@@ -15,40 +15,22 @@ use crate::streams::{RESPONSE_TIMEOUT, RedisStreams, connection_config};
 /// How long an unread reply list is kept.
 const REPLY_TTL_SECONDS: i64 = 300;
 
-/// The replies of one `RedisStreams`: its list and what waits on it. The
-/// reading task stops when this is dropped.
-pub(crate) struct Replies {
-    pub(crate) key: Arc<str>,
-    pub(crate) waiters: ReplyWaiters,
-    listener: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Replies {
-    fn drop(&mut self) {
-        self.listener.abort();
-    }
-}
-
-impl Replies {
-    pub(crate) fn start(streams: &RedisStreams) -> Replies {
-        let key: Arc<str> = format!(
-            "{}:replies:{}",
-            streams.settings().get_stream(),
-            uuid::Uuid::now_v7().simple()
-        )
-        .into();
-        let waiters = ReplyWaiters::default();
-        let listener = tokio::spawn(listen(
-            streams.inner.client.clone(),
-            key.clone(),
-            waiters.clone(),
-        ));
-        Replies {
-            key,
-            waiters,
-            listener,
-        }
-    }
+/// The reply inbox of one `RedisStreams`: a list of its own, read by a
+/// task that stops with it.
+pub(crate) fn start(streams: &RedisStreams) -> ReplyInbox {
+    let key: Arc<str> = format!(
+        "{}:replies:{}",
+        streams.settings().get_stream(),
+        uuid::Uuid::now_v7().simple()
+    )
+    .into();
+    let waiters = ReplyWaiters::default();
+    let reader = tokio::spawn(listen(
+        streams.inner.client.clone(),
+        key.clone(),
+        waiters.clone(),
+    ));
+    ReplyInbox::new(format!("redis:{key}"), waiters, reader)
 }
 
 /// Reads the reply list for ever (until aborted), reconnecting after an

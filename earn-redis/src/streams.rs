@@ -68,7 +68,7 @@ pub(crate) struct Inner {
     /// Queue of the task that sends `XADD`s in pipelines.
     publisher: mpsc::Sender<publisher::Request>,
     /// The replies to this handle's requests, from its first `request`.
-    replies: std::sync::OnceLock<crate::reply::Replies>,
+    replies: std::sync::OnceLock<earn_core::reply::ReplyInbox>,
 }
 
 /// The publishing task ended: its runtime was shut down.
@@ -409,25 +409,14 @@ impl RedisStreams {
     /// # Ok(()) }
     /// ```
     pub async fn request(&self, event: &Event, timeout: Duration) -> Result<Event, Error> {
-        let replies = self
-            .inner
-            .replies
-            .get_or_init(|| crate::reply::Replies::start(self));
-        let event = event
-            .clone()
-            .with_meta(earn_core::reply::REPLY_TO, format!("redis:{}", replies.key))
-            .with_meta(earn_core::reply::REPLY_VIA, self.settings().get_stream());
-        let waiting = replies.waiters.wait(event.id());
-        self.publish(&event).await?;
-        let reply = waiting
-            .reply(timeout)
+        let inbox = self.inner.replies.get_or_init(|| crate::reply::start(self));
+        let via = self.settings().get_stream();
+        let envelope = &self.inner.settings.envelope;
+        inbox
+            .request(event, via, timeout, envelope, |request| async move {
+                self.publish(&request).await.map(|_| ())
+            })
             .await
-            .ok_or_else(|| earn_core::BusError::NoReply {
-                event: event.name().to_string(),
-                id: event.id(),
-                timeout,
-            })?;
-        Ok(self.inner.settings.envelope.open(&reply)?)
     }
 
     /// Creates the group (and the stream) unless it exists.

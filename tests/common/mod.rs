@@ -257,17 +257,27 @@ where
 
 /// The `event` column of every outbox row, as stored.
 pub async fn outbox_rows(db: &Db) -> Vec<String> {
-    const ROWS: &str = "SELECT event FROM earn_outbox";
+    column(db, "SELECT event FROM earn_outbox").await
+}
+
+/// The first column of what `sql` selects, on any database.
+pub async fn column<T>(db: &Db, sql: &'static str) -> Vec<T>
+where
+    T: Send + Unpin,
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: for<'r> sqlx::Decode<'r, sqlx::MySql> + sqlx::Type<sqlx::MySql>,
+{
     match db.dialect() {
-        earn::Dialect::Sqlite => sqlx::query_scalar::<_, String>(ROWS)
+        earn::Dialect::Sqlite => sqlx::query_scalar::<_, T>(sql)
             .fetch_all(db.as_sqlite().unwrap())
             .await
             .unwrap(),
-        earn::Dialect::Postgres => sqlx::query_scalar::<_, String>(ROWS)
+        earn::Dialect::Postgres => sqlx::query_scalar::<_, T>(sql)
             .fetch_all(db.as_postgres().unwrap())
             .await
             .unwrap(),
-        earn::Dialect::MySql => sqlx::query_scalar::<_, String>(ROWS)
+        earn::Dialect::MySql => sqlx::query_scalar::<_, T>(sql)
             .fetch_all(db.as_mysql().unwrap())
             .await
             .unwrap(),
