@@ -368,19 +368,16 @@ impl EventBus {
         let timeout = self.shared().config.handler_timeout;
         let span = dispatch::emit_span(&event);
         let shared = self.shared();
-        let dispatch = dispatch::emit(
-            handlers,
-            &event,
-            &shared.config.envelope,
-            timeout,
-            &shared.stats,
-        );
+        let envelope = &shared.config.envelope;
         // Entering a span that no subscriber wants still costs a few
-        // nanoseconds per poll: skip it then.
+        // nanoseconds per poll: skip it then. (One dispatch future per
+        // branch: built before the branch, it would be held twice over.)
         if span.is_disabled() {
-            dispatch.await
+            dispatch::emit(handlers, &event, envelope, timeout, &shared.stats).await
         } else {
-            dispatch.instrument(span).await
+            dispatch::emit(handlers, &event, envelope, timeout, &shared.stats)
+                .instrument(span)
+                .await
         }
     }
 
