@@ -310,20 +310,12 @@ impl Windows {
         let payload = (config.summarize)(key, events);
         let summary = summary_event(config.summary.clone(), payload, key, events);
         match &config.sink {
-            Some(sink) => {
-                let (sender, receiver) = tokio::sync::oneshot::channel();
-                sink.hand_over(
-                    summary,
-                    Box::new(move || {
-                        let _ = sender.send(());
-                    }),
-                )
+            // Handed over, the sink is responsible for it: when it calls
+            // `accepted` does not matter here.
+            Some(sink) => sink
+                .hand_over(summary, Box::new(|| ()))
                 .await
-                .map_err(|error| format!("the window's summary was not published: {error}"))?;
-                // Accepted: the sink is responsible for it from here.
-                drop(receiver);
-                Ok(())
-            }
+                .map_err(|error| format!("the window's summary was not published: {error}")),
             None => match self.bus.upgrade() {
                 Some(bus) => bus
                     .publish(summary)

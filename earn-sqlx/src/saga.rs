@@ -387,6 +387,9 @@ async fn step<S: Saga>(tx: &mut Tx, id: uuid::Uuid, step: Step<'_>) -> Result<bo
     let row = load(&mut tx.conn, S::NAME, &key).await?;
     let (mut state, compensations, deadline, version, new) = match (row, &step) {
         (Some(row), _) if row.status != SagaStatus::Running => return Ok(false),
+        (Some(row), Step::Timeout) if row.deadline.is_none_or(|due| due > now_ms()) => {
+            return Ok(false);
+        }
         (Some(row), _) => {
             let state: S =
                 serde_json::from_str(&row.state).map_err(|e| json_error("read a saga", e))?;
@@ -605,16 +608,9 @@ async fn fire_due<S: Saga>(db: &Db) -> Result<usize, Error> {
             continue;
         };
         let mut tx = db.begin().await?;
-        // Locked and read again: another process may have fired it, or an
-        // event moved the saga, since the list was read.
-        let due = load(&mut tx.conn, S::NAME, &id.to_string())
-            .await?
-            .is_some_and(|row| {
-                row.status == SagaStatus::Running && row.deadline.is_some_and(|d| d <= now_ms())
-            });
-        if !due {
-            continue;
-        }
+        // `step` locks the row and checks again that it is due: another
+        // process may have fired it, or an event moved the saga, since the
+        // list was read.
         let stepped = step::<S>(&mut tx, id, Step::Timeout)
             .await
             .map_err(|error| Error::Transport {
